@@ -1,0 +1,105 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFinding = 1 // damage found, or data a repair would lose
+	ExitUsage   = 2 // bad usage or unreadable input
+)
+
+// exitError carries an exit code up to Run.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// finding makes err exit with ExitFinding.
+func finding(err error) error { return &exitError{code: ExitFinding, err: err} }
+
+// usage makes err exit with ExitUsage.
+func usage(err error) error { return &exitError{code: ExitUsage, err: err} }
+
+// env is what a command needs from its process.
+type env struct {
+	stdout, stderr io.Writer
+	logger         *slog.Logger
+	// tty says whether stderr is a terminal, for progress.
+	tty bool
+}
+
+// NewCommand builds the walkit command tree writing to stdout and stderr.
+func NewCommand(stdout, stderr io.Writer) *cobra.Command {
+	e := &env{stdout: stdout, stderr: stderr}
+	if f, ok := stderr.(*os.File); ok {
+		e.tty = term.IsTerminal(int(f.Fd()))
+	}
+	var verbose bool
+	root := &cobra.Command{
+		Use:   "walkit",
+		Short: "Read, verify and repair etcd write-ahead logs",
+		Long: `walkit reads the WAL of an etcd v3.5/v3.6 member (or a Lifeboat one): give
+it a data dir (it reads member/wal) or the WAL dir itself. It never modifies
+its input, except 'repair --apply', which keeps the original as .broken.
+
+Exit codes: 0 ok; 1 a finding (damage, or data a repair would lose);
+2 bad usage or unreadable input.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(*cobra.Command, []string) {
+			level := slog.LevelWarn
+			if verbose {
+				level = slog.LevelDebug
+			}
+			e.logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
+	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log what is done to stderr")
+	root.AddCommand(newDumpCommand(e), newVerifyCommand(e), newStatsCommand(e), newRepairCommand(e))
+	return root
+}
+
+// Run executes the tree with argv (without the program name) and returns
+// the exit code.
+func Run(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
+	cmd := NewCommand(stdout, stderr)
+	cmd.SetArgs(argv)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintln(stderr, "Error:", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	// cobra's own errors (unknown command, bad arguments) are usage.
+	return ExitUsage
+}
+
+// Execute runs walkit as a process: os.Args, stdio, and SIGINT/SIGTERM
+// cancel the work in progress.
+func Execute() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+}
