@@ -1,0 +1,207 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/lifeboat-dev/lifeboat/internal/fixture"
+	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"snapkit": func() { os.Exit(Execute()) },
+	})
+}
+
+// run executes snapkit in process and returns its exit code and output.
+func run(t *testing.T, argv ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), argv, &out, &errb, func(string) string { return "" })
+	return code, out.String(), errb.String()
+}
+
+// TestScripts runs testdata/script/*.txtar. $FIXTURES is the fixtures
+// directory; $WORK holds m1 (a v3.6 data dir), trunc.db (the first half of
+// the v3.6 snapshot), flipped.db (the snapshot with one byte changed),
+// notbolt.db (text) and empty.db.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("FIXTURES", fixture.Root())
+			for _, m := range []string{"m1", "solo"} {
+				if err := fixture.Unpack(fixture.Path("v3.6", m+".tar.gz"), env.WorkDir); err != nil {
+					return err
+				}
+			}
+			snap, err := os.ReadFile(fixture.Path("v3.6", "snapshot.db"))
+			if err != nil {
+				return err
+			}
+			flipped := bytes.Clone(snap)
+			flipped[len(flipped)/3] ^= 0x40
+			for name, data := range map[string][]byte{
+				"trunc.db":   snap[:len(snap)/2],
+				"flipped.db": flipped,
+				"notbolt.db": bytes.Repeat([]byte("this is not a bbolt file\n"), 400),
+				"empty.db":   nil,
+			} {
+				if err := os.WriteFile(filepath.Join(env.WorkDir, name), data, 0o600); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// exits N args...: run snapkit and expect exit code N.
+			"exits": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) < 1 {
+					ts.Fatalf("usage: exits <code> <snapkit args>...")
+				}
+				want, err := strconv.Atoi(args[0])
+				if err != nil {
+					ts.Fatalf("exits: %v", err)
+				}
+				code := 0
+				if err := ts.Exec("snapkit", args[1:]...); err != nil {
+					var ee *exec.ExitError
+					if !errors.As(err, &ee) {
+						ts.Fatalf("snapkit: %v", err)
+					}
+					code = ee.ExitCode()
+				}
+				if code != want {
+					ts.Fatalf("snapkit %s: exit %d, want %d", strings.Join(args[1:], " "), code, want)
+				}
+			},
+		},
+	})
+}
+
+// etcdutlStatus runs `etcdutl snapshot status -w json` on a copy of db.
+func etcdutlStatus(t *testing.T, etcdutl, db string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(t.TempDir(), "copy.db")
+	if err := os.WriteFile(cp, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(etcdutl, "snapshot", "status", "-w", "json", cp).Output()
+	if err != nil {
+		t.Fatalf("etcdutl snapshot status %s: %v", db, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatalf("etcdutl: %v: %s", err, out)
+	}
+	return m
+}
+
+func fileSum(t *testing.T, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+// etcdutlFields are the fields of `etcdutl snapshot status -w json`.
+var etcdutlFields = []string{"hash", "revision", "totalKey", "totalSize", "version"}
+
+// `snapkit status -w json` prints etcdutl's five numbers exactly, for every
+// fixture snapshot and member db of both versions, and leaves the input as
+// it was.
+func TestStatusMatchesEtcdutl(t *testing.T) {
+	etcdutl := interoptest.Binary(t, "etcdutl")
+	for _, set := range fixture.Sets {
+		inputs := map[string]struct{ arg, db string }{}
+		snap := fixture.Path(set, "snapshot.db")
+		inputs["snapshot.db"] = struct{ arg, db string }{snap, snap}
+		for _, m := range fixture.Members {
+			dir := fixture.DataDir(t, set, m)
+			inputs[m] = struct{ arg, db string }{dir, filepath.Join(dir, "member", "snap", "db")}
+		}
+		for name, in := range inputs {
+			t.Run(set+"/"+name, func(t *testing.T) {
+				before := fileSum(t, in.db)
+				code, out, stderr := run(t, "status", "-w", "json", in.arg)
+				if code != ExitOK {
+					t.Fatalf("exit %d: %s", code, stderr)
+				}
+				if fileSum(t, in.db) != before {
+					t.Fatalf("%s changed", in.db)
+				}
+				var got map[string]any
+				if err := json.Unmarshal([]byte(out), &got); err != nil {
+					t.Fatal(err)
+				}
+				want := etcdutlStatus(t, etcdutl, in.db)
+				for _, f := range etcdutlFields {
+					if fmt.Sprint(got[f]) != fmt.Sprint(want[f]) {
+						t.Errorf("%s: snapkit %v, etcdutl %v", f, got[f], want[f])
+					}
+				}
+			})
+		}
+	}
+}
+
+// For snapshot.db, status equals the snapshot-status.json that etcd's own
+// etcdutl printed when the fixture was made: etcdutl 3.6 for v3.6, and for
+// v3.5 etcdutl 3.5, whose totalKey counted every pair (our totalKeyV35).
+func TestStatusMatchesFixtureJSON(t *testing.T) {
+	for _, set := range fixture.Sets {
+		t.Run(set, func(t *testing.T) {
+			b, err := os.ReadFile(fixture.Path(set, "snapshot-status.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want map[string]any
+			if err := json.Unmarshal(b, &want); err != nil {
+				t.Fatal(err)
+			}
+			version, err := os.ReadFile(fixture.Path(set, "VERSION"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, out, stderr := run(t, "status", "-w", "json", fixture.Path(set, "snapshot.db"))
+			if code != ExitOK {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			var got map[string]any
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatal(err)
+			}
+			if len(want) == 0 {
+				t.Fatal("empty fixture JSON")
+			}
+			for f, w := range want {
+				g := f
+				if f == "totalKey" && strings.Contains(string(version), "3.5.") {
+					g = "totalKeyV35"
+				}
+				if fmt.Sprint(got[g]) != fmt.Sprint(w) {
+					t.Errorf("%s: snapkit %s = %v, fixture %v", f, g, got[g], w)
+				}
+			}
+		})
+	}
+}

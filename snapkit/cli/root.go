@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lifeboat-dev/lifeboat/snapkit"
+)
+
+// Exit codes shared by Lifeboat's tools.
+const (
+	ExitOK      = 0
+	ExitFinding = 1 // damage found, verification failed, hashes differ
+	ExitUsage   = 2 // bad usage or unreadable input
+)
+
+// exitError carries an exit code up to Execute.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// finding makes err exit with ExitFinding.
+func finding(err error) error { return &exitError{code: ExitFinding, err: err} }
+
+// usage makes err exit with ExitUsage.
+func usage(err error) error { return &exitError{code: ExitUsage, err: err} }
+
+// inputError classifies an error from the library: a problem found inside
+// a readable file exits 1, anything that stops us reading it exits 2.
+func inputError(err error) error {
+	if errors.Is(err, snapkit.ErrDamaged) || errors.Is(err, snapkit.ErrSnapshotHash) {
+		return finding(err)
+	}
+	return usage(err)
+}
+
+// env is what a command needs from its process.
+type env struct {
+	stdout, stderr io.Writer
+	logger         *slog.Logger
+	output         string // table or json
+	getenv         func(string) string
+	// tty says whether stderr is a terminal, for progress.
+	tty bool
+}
+
+// NewCommand builds the snapkit command tree writing to stdout and stderr.
+func NewCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
+	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
+	if f, ok := stderr.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			e.tty = true
+		}
+	}
+	var verbose bool
+	root := &cobra.Command{
+		Use:   "snapkit",
+		Short: "Inspect etcd snapshot files and member/snap/db: status, verify, hashkv, ls, get, diff, prefixes, save",
+		Long: `snapkit reads etcd v3.5/v3.6 backend files: snapshot files made by
+'etcdctl snapshot save' (the db followed by its SHA-256) and the member/snap/db
+of a data dir. It never modifies its inputs.
+
+Exit codes: 0 ok; 1 a finding (damage, hash mismatch, differences); 2 bad
+usage or unreadable input.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if e.output != "table" && e.output != "json" {
+				return usage(fmt.Errorf("--write-out must be table or json, not %q", e.output))
+			}
+			level := slog.LevelWarn
+			if verbose {
+				level = slog.LevelDebug
+			}
+			e.logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+			return nil
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
+	root.PersistentFlags().StringVarP(&e.output, "write-out", "w", "table", "output format: table or json")
+	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log what is done to stderr")
+	root.AddCommand(
+		newSaveCommand(e),
+		newStatusCommand(e),
+		newVerifyCommand(e),
+		newHashKVCommand(e),
+		newLsCommand(e, "ls"),
+		newLsCommand(e, "get"),
+		newDiffCommand(e),
+		newPrefixesCommand(e),
+	)
+	return root
+}
+
+// args wraps a cobra argument check so that its error exits 2.
+func args(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if err := check(cmd, a); err != nil {
+			return usage(err)
+		}
+		return nil
+	}
+}
+
+// Run executes the tree with argv (without the program name) and returns
+// the exit code.
+func Run(ctx context.Context, argv []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	cmd := NewCommand(stdout, stderr, getenv)
+	cmd.SetArgs(argv)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintln(stderr, "Error:", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	// cobra's own errors (unknown command, missing argument) are usage.
+	return ExitUsage
+}
+
+// Execute runs snapkit as a process: os.Args, stdio, and SIGINT/SIGTERM
+// cancel the work in progress.
+func Execute() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+}
+
+// contextWithTimeout derives the command's context with a deadline.
+func contextWithTimeout(cmd *cobra.Command, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(cmd.Context(), d)
+}

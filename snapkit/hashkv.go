@@ -1,0 +1,133 @@
+package snapkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/lifeboat-dev/lifeboat/snapkit/keyindex"
+	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
+)
+
+// Errors for a revision outside a db's history, as etcd's mvcc names them.
+var (
+	ErrCompacted   = errors.New("snapkit: required revision has been compacted")
+	ErrFutureRev   = errors.New("snapkit: required revision is a future revision")
+	ErrBadRevision = errors.New("snapkit: bad revision")
+)
+
+// HashKVResult is Maintenance.HashKV's answer.
+type HashKVResult struct {
+	Hash            uint32 `json:"hash"`
+	CompactRevision int64  `json:"compact_revision"`
+	HashRevision    int64  `json:"hash_revision"`
+	// Revision is the store's current revision (the response header's).
+	Revision int64 `json:"revision"`
+}
+
+// HashKV computes etcd's HashKV of the key bucket in tx at revision rev
+// (which must be resolved: > 0), for a store whose compaction is at
+// compactRev and whose key index is idx (FORMATS.md §11): CRC-32C of the
+// bucket name, then of each pair up to rev, skipping the revisions at or
+// below the compaction that the index would not keep, and a tombstone at
+// the compaction itself. Revision in the result is left to the caller.
+func HashKV(tx *bolt.Tx, idx *keyindex.Index, compactRev, rev int64) (HashKVResult, error) {
+	keep := idx.Keep(rev)
+	h := crc32.New(castagnoli)
+	h.Write(schema.KeyBucket)
+	b := tx.Bucket(schema.KeyBucket)
+	if b == nil {
+		return HashKVResult{}, fmt.Errorf("snapkit: hashkv: %w: %q", schema.ErrBucketMissing, schema.KeyBucket)
+	}
+	lower := keyindex.Revision{Main: compactRev + 1}
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		r, tomb, err := schema.ParseRevision(k)
+		if err != nil {
+			return HashKVResult{}, fmt.Errorf("snapkit: hashkv: %w", err)
+		}
+		if r.Main > rev {
+			break // the bucket is in revision order: nothing later counts
+		}
+		if lower.GreaterThan(r) && len(keep) > 0 {
+			if _, ok := keep[r]; !ok {
+				continue
+			}
+		}
+		if r.Main == compactRev && tomb {
+			continue
+		}
+		h.Write(k)
+		h.Write(v)
+	}
+	return HashKVResult{Hash: h.Sum32(), CompactRevision: compactRev, HashRevision: rev}, nil
+}
+
+// HashKVFile opens path read-only and computes HashKV at rev (0: the
+// current revision), as `etcdutl hashkv` does, without touching the file.
+func HashKVFile(ctx context.Context, path string, rev int64, lg *slog.Logger) (HashKVResult, error) {
+	db, err := OpenDB(ctx, path, lg)
+	if err != nil {
+		return HashKVResult{}, err
+	}
+	defer db.Close()
+	return db.HashKV(rev)
+}
+
+// HashKV computes HashKV at rev (0: the current revision).
+func (db *DB) HashKV(rev int64) (HashKVResult, error) {
+	rev, err := db.resolveRev(rev)
+	if err != nil {
+		return HashKVResult{}, err
+	}
+	var res HashKVResult
+	err = db.View(func(tx *bolt.Tx) error {
+		var err error
+		res, err = HashKV(tx, db.Index, db.CompactRev, rev)
+		return err
+	})
+	res.Revision = db.Current
+	return res, err
+}
+
+// ignoredByHash lists the meta keys Maintenance.Hash leaves out: they
+// change without any user write.
+func ignoredByHash(bucket, key []byte) bool {
+	if string(bucket) != string(schema.MetaBucket) {
+		return false
+	}
+	switch string(key) {
+	case string(schema.TermKey), string(schema.ConsistentIndexKey), string(schema.StorageVersionKey):
+		return true
+	}
+	return false
+}
+
+// Hash is the legacy Maintenance.Hash: CRC-32C over every root bucket's
+// name and every pair, except meta's term, consistent_index and
+// storageVersion.
+func Hash(tx *bolt.Tx) (uint32, error) {
+	h := crc32.New(castagnoli)
+	c := tx.Cursor()
+	for name, _ := c.First(); name != nil; name, _ = c.Next() {
+		b := tx.Bucket(name)
+		if b == nil {
+			return 0, fmt.Errorf("snapkit: hash: root key %q is not a bucket", name)
+		}
+		h.Write(name)
+		if err := b.ForEach(func(k, v []byte) error {
+			if !ignoredByHash(name, k) {
+				h.Write(k)
+				h.Write(v)
+			}
+			return nil
+		}); err != nil {
+			return 0, fmt.Errorf("snapkit: hash: bucket %s: %w", name, err)
+		}
+	}
+	return h.Sum32(), nil
+}

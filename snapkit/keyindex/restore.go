@@ -1,0 +1,54 @@
+package keyindex
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
+)
+
+// Restore rebuilds an index from the key bucket of tx, replaying every pair
+// in revision order, tombstones included, and returns it with the main
+// revision of the last pair (0 for an empty bucket). A pair that does not
+// decode is an error naming its revision; a tombstone of a key that is not
+// live is logged at warn level and skipped, as etcd does. lg may be nil.
+func Restore(lg *slog.Logger, tx *bolt.Tx) (*Index, int64, error) {
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	ix := New()
+	seen := make(map[string]*keyIndex)
+	var current int64
+	err := schema.ForEachKey(tx, Revision{}, func(e schema.KeyEntry) error {
+		current = e.Rev.Main
+		ki, ok := seen[string(e.KV.Key)]
+		if !ok {
+			ki = &keyIndex{key: bytes.Clone(e.KV.Key)}
+			if e.Tombstone {
+				ki.restoreTombstone(e.Rev)
+			} else {
+				ki.restore(Revision{Main: e.KV.CreateRevision}, e.Rev, e.KV.Version)
+			}
+			seen[string(ki.key)] = ki
+			ix.tree.ReplaceOrInsert(ki)
+			return nil
+		}
+		if e.Tombstone {
+			if err := ki.tombstone(e.Rev); err != nil {
+				lg.Warn("keyindex: restore: tombstone skipped", "key", string(e.KV.Key), "revision", e.Rev.String(), "err", err)
+			}
+			return nil
+		}
+		if err := ki.put(e.Rev); err != nil {
+			return fmt.Errorf("keyindex: restore: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return ix, current, nil
+}

@@ -1,0 +1,107 @@
+package snapkit
+
+import (
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/lifeboat-dev/lifeboat/snapkit/keyindex"
+	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
+)
+
+// ListOptions select keys as etcdctl get does.
+type ListOptions struct {
+	Key      []byte // with Prefix, empty means every key
+	Prefix   bool
+	Rev      int64 // 0: the current revision
+	KeysOnly bool
+	Limit    int // 0: no limit
+}
+
+// Entry is one key as of a revision. Key and Value are Printable.
+type Entry struct {
+	Key            string `json:"key"`
+	CreateRevision int64  `json:"create_revision"`
+	ModRevision    int64  `json:"mod_revision"`
+	Version        int64  `json:"version"`
+	Lease          int64  `json:"lease,omitempty"`
+	ValueSize      int    `json:"value_size"`
+	Value          string `json:"value,omitempty"`
+}
+
+// ListResult is the answer to List.
+type ListResult struct {
+	Revision        int64   `json:"revision"` // the revision read at
+	CompactRevision int64   `json:"compact_revision"`
+	Count           int     `json:"count"` // every match, beyond Limit too
+	More            bool    `json:"more"`
+	KVs             []Entry `json:"kvs"`
+}
+
+// rangeEnd turns a key and the prefix flag into keyindex's [key, end).
+func rangeEnd(key []byte, prefix bool) []byte {
+	switch {
+	case !prefix:
+		return nil
+	case len(key) == 0:
+		return []byte{}
+	}
+	return []byte(clientv3.GetPrefixRangeEnd(string(key)))
+}
+
+// resolveRev checks rev against the compaction and the head; 0 is the head.
+func (db *DB) resolveRev(rev int64) (int64, error) {
+	switch {
+	case rev < 0:
+		return 0, fmt.Errorf("%w: %d is negative", ErrBadRevision, rev)
+	case rev > 0 && rev < db.CompactRev:
+		return 0, fmt.Errorf("%w: %d < compaction %d", ErrCompacted, rev, db.CompactRev)
+	case rev > db.Current:
+		return 0, fmt.Errorf("%w: %d > current %d", ErrFutureRev, rev, db.Current)
+	case rev == 0:
+		return db.Current, nil
+	}
+	return rev, nil
+}
+
+// keyValue reads the KeyValue stored at rev.
+func keyValue(tx *bolt.Tx, rev keyindex.Revision) (*mvccpb.KeyValue, error) {
+	b := tx.Bucket(schema.KeyBucket)
+	if b == nil {
+		return nil, fmt.Errorf("snapkit: %w: %q", schema.ErrBucketMissing, schema.KeyBucket)
+	}
+	revKey := schema.RevisionBytes(rev)
+	v := b.Get(revKey)
+	if v == nil {
+		return nil, fmt.Errorf("snapkit: key index points at revision %s, which the key bucket lacks", rev)
+	}
+	return schema.UnmarshalKeyValue(revKey, v)
+}
+
+// List returns the keys live at a revision, through the key index.
+func (db *DB) List(opts ListOptions) (ListResult, error) {
+	rev, err := db.resolveRev(opts.Rev)
+	if err != nil {
+		return ListResult{}, err
+	}
+	keys, revs, total := db.Index.Range(opts.Key, rangeEnd(opts.Key, opts.Prefix), rev, opts.Limit)
+	res := ListResult{Revision: rev, CompactRevision: db.CompactRev, Count: total, More: len(keys) < total}
+	err = db.View(func(tx *bolt.Tx) error {
+		for i := range keys {
+			kv, err := keyValue(tx, revs[i])
+			if err != nil {
+				return err
+			}
+			e := Entry{Key: Printable(kv.Key), CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision,
+				Version: kv.Version, Lease: kv.Lease, ValueSize: len(kv.Value)}
+			if !opts.KeysOnly {
+				e.Value = Printable(kv.Value)
+			}
+			res.KVs = append(res.KVs, e)
+		}
+		return nil
+	})
+	return res, err
+}

@@ -1,0 +1,100 @@
+package snapkit
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// TrailerSize is the length of the SHA-256 that `etcdctl snapshot save`
+// appends to the db.
+const TrailerSize = sha256.Size
+
+// Sentinel errors. Test them with errors.Is.
+var (
+	// ErrNoDB means a directory holds no member/snap/db.
+	ErrNoDB = errors.New("snapkit: no member/snap/db in directory")
+	// ErrNotBolt means the file has no valid bbolt meta page.
+	ErrNotBolt = errors.New("snapkit: not a bbolt file")
+	// ErrLocked means a running process holds the db (an etcd member, most likely).
+	ErrLocked = errors.New("snapkit: db is locked by another process (is etcd running on this data dir?)")
+	// ErrDamaged means the structural walk found damage; the findings say where.
+	ErrDamaged = errors.New("snapkit: db is damaged")
+)
+
+// Kind says what a path given by the user turned out to be.
+type Kind string
+
+// The kinds of input.
+const (
+	KindSnapshot Kind = "snapshot" // a file with the SHA-256 trailer
+	KindDBFile   Kind = "db"       // a bbolt file without a trailer, e.g. a copied member/snap/db
+	KindDataDir  Kind = "data-dir" // a data dir (or its member dir); the db is member/snap/db
+)
+
+// Source is a resolved input: which bbolt file to read, and how much of it is db.
+type Source struct {
+	Path       string `json:"path"`   // as given
+	DBPath     string `json:"dbPath"` // the file that holds the db
+	Kind       Kind   `json:"kind"`
+	FileSize   int64  `json:"fileSize"`
+	DBSize     int64  `json:"dbSize"` // FileSize without the trailer
+	HasTrailer bool   `json:"hasTrailer"`
+}
+
+// HasTrailer reports whether a file of this size carries the SHA-256
+// trailer, by etcd's rule (size % 512 == 32).
+func HasTrailer(size int64) bool { return size%512 == TrailerSize }
+
+// Resolve finds the db behind a snapshot file, a db file, a data dir or a
+// member dir. It reads nothing but directory entries and sizes.
+func Resolve(path string) (Source, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return Source{}, fmt.Errorf("snapkit: %w", err)
+	}
+	src := Source{Path: path, DBPath: path}
+	if fi.IsDir() {
+		src.Kind = KindDataDir
+		src.DBPath = ""
+		for _, rel := range []string{filepath.Join("member", "snap", "db"), filepath.Join("snap", "db")} {
+			cand := filepath.Join(path, rel)
+			if cfi, err := os.Stat(cand); err == nil && cfi.Mode().IsRegular() {
+				src.DBPath, fi = cand, cfi
+				break
+			}
+		}
+		if src.DBPath == "" {
+			return Source{}, fmt.Errorf("%w: %s", ErrNoDB, path)
+		}
+	} else if !fi.Mode().IsRegular() {
+		return Source{}, fmt.Errorf("snapkit: %s: not a regular file", path)
+	}
+	src.FileSize = fi.Size()
+	src.DBSize = src.FileSize
+	if src.Kind == "" {
+		src.Kind = KindDBFile
+		if HasTrailer(src.FileSize) {
+			src.Kind = KindSnapshot
+		}
+	}
+	if src.Kind == KindSnapshot {
+		src.HasTrailer = true
+		src.DBSize -= TrailerSize
+	}
+	return src, nil
+}
+
+// Describe says in a few words what the source is, for tables and errors.
+func (s Source) Describe() string {
+	switch s.Kind {
+	case KindSnapshot:
+		return "snapshot file with SHA-256 trailer"
+	case KindDataDir:
+		return "data dir, " + s.DBPath
+	default:
+		return "no hash trailer: a copied member/snap/db?"
+	}
+}

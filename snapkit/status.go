@@ -1,0 +1,199 @@
+package snapkit
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Status is what `etcdutl snapshot status` reports (the first five fields,
+// named as it names them in JSON), and what else a single pass can tell.
+type Status struct {
+	Hash      uint32 `json:"hash"`
+	Revision  int64  `json:"revision"`
+	TotalKey  int    `json:"totalKey"`
+	TotalSize int64  `json:"totalSize"`
+	Version   string `json:"version"`
+
+	// TotalKeyV35 is what etcdutl 3.5 printed as totalKey: every pair in
+	// every bucket.
+	TotalKeyV35 int `json:"totalKeyV35"`
+
+	Source   Source   `json:"source"`
+	Trailer  Trailer  `json:"trailer"`
+	Bolt     boltMeta `json:"bolt"`
+	FileSize int64    `json:"fileSize"`
+	// SizeInUse is TotalSize less the free pages, as etcd's dbSizeInUse.
+	SizeInUse int64          `json:"sizeInUse"`
+	Buckets   []BucketStatus `json:"buckets"`
+
+	KeyBucket KeyBucketStatus `json:"keyBucket"`
+	Meta      MetaStatus      `json:"meta"`
+	Members   []MemberStatus  `json:"members"`
+	Removed   []string        `json:"removedMembers,omitempty"` // hex IDs
+	Leases    int             `json:"leases"`
+}
+
+// BucketStatus sizes one root bucket.
+type BucketStatus struct {
+	Name       string `json:"name"`
+	Pairs      int    `json:"pairs"`
+	KeyBytes   int64  `json:"keyBytes"`
+	ValueBytes int64  `json:"valueBytes"`
+}
+
+// Report is Status plus the findings of the checks. Status and Verify both
+// make one; verify's exit status comes from Findings.
+type Report struct {
+	Status
+	Findings   []Finding     `json:"findings"`
+	Suppressed int           `json:"suppressedFindings,omitempty"`
+	Took       time.Duration `json:"tookNanos"`
+}
+
+// OK reports whether no check found anything.
+func (r *Report) OK() bool { return len(r.Findings) == 0 && r.Suppressed == 0 }
+
+// Options tune Inspect.
+type Options struct {
+	Logger *slog.Logger
+	// Progress receives the bytes done (hashing and walking together) of
+	// the total.
+	Progress Progress
+	// SkipTrailer does not verify the SHA-256 trailer.
+	SkipTrailer bool
+}
+
+// statusVisitor computes etcdutl's numbers from the walk; the key bucket's
+// pairs go on to a keyPipe, which decodes them in parallel.
+type statusVisitor struct {
+	crc   hash.Hash32
+	st    *Status
+	cur   *BucketStatus
+	isKey bool
+	keys  *keyPipe
+}
+
+func (s *statusVisitor) start(bucket []byte) {
+	s.crc.Write(bucket)
+	s.st.Buckets = append(s.st.Buckets, BucketStatus{Name: string(bucket)})
+	s.cur = &s.st.Buckets[len(s.st.Buckets)-1]
+	s.isKey = s.cur.Name == bucketKey
+}
+
+func (s *statusVisitor) kv(bucket, k, v []byte) {
+	s.crc.Write(k)
+	s.crc.Write(v)
+	s.cur.Pairs++
+	s.cur.KeyBytes += int64(len(k))
+	s.cur.ValueBytes += int64(len(v))
+	if s.isKey {
+		s.keys.add(k, v)
+	}
+}
+
+// Inspect reads a snapshot file, db file or data dir once: it verifies the
+// trailer in one goroutine while another walks the db and others decode
+// the key bucket, then checks the schema. An error means the input could not be read at all; damage inside
+// it is reported as Findings.
+func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
+	lg := opts.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	start := time.Now()
+	src, err := Resolve(path)
+	if err != nil {
+		return nil, err
+	}
+	d, err := openDBFile(src)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	r := &Report{Status: Status{Source: src, FileSize: src.FileSize, Bolt: d.meta, TotalSize: d.Size()}}
+
+	progress := sumProgress(opts.Progress, d.Size()+trailerWork(src, opts))
+	var (
+		wg      sync.WaitGroup
+		trailer Trailer
+		terr    error
+	)
+	if src.HasTrailer && !opts.SkipTrailer {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			trailer, terr = VerifyTrailer(ctx, src, progress.part(0))
+		}()
+	}
+	fs := &findings{}
+	kb := newKeyBucket(fs)
+	v := &statusVisitor{crc: crc32.New(castagnoli), st: &r.Status, keys: newKeyPipe(kb)}
+	stats, werr := walk(ctx, d, v, fs, progress.part(1))
+	perr := v.keys.close()
+	wg.Wait()
+	if err := errors.Join(werr, perr, terr); err != nil {
+		return nil, err
+	}
+	lg.Debug("walked", "path", src.DBPath, "pages", stats.ReachablePages, "took", time.Since(start))
+	r.Trailer = trailer
+	if trailer.Present && !trailer.Valid {
+		fs.add(Finding{Check: CheckTrailer, Message: fmt.Sprintf("SHA-256 mismatch: trailer %s, computed %s", trailer.Want, trailer.Got)})
+	}
+	r.Hash = v.crc.Sum32()
+	r.SizeInUse = stats.ReachablePages * int64(d.pageSize)
+	for _, b := range r.Buckets {
+		r.TotalKeyV35 += b.Pairs
+	}
+	kb.finish(&r.Status)
+	if err := checkSchema(src, &r.Status, kb, fs); err != nil {
+		return nil, err
+	}
+	// The key bucket is decoded in parallel: order the findings by check
+	// and key so that the report is the same every time.
+	slices.SortStableFunc(fs.list, func(a, b Finding) int { return cmp.Or(cmp.Compare(a.Check, b.Check), cmp.Compare(a.Key, b.Key)) })
+	r.Findings, r.Suppressed = fs.list, fs.suppressed
+	r.Took = time.Since(start)
+	return r, nil
+}
+
+// trailerWork is how many bytes the trailer check will hash.
+func trailerWork(src Source, opts Options) int64 {
+	if src.HasTrailer && !opts.SkipTrailer {
+		return src.DBSize
+	}
+	return 0
+}
+
+// progressSum adds up the progress of concurrent parts into one Progress.
+type progressSum struct {
+	mu    sync.Mutex
+	out   Progress
+	total int64
+	parts [2]int64
+}
+
+func sumProgress(out Progress, total int64) *progressSum {
+	return &progressSum{out: out, total: total}
+}
+
+func (p *progressSum) part(i int) Progress {
+	if p.out == nil {
+		return nil
+	}
+	return func(done, _ int64) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.parts[i] = done
+		p.out(p.parts[0]+p.parts[1], p.total)
+	}
+}

@@ -1,0 +1,77 @@
+package snapkit
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Trailer is the outcome of checking a snapshot file's SHA-256 trailer.
+type Trailer struct {
+	Present bool   `json:"present"`
+	Valid   bool   `json:"valid"`
+	Want    string `json:"want,omitempty"` // hex, as stored in the file
+	Got     string `json:"got,omitempty"`  // hex, computed over the db bytes
+}
+
+// Progress receives the bytes done out of a total; it must be cheap.
+type Progress func(done, total int64)
+
+const hashBufSize = 1 << 20
+
+// VerifyTrailer streams the db part of src through SHA-256 with a 1 MiB
+// buffer and compares it with the trailer. A source without a trailer gives
+// Present=false and no error.
+func VerifyTrailer(ctx context.Context, src Source, progress Progress) (Trailer, error) {
+	if !src.HasTrailer {
+		return Trailer{}, nil
+	}
+	f, err := os.Open(src.DBPath)
+	if err != nil {
+		return Trailer{}, fmt.Errorf("snapkit: %w", err)
+	}
+	defer f.Close()
+	want := make([]byte, TrailerSize)
+	if _, err := f.ReadAt(want, src.DBSize); err != nil {
+		return Trailer{}, fmt.Errorf("snapkit: %s: read trailer at offset %d: %w", src.DBPath, src.DBSize, err)
+	}
+	got, err := sha256Prefix(ctx, f, src.DBSize, progress)
+	if err != nil {
+		return Trailer{}, fmt.Errorf("snapkit: %s: %w", src.DBPath, err)
+	}
+	return Trailer{
+		Present: true,
+		Valid:   bytes.Equal(want, got),
+		Want:    hex.EncodeToString(want),
+		Got:     hex.EncodeToString(got),
+	}, nil
+}
+
+// sha256Prefix hashes the first n bytes of r.
+func sha256Prefix(ctx context.Context, r io.ReaderAt, n int64, progress Progress) ([]byte, error) {
+	h := sha256.New()
+	buf := make([]byte, hashBufSize)
+	for off := int64(0); off < n; {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		chunk := buf[:min(int64(len(buf)), n-off)]
+		m, err := r.ReadAt(chunk, off)
+		if m < len(chunk) {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("read at offset %d: %w", off+int64(m), err)
+		}
+		h.Write(chunk)
+		off += int64(m)
+		if progress != nil {
+			progress(off, n)
+		}
+	}
+	return h.Sum(nil), nil
+}
