@@ -1,0 +1,220 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Defaults, as etcd's.
+const (
+	DefaultName                = "default"
+	DefaultSnapshotCount       = 10000
+	DefaultSnapshotCatchUp     = 5000
+	DefaultHeartbeatMs         = 100
+	DefaultElectionMs          = 1000
+	DefaultQuotaBackendBytes   = 2 << 30
+	MaxQuotaBackendBytes       = 100 << 30
+	DefaultMaxWALs             = 5
+	DefaultMaxSnapshots        = 5
+	DefaultInitialClusterToken = "etcd-cluster"
+	DefaultListenClientURL     = "http://localhost:2379"
+	DefaultListenPeerURL       = "http://localhost:2380"
+	// Version is the etcd server version lifeboat reports.
+	Version = "3.6.6"
+	// ClusterVersion is the cluster version lifeboat reports and stores.
+	ClusterVersion = "3.6.0"
+	// StorageVersion is written to meta/storageVersion.
+	StorageVersion = "3.6.0"
+)
+
+// Config is a member's configuration, with etcd's flag names in comments.
+type Config struct {
+	Name    string // --name
+	DataDir string // --data-dir
+	WALDir  string // --wal-dir; empty means <data-dir>/member/wal
+
+	ListenClientURLs    []string // --listen-client-urls
+	AdvertiseClientURLs []string // --advertise-client-urls
+	ListenPeerURLs      []string // --listen-peer-urls
+	AdvertisePeerURLs   []string // --initial-advertise-peer-urls
+	ListenMetricsURLs   []string // --listen-metrics-urls
+
+	// InitialCluster maps member names to peer URLs (--initial-cluster).
+	InitialCluster      map[string][]string
+	InitialClusterToken string // --initial-cluster-token
+	NewCluster          bool   // --initial-cluster-state new (true) or existing (false)
+	ForceNewCluster     bool   // --force-new-cluster
+
+	SnapshotCount          uint64 // --snapshot-count
+	SnapshotCatchUpEntries uint64 // entries kept in the raft log after a snapshot
+	HeartbeatMs            uint   // --heartbeat-interval
+	ElectionMs             uint   // --election-timeout
+	QuotaBackendBytes      int64  // --quota-backend-bytes
+	MaxWALs                uint   // --max-wals (0 keeps all)
+	MaxSnapshots           uint   // --max-snapshots (0 keeps all)
+
+	Logger *slog.Logger
+}
+
+// NewConfig returns a configuration with etcd's defaults.
+func NewConfig() *Config {
+	return &Config{
+		Name:                   DefaultName,
+		ListenClientURLs:       []string{DefaultListenClientURL},
+		AdvertiseClientURLs:    []string{DefaultListenClientURL},
+		ListenPeerURLs:         []string{DefaultListenPeerURL},
+		AdvertisePeerURLs:      []string{DefaultListenPeerURL},
+		InitialClusterToken:    DefaultInitialClusterToken,
+		NewCluster:             true,
+		SnapshotCount:          DefaultSnapshotCount,
+		SnapshotCatchUpEntries: DefaultSnapshotCatchUp,
+		HeartbeatMs:            DefaultHeartbeatMs,
+		ElectionMs:             DefaultElectionMs,
+		QuotaBackendBytes:      DefaultQuotaBackendBytes,
+		MaxWALs:                DefaultMaxWALs,
+		MaxSnapshots:           DefaultMaxSnapshots,
+	}
+}
+
+// ParseInitialCluster parses "n1=http://a:2380,n1=http://b:2380,n2=..."
+// into name -> peer URLs.
+func ParseInitialCluster(s string) (map[string][]string, error) {
+	out := make(map[string][]string)
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, u, ok := strings.Cut(part, "=")
+		if !ok || name == "" || u == "" {
+			return nil, fmt.Errorf("initial cluster: %q is not name=peer-url", part)
+		}
+		if _, err := parseURL(u); err != nil {
+			return nil, fmt.Errorf("initial cluster: member %s: %w", name, err)
+		}
+		out[name] = append(out[name], u)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("initial cluster is empty")
+	}
+	return out, nil
+}
+
+func parseURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("bad URL %q: %w", s, err)
+	}
+	if u.Scheme != "http" {
+		return nil, fmt.Errorf("URL %q: scheme must be http (TLS is not supported yet)", s)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("URL %q has no host", s)
+	}
+	if u.Path != "" && u.Path != "/" {
+		return nil, fmt.Errorf("URL %q must not have a path", s)
+	}
+	return u, nil
+}
+
+// Validate fills derived defaults and checks the configuration.
+func (c *Config) Validate() error {
+	if c.Name == "" {
+		return errors.New("config: --name is empty")
+	}
+	if c.DataDir == "" {
+		c.DataDir = c.Name + ".etcd"
+	}
+	for flag, urls := range map[string][]string{
+		"--listen-client-urls":          c.ListenClientURLs,
+		"--advertise-client-urls":       c.AdvertiseClientURLs,
+		"--listen-peer-urls":            c.ListenPeerURLs,
+		"--initial-advertise-peer-urls": c.AdvertisePeerURLs,
+		"--listen-metrics-urls":         c.ListenMetricsURLs,
+	} {
+		for _, u := range urls {
+			if _, err := parseURL(u); err != nil {
+				return fmt.Errorf("config: %s: %w", flag, err)
+			}
+		}
+	}
+	if len(c.ListenClientURLs) == 0 || len(c.ListenPeerURLs) == 0 {
+		return errors.New("config: --listen-client-urls and --listen-peer-urls must not be empty")
+	}
+	if len(c.AdvertisePeerURLs) == 0 {
+		return errors.New("config: --initial-advertise-peer-urls is empty")
+	}
+	if c.InitialCluster == nil {
+		c.InitialCluster = map[string][]string{c.Name: c.AdvertisePeerURLs}
+	}
+	if got, ok := c.InitialCluster[c.Name]; !ok {
+		return fmt.Errorf("config: --initial-cluster has no member named %q (--name)", c.Name)
+	} else if !sameURLs(got, c.AdvertisePeerURLs) {
+		return fmt.Errorf("config: --initial-cluster has %s=%s but --initial-advertise-peer-urls is %s",
+			c.Name, strings.Join(got, ","), strings.Join(c.AdvertisePeerURLs, ","))
+	}
+	if c.SnapshotCount == 0 {
+		c.SnapshotCount = DefaultSnapshotCount
+	}
+	if c.SnapshotCatchUpEntries == 0 {
+		c.SnapshotCatchUpEntries = DefaultSnapshotCatchUp
+	}
+	if c.HeartbeatMs == 0 || c.ElectionMs < 5*c.HeartbeatMs {
+		return fmt.Errorf("config: --election-timeout (%d ms) must be at least 5 times --heartbeat-interval (%d ms)", c.ElectionMs, c.HeartbeatMs)
+	}
+	if c.QuotaBackendBytes == 0 {
+		c.QuotaBackendBytes = DefaultQuotaBackendBytes
+	}
+	if c.QuotaBackendBytes < 0 || c.QuotaBackendBytes > MaxQuotaBackendBytes {
+		return fmt.Errorf("config: --quota-backend-bytes %d is outside (0, %d]", c.QuotaBackendBytes, int64(MaxQuotaBackendBytes))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+func sameURLs(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	x := append([]string(nil), a...)
+	y := append([]string(nil), b...)
+	sort.Strings(x)
+	sort.Strings(y)
+	for i := range x {
+		if strings.TrimSuffix(x[i], "/") != strings.TrimSuffix(y[i], "/") {
+			return false
+		}
+	}
+	return true
+}
+
+// MemberDir is <data-dir>/member.
+func (c *Config) MemberDir() string { return filepath.Join(c.DataDir, "member") }
+
+// SnapDir is <data-dir>/member/snap.
+func (c *Config) SnapDir() string { return filepath.Join(c.MemberDir(), "snap") }
+
+// WALPath is --wal-dir or <data-dir>/member/wal.
+func (c *Config) WALPath() string {
+	if c.WALDir != "" {
+		return c.WALDir
+	}
+	return filepath.Join(c.MemberDir(), "wal")
+}
+
+// BackendPath is <data-dir>/member/snap/db.
+func (c *Config) BackendPath() string { return filepath.Join(c.SnapDir(), "db") }
+
+func (c *Config) tickInterval() time.Duration {
+	return time.Duration(c.HeartbeatMs) * time.Millisecond
+}
+
+func (c *Config) electionTicks() int { return int(c.ElectionMs / c.HeartbeatMs) }

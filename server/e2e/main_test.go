@@ -1,0 +1,249 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
+)
+
+// toolDir holds the binaries built from this module for the test process.
+var toolDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "lifeboat-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(2)
+	}
+	toolDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// moduleRoot is the repository root, found from this file.
+func moduleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+var builds struct {
+	sync.Mutex
+	done map[string]error
+}
+
+// tool builds ./cmd/<name> of this module once per process and returns its
+// path. A command with no sources yet skips the test; one that does not
+// build fails it.
+func tool(t testing.TB, name string) string {
+	t.Helper()
+	src := filepath.Join(moduleRoot(), "cmd", name)
+	if m, _ := filepath.Glob(filepath.Join(src, "*.go")); len(m) == 0 {
+		t.Skipf("e2e: cmd/%s has no sources yet", name)
+	}
+	bin := filepath.Join(toolDir, name)
+	builds.Lock()
+	defer builds.Unlock()
+	err, ok := builds.done[name]
+	if !ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/"+name)
+		cmd.Dir = moduleRoot()
+		if out, berr := cmd.CombinedOutput(); berr != nil {
+			err = fmt.Errorf("go build ./cmd/%s: %w\n%s", name, berr, out)
+		}
+		if builds.done == nil {
+			builds.done = map[string]error{}
+		}
+		builds.done[name] = err
+	}
+	if err != nil {
+		t.Fatalf("e2e: %v", err)
+	}
+	return bin
+}
+
+// system is a server implementation under test.
+type system struct {
+	name string
+	// binary returns the server binary, skipping the test if it cannot be had.
+	binary func(t testing.TB) string
+}
+
+// systems lists real etcd first: its run validates the harness.
+var systems = []system{
+	{"etcd", func(t testing.TB) string { return interoptest.Binary(t, "etcd") }},
+	{"lifeboat", func(t testing.TB) string { return tool(t, "lifeboat") }},
+}
+
+// forEachSystem runs f as a subtest per system.
+func forEachSystem(t *testing.T, f func(t *testing.T, bin string)) {
+	for _, s := range systems {
+		t.Run(s.name, func(t *testing.T) { f(t, s.binary(t)) })
+	}
+}
+
+// startCluster starts members of bin (etcd's flags) on fresh data dirs.
+func startCluster(t *testing.T, bin string, opts interoptest.Options) *interoptest.EtcdCluster {
+	t.Helper()
+	opts.Binary = bin
+	if opts.Members == 0 {
+		opts.Members = 3
+	}
+	return interoptest.StartEtcd(t, opts)
+}
+
+// newClient connects to endpoints and closes the client when the test ends.
+func newClient(t testing.TB, endpoints ...string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatalf("e2e: connecting to %s: %v", strings.Join(endpoints, ","), err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// timeout returns a context that ends after d or with the test.
+func timeout(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// result is what a command did.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// run runs a command with stdin, bounded by d; a command that cannot start
+// or outlives d fails the test.
+func run(t testing.TB, d time.Duration, stdin string, bin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("e2e: %s %s: no exit within %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(bin), strings.Join(args, " "), d, stdout.String(), stderr.String())
+	}
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("e2e: %s %s: %v", bin, strings.Join(args, " "), err)
+		}
+		r.code = ee.ExitCode()
+	}
+	return r
+}
+
+// freePort returns a TCP port that was free on 127.0.0.1 a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("e2e: picking a port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// waitSameRevision waits until every endpoint reports the same revision and
+// raft applied index, so that per-member reads agree.
+func waitSameRevision(t testing.TB, endpoints []string) {
+	t.Helper()
+	cli := newClient(t, endpoints...)
+	ctx := timeout(t, 30*time.Second)
+	var last string
+	for ctx.Err() == nil {
+		var revs []int64
+		for _, ep := range endpoints {
+			st, err := cli.Status(ctx, ep)
+			if err != nil {
+				last = err.Error()
+				break
+			}
+			revs = append(revs, st.Header.Revision)
+		}
+		if len(revs) == len(endpoints) && allEqual(revs) {
+			return
+		}
+		last = fmt.Sprint("revisions ", revs)
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("e2e: members of %s never agreed on a revision: %s", strings.Join(endpoints, ","), last)
+}
+
+func allEqual[T comparable](s []T) bool {
+	for _, v := range s {
+		if v != s[0] {
+			return false
+		}
+	}
+	return true
+}
+
+// startMember starts one member process of bin outside interoptest's
+// cluster (a member added at run time) and kills it when the test ends.
+func startMember(t testing.TB, bin, name, dataDir, clientURL, peerURL, initialCluster, state string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	logPath := dataDir + ".log"
+	logf, err := os.Create(logPath)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, bin,
+		"--name", name, "--data-dir", dataDir,
+		"--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+		"--initial-cluster", initialCluster, "--initial-cluster-token", "lifeboat-test",
+		"--initial-cluster-state", state)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		cancel()
+		logf.Close()
+		t.Fatalf("e2e: starting %s member %s: %v", bin, name, err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		cancel()
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("log of member %s (%s):\n%s", name, logPath, tailString(string(b), 3000))
+		}
+	})
+}
+
+func tailString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + s[len(s)-n:]
+}

@@ -1,0 +1,161 @@
+package server
+
+import (
+	"errors"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// sameRPCError compares errors by etcd's description: clientv3 turns some
+// gRPC errors into values rpctypes does not export.
+func sameRPCError(err, want error) bool {
+	return err != nil && rpctypes.ErrorDesc(err) == rpctypes.ErrorDesc(want)
+}
+
+// joinConfig configures a new member that joins c.
+func (c *testCluster) joinConfig(t *testing.T, name string) Config {
+	cfg := c.cfgs[0]
+	cfg.Name = name
+	cfg.DataDir = filepath.Join(t.TempDir(), name)
+	peer := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+	client := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+	cfg.ListenPeerURLs, cfg.AdvertisePeerURLs = []string{peer}, []string{peer}
+	cfg.ListenClientURLs, cfg.AdvertiseClientURLs = []string{client}, []string{client}
+	ic := make(map[string][]string)
+	for k, v := range cfg.InitialCluster {
+		ic[k] = v
+	}
+	ic[name] = []string{peer}
+	cfg.InitialCluster = ic
+	cfg.NewCluster = false
+	cfg.Logger = testLogger().With("member", name)
+	return cfg
+}
+
+func TestLearnerJoinsPromotesAndLeaves(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.waitLeader()
+	cli := c.client()
+	ctx := ctxT(t)
+	putKeys(t, cli, "j", 10)
+
+	cfg := c.joinConfig(t, "m3")
+	add, err := cli.MemberAddAsLearner(ctx, cfg.AdvertisePeerURLs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !add.Member.IsLearner || len(add.Members) != 4 {
+		t.Fatalf("member add: %+v", add)
+	}
+	_, err = cli.MemberAddAsLearner(ctx, []string{"http://127.0.0.1:1"})
+	if !sameRPCError(err, rpctypes.ErrGRPCTooManyLearners) {
+		t.Fatalf("second learner: %v, want too many learners", err)
+	}
+	c.cfgs = append(c.cfgs, cfg)
+	c.srvs = append(c.srvs, nil)
+	c.start(3)
+	c.waitApplied(3, c.srvs[c.waitLeader()].applied.Load())
+	g, err := c.client(3).Get(ctx, "j", clientv3.WithPrefix(), clientv3.WithSerializable())
+	if err != nil || g.Count != 10 {
+		t.Fatalf("learner has %v keys: %v", g, err)
+	}
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := cli.MemberPromote(ctx, add.Member.ID)
+		if err == nil {
+			break
+		}
+		if !sameRPCError(err, rpctypes.ErrGRPCLearnerNotReady) || time.Now().After(deadline) {
+			t.Fatalf("promote: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	list, err := cli.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range list.Members {
+		if m.ID == add.Member.ID && (m.IsLearner || m.Name != "m3" || len(m.ClientURLs) != 1) {
+			t.Fatalf("promoted member %+v", m)
+		}
+	}
+
+	if _, err := cli.MemberRemove(ctx, add.Member.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.srvs[3].Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("removed member did not stop")
+	}
+	c.srvs[3] = nil
+	if _, err := cli.MemberRemove(ctx, add.Member.ID); !errors.Is(rpctypes.Error(err), rpctypes.ErrMemberNotFound) {
+		t.Fatalf("second remove: %v, want member not found", err)
+	}
+	if _, err := cli.Put(ctx, "after", "remove"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestForceNewClusterKeepsData(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader()
+	putKeys(t, c.client(), "f", 30)
+	// force-new-cluster keeps what member 0 knows to be committed.
+	c.waitApplied(0, c.srvs[lead].applied.Load())
+	for i := range 3 {
+		c.stop(i)
+	}
+	cfg := c.cfgs[0]
+	cfg.ForceNewCluster = true
+	c.cfgs[0] = cfg
+	c.start(0)
+	c.waitLeader()
+	cli := c.client(0)
+	ctx := ctxT(t)
+	list, err := cli.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Members) != 1 || list.Members[0].ID != c.srvs[0].ID() {
+		t.Fatalf("members after force-new-cluster: %+v", list.Members)
+	}
+	g, err := cli.Get(ctx, "f", clientv3.WithPrefix())
+	if err != nil || g.Count != 30 {
+		t.Fatalf("keys after force-new-cluster: %v %v", g, err)
+	}
+	if _, err := cli.Put(ctx, "new", "write"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRemovingTheLeader(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader()
+	other := (lead + 1) % 3
+	cli := c.client(other)
+	ctx := ctxT(t)
+	if _, err := cli.MemberRemove(ctx, c.srvs[lead].ID()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.srvs[lead].Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("removed leader did not stop")
+	}
+	c.srvs[lead] = nil
+	c.waitLeader()
+	if _, err := cli.Put(ctx, "after", "leader removal"); err != nil {
+		t.Fatal(err)
+	}
+	list, err := cli.MemberList(ctx)
+	if err != nil || len(list.Members) != 2 {
+		t.Fatalf("members after removal: %v %v", list, err)
+	}
+}

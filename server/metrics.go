@@ -1,0 +1,142 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+)
+
+// metrics are the member's Prometheus metrics, named as etcd's.
+type metrics struct {
+	hasLeader        prometheus.Gauge
+	isLeader         prometheus.Gauge
+	leaderChanges    prometheus.Counter
+	proposalsPending prometheus.Gauge
+	proposalsFailed  prometheus.Counter
+	walFsync         prometheus.Histogram
+	snapshotSave     prometheus.Histogram
+	grpcStarted      *prometheus.CounterVec
+	grpcHandled      *prometheus.CounterVec
+	grpcHandling     *prometheus.HistogramVec
+}
+
+// newMetrics registers the metrics that need no server state; the index
+// gauges are added by registerIndexGauges.
+func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+	m := &metrics{
+		hasLeader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "etcd", Subsystem: "server", Name: "has_leader",
+			Help: "Whether or not a leader exists. 1 is existence, 0 is not."}),
+		isLeader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "etcd", Subsystem: "server", Name: "is_leader",
+			Help: "Whether or not this member is a leader. 1 if is, 0 otherwise."}),
+		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "etcd", Subsystem: "server", Name: "leader_changes_seen_total",
+			Help: "The number of leader changes seen."}),
+		proposalsPending: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "etcd", Subsystem: "server", Name: "proposals_pending",
+			Help: "The current number of pending proposals to commit."}),
+		proposalsFailed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "etcd", Subsystem: "server", Name: "proposals_failed_total",
+			Help: "The total number of failed proposals seen."}),
+		walFsync: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "etcd", Subsystem: "disk", Name: "wal_fsync_duration_seconds",
+			Help:    "The latency distributions of fsync called by WAL.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		snapshotSave: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "etcd_debugging", Subsystem: "snap", Name: "save_total_duration_seconds",
+			Help:    "The total latency distributions of save called by snapshot.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		grpcStarted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "grpc_server_started_total",
+			Help: "Total number of RPCs started on the server."}, []string{"grpc_type", "grpc_service", "grpc_method"}),
+		grpcHandled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "grpc_server_handled_total",
+			Help: "Total number of RPCs completed on the server, regardless of success or failure."},
+			[]string{"grpc_type", "grpc_service", "grpc_method", "grpc_code"}),
+		grpcHandling: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "grpc_server_handling_seconds",
+			Help:    "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"grpc_type", "grpc_service", "grpc_method"}),
+	}
+	for _, c := range []prometheus.Collector{
+		m.hasLeader, m.isLeader, m.leaderChanges, m.proposalsPending, m.proposalsFailed, m.walFsync, m.snapshotSave,
+		m.grpcStarted, m.grpcHandled, m.grpcHandling,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("server: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// registerIndexGauges adds the gauges read from the server's raft state.
+func (s *Server) registerIndexGauges() error {
+	gauges := []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "etcd", Subsystem: "server", Name: "proposals_committed_total",
+			Help: "The total number of consensus proposals committed."}, func() float64 { return float64(s.committed.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "etcd", Subsystem: "server", Name: "proposals_applied_total",
+			Help: "The total number of consensus proposals applied."}, func() float64 { return float64(s.applied.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "etcd", Subsystem: "server", Name: "id",
+			Help: "Which member this is (the value is 1; the member ID is a label).", ConstLabels: prometheus.Labels{"server_id": fmt.Sprintf("%x", s.id)}},
+			func() float64 { return 1 }),
+	}
+	for _, g := range gauges {
+		if err := s.reg.Register(g); err != nil {
+			return fmt.Errorf("server: register metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// replacingRegisterer registers a collector in place of one with the same
+// descriptors: a backend or lessor reopened after a snapshot registers its
+// metrics again.
+type replacingRegisterer struct{ reg *prometheus.Registry }
+
+func (r replacingRegisterer) Register(c prometheus.Collector) error {
+	r.reg.Unregister(c)
+	return r.reg.Register(c)
+}
+
+func (r replacingRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			panic(err) // prometheus' MustRegister contract
+		}
+	}
+}
+
+func (r replacingRegisterer) Unregister(c prometheus.Collector) bool { return r.reg.Unregister(c) }
+
+// splitMethod splits "/etcdserverpb.KV/Range" into service and method.
+func splitMethod(full string) (string, string) {
+	full = strings.TrimPrefix(full, "/")
+	svc, method, ok := strings.Cut(full, "/")
+	if !ok {
+		return "unknown", full
+	}
+	return svc, method
+}
+
+func (m *metrics) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	svc, method := splitMethod(info.FullMethod)
+	m.grpcStarted.WithLabelValues("unary", svc, method).Inc()
+	start := time.Now()
+	resp, err := handler(ctx, req)
+	m.grpcHandled.WithLabelValues("unary", svc, method, status.Code(err).String()).Inc()
+	m.grpcHandling.WithLabelValues("unary", svc, method).Observe(time.Since(start).Seconds())
+	return resp, err
+}
+
+func (m *metrics) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	svc, method := splitMethod(info.FullMethod)
+	typ := "bidi_stream"
+	switch {
+	case info.IsClientStream && !info.IsServerStream:
+		typ = "client_stream"
+	case !info.IsClientStream && info.IsServerStream:
+		typ = "server_stream"
+	}
+	m.grpcStarted.WithLabelValues(typ, svc, method).Inc()
+	err := handler(srv, ss)
+	m.grpcHandled.WithLabelValues(typ, svc, method, status.Code(err).String()).Inc()
+	return err
+}

@@ -1,0 +1,307 @@
+package mvcc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
+	"github.com/lifeboat-dev/lifeboat/server/backend"
+	"github.com/lifeboat-dev/lifeboat/snapkit"
+	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
+)
+
+// pairs returns the key bucket's revisions, committed, as strings.
+func pairs(t *testing.T, be *backend.Backend) []string {
+	t.Helper()
+	if err := be.ForceCommit(); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	if err := be.View(func(tx *bolt.Tx) error {
+		return schema.ForEachKey(tx, schema.Revision{}, func(e schema.KeyEntry) error {
+			s := e.Rev.String()
+			if e.Tombstone {
+				s += "t"
+			}
+			out = append(out, s)
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// history renders every read the store can answer, from its compaction to
+// its revision, for comparing two stores.
+func history(t *testing.T, ts *testStore) []string {
+	t.Helper()
+	var out []string
+	for rev := max(ts.CompactRev(), 1); rev <= ts.Rev(); rev++ {
+		resp := ts.get(t, &pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}, Revision: rev})
+		out = append(out, fmt.Sprint(rev, kvs(resp.Kvs)))
+	}
+	return out
+}
+
+func TestCompaction(t *testing.T) {
+	ts := newTestStore(t, Config{CompactionBatchLimit: 2})
+	seed(t, ts)
+	done, err := ts.Compact(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	// a@1 and b@2 are gone; the tombstone at the compaction stays until
+	// the next one, as in etcd.
+	if got, want := fmt.Sprint(pairs(t, ts.be)), "[3_0 4_0 5_0t 6_0 7_0]"; got != want {
+		t.Errorf("key bucket %s, want %s", got, want)
+	}
+	var finished int64
+	if err := ts.be.View(func(tx *bolt.Tx) (err error) {
+		finished, _, err = schema.FinishedCompactRev(tx)
+		return err
+	}); err != nil || finished != 5 {
+		t.Errorf("finishedCompactRev %d, %v", finished, err)
+	}
+	if got := fmt.Sprint(kvs(ts.get(t, &pb.RangeRequest{Key: []byte("a"), RangeEnd: []byte("z"), Revision: 5}).Kvs)); got != "[a=3@1/3/2 c=4@4/4/1]" {
+		t.Errorf("at the compaction: %s", got)
+	}
+	for _, tt := range []struct {
+		rev  int64
+		want error
+	}{{5, ErrCompacted}, {3, ErrCompacted}, {99, ErrFutureRev}} {
+		if _, err := ts.Compact(tt.rev); !errors.Is(err, tt.want) {
+			t.Errorf("compact %d: %v, want %v", tt.rev, err, tt.want)
+		}
+	}
+	done, err = ts.Compact(7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if got, want := fmt.Sprint(pairs(t, ts.be)), "[3_0 4_0 6_0 7_0]"; got != want {
+		t.Errorf("key bucket after the second compaction %s, want %s", got, want)
+	}
+}
+
+func TestRestartRestoresState(t *testing.T) {
+	ts := newTestStore(t, Config{})
+	seed(t, ts)
+	if _, err := ts.Txn(context.Background(), &pb.TxnRequest{Success: []*pb.RequestOp{putOp("x", "1"), putOp("a", "9")}}); err != nil {
+		t.Fatal(err)
+	}
+	done, err := ts.Compact(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	ts.del(t, "c", "")
+	want := history(t, ts)
+	wantHash, err := ts.HashKV(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.close()
+
+	again := reopen(t, ts.path, Config{})
+	if again.Rev() != 9 || again.CompactRev() != 3 {
+		t.Errorf("revision %d compaction %d, want 9 3", again.Rev(), again.CompactRev())
+	}
+	if got := history(t, again); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("history differs after restart:\n got %v\nwant %v", got, want)
+	}
+	if h, err := again.HashKV(0); err != nil || h != wantHash {
+		t.Errorf("hashkv %+v (%v), want %+v", h, err, wantHash)
+	}
+	// The restored index takes new writes where the old one left off.
+	if rev := again.put(t, "a", "10"); rev != 10 {
+		t.Errorf("next put at %d, want 10", rev)
+	}
+	if got := kvString(again.get(t, &pb.RangeRequest{Key: []byte("a")}).Kvs[0]); got != "a=10@1/10/4" {
+		t.Errorf("after restart: %s", got)
+	}
+}
+
+func TestResumeInterruptedCompaction(t *testing.T) {
+	ts := newTestStore(t, Config{})
+	seed(t, ts)
+	// A crash after the compaction was recorded, before any pair went.
+	bt := ts.be.BatchTx()
+	bt.Lock()
+	tx, err := bt.Tx()
+	if err == nil {
+		err = schema.SetScheduledCompactRev(tx, 5)
+	}
+	bt.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.close()
+
+	again := reopen(t, ts.path, Config{})
+	if again.CompactRev() != 5 {
+		t.Errorf("compaction %d, want 5", again.CompactRev())
+	}
+	if _, err := again.Range(context.Background(), &pb.RangeRequest{Key: []byte("a"), Revision: 4}); !errors.Is(err, ErrCompacted) {
+		t.Errorf("range below the resumed compaction: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for fmt.Sprint(pairs(t, again.be)) != "[3_0 4_0 5_0t 6_0 7_0]" {
+		if time.Now().After(deadline) {
+			t.Fatalf("compaction not resumed: %v", pairs(t, again.be))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestCrashNeverAppliesTwice applies raft entries, copies the db file as a
+// crash would leave it (only what was committed), reopens the copy and
+// replays the entries after its consistent index: the result must be the
+// store that never crashed.
+func TestCrashNeverAppliesTwice(t *testing.T) {
+	entry := func(ts *testStore, i uint64) error {
+		return ts.Apply(i, 2, func() error {
+			if i%3 == 0 {
+				_, err := ts.Txn(context.Background(), &pb.TxnRequest{Success: []*pb.RequestOp{putOp(fmt.Sprint("t", i), "a"), putOp(fmt.Sprint("u", i), "b")}})
+				return err
+			}
+			if i%5 == 0 {
+				return nil // an entry that does not touch the store
+			}
+			_, err := ts.Put(&pb.PutRequest{Key: []byte(fmt.Sprint("k", i%4)), Value: []byte(fmt.Sprint(i))})
+			return err
+		})
+	}
+	for _, limit := range []int{10000, 3} {
+		t.Run(fmt.Sprint("batch limit ", limit), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "db")
+			be, err := backend.Open(backend.Config{Path: path, NoSync: true, MmapSize: 1 << 24, BatchInterval: time.Hour, BatchLimit: limit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := New(be, Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := &testStore{Store: s, path: path}
+			t.Cleanup(ts.close)
+			const n = 20
+			for i := uint64(1); i <= n; i++ {
+				if err := entry(ts, i); err != nil {
+					t.Fatal(err)
+				}
+				if i == 8 {
+					if err := be.ForceCommit(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if ci, term := ts.ConsistentIndex(); ci != n || term != 2 {
+				t.Errorf("consistent index %d term %d", ci, term)
+			}
+			crashed := filepath.Join(t.TempDir(), "crashed")
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(crashed, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			want := history(t, ts)
+
+			re := reopen(t, crashed, Config{})
+			ci, _ := re.ConsistentIndex()
+			if ci < 8 || ci > n {
+				t.Fatalf("consistent index after the crash %d, want 8..%d", ci, n)
+			}
+			for i := ci + 1; i <= n; i++ {
+				if err := entry(re, i); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := history(t, re); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("replay from index %d differs:\n got %v\nwant %v", ci, got, want)
+			}
+		})
+	}
+}
+
+// TestSnapkitAndEtcdutlReadTheStore checks a db the store wrote with
+// snapkit's status and hashkv, and with the real etcdutl.
+func TestSnapkitAndEtcdutlReadTheStore(t *testing.T) {
+	ts := newTestStore(t, Config{})
+	seed(t, ts)
+	done, err := ts.Compact(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if err := ts.Apply(9, 2, func() error {
+		ts.put(t, "e", "5")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hash, err := ts.HashKV(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.close()
+
+	rep, err := snapkit.Inspect(context.Background(), ts.path, snapkit.Options{SkipTrailer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Revision != 8 || !rep.OK() {
+		t.Errorf("snapkit status: revision %d totalKey %d findings %v", rep.Revision, rep.TotalKey, rep.Findings)
+	}
+	file, err := snapkit.HashKVFile(context.Background(), ts.path, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if file.Hash != hash.Hash || file.CompactRevision != 4 || file.HashRevision != 8 {
+		t.Errorf("snapkit hashkv %+v, store %+v", file, hash)
+	}
+
+	etcdutl := interoptest.Binary(t, "etcdutl")
+	out, err := exec.Command(etcdutl, "snapshot", "status", ts.path, "-w", "json").Output()
+	if err != nil {
+		t.Fatalf("etcdutl snapshot status: %v", err)
+	}
+	var st struct {
+		Revision int64 `json:"revision"`
+		TotalKey int   `json:"totalKey"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("etcdutl output %s: %v", out, err)
+	}
+	if st.Revision != 8 || st.TotalKey != rep.TotalKey {
+		t.Errorf("etcdutl: revision %d totalKey %d, want 8 %d", st.Revision, st.TotalKey, rep.TotalKey)
+	}
+	out, err = exec.Command(etcdutl, "hashkv", ts.path, "-w", "json").Output()
+	if err != nil {
+		t.Fatalf("etcdutl hashkv: %v", err)
+	}
+	var hk struct {
+		Hash            uint32 `json:"hash"`
+		HashRevision    int64  `json:"hashRevision"`
+		CompactRevision int64  `json:"compactRevision"`
+	}
+	if err := json.Unmarshal(out, &hk); err != nil {
+		t.Fatalf("etcdutl hashkv output %s: %v", out, err)
+	}
+	if hk.Hash != hash.Hash || hk.HashRevision != 8 || hk.CompactRevision != 4 {
+		t.Errorf("etcdutl hashkv %s, store %+v", out, hash)
+	}
+}

@@ -1,0 +1,275 @@
+package mvcc
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/lifeboat-dev/lifeboat/server/backend"
+	"github.com/lifeboat-dev/lifeboat/snapkit/keyindex"
+	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
+)
+
+// Errors of the store. The server maps ErrCompacted and ErrFutureRev to
+// rpctypes.ErrGRPCCompacted and rpctypes.ErrGRPCFutureRev.
+var (
+	ErrCompacted = errors.New("mvcc: required revision has been compacted")
+	ErrFutureRev = errors.New("mvcc: required revision is a future revision")
+	ErrClosed    = errors.New("mvcc: closed")
+	// ErrCorrupt means the key index names a revision the key bucket lacks.
+	ErrCorrupt = errors.New("mvcc: key bucket does not match the key index")
+)
+
+// Defaults, as etcd's.
+const (
+	DefaultCompactionBatchLimit    = 1000
+	DefaultCompactionSleepInterval = 10 * time.Millisecond
+	DefaultWatchSyncInterval       = 100 * time.Millisecond
+	DefaultWatchSyncBatch          = 10000
+)
+
+// Lessor is what the store needs of server/lease: it checks leases of
+// puts and keeps the keys attached to each lease.
+type Lessor interface {
+	Exists(id int64) bool
+	Attach(id int64, keys ...[]byte) error
+	Detach(id int64, keys ...[]byte) error
+	// LeaseOf returns the lease key is attached to, or 0.
+	LeaseOf(key []byte) int64
+}
+
+// Config configures New.
+type Config struct {
+	// Lessor checks and tracks leases; nil rejects puts with a lease.
+	Lessor Lessor
+	// CompactionBatchLimit is the number of key bucket pairs examined per
+	// backend lock during a compaction; 0 means DefaultCompactionBatchLimit.
+	CompactionBatchLimit int
+	// CompactionSleepInterval is the pause between two compaction batches;
+	// 0 means DefaultCompactionSleepInterval.
+	CompactionSleepInterval time.Duration
+	// WatchSyncInterval is how often unsynced watchers catch up; 0 means
+	// DefaultWatchSyncInterval.
+	WatchSyncInterval time.Duration
+	// WatchSyncBatch bounds the key bucket pairs read for unsynced watchers
+	// per pass (a main revision is never split); 0 means
+	// DefaultWatchSyncBatch.
+	WatchSyncBatch int
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Registerer receives the metrics; nil registers none.
+	Registerer prometheus.Registerer
+}
+
+// Store is the MVCC store. Reads are safe for concurrent use; writes must
+// come from one goroutine, the apply loop.
+type Store struct {
+	cfg Config
+	lg  *slog.Logger
+	be  *backend.Backend
+	le  Lessor
+	idx *keyindex.Index
+	m   *metrics
+
+	// writeMu serializes write transactions: it assigns main revisions.
+	writeMu    sync.Mutex
+	currentRev atomic.Int64
+	compactRev atomic.Int64
+	// applying is the raft entry being applied; guarded by writeMu.
+	applying struct {
+		index, term uint64
+		active      bool
+	}
+	ciMu      sync.Mutex
+	ci, ciTrm uint64
+
+	compactor compactor
+	watch     watchState
+
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	closed sync.Once
+}
+
+// New opens the store over be: it rebuilds the key index from the key
+// bucket, attaches the live keys to their leases, and finishes a compaction
+// that was scheduled but not finished.
+func New(be *backend.Backend, cfg Config) (*Store, error) {
+	if cfg.CompactionBatchLimit <= 0 {
+		cfg.CompactionBatchLimit = DefaultCompactionBatchLimit
+	}
+	if cfg.CompactionSleepInterval <= 0 {
+		cfg.CompactionSleepInterval = DefaultCompactionSleepInterval
+	}
+	if cfg.WatchSyncInterval <= 0 {
+		cfg.WatchSyncInterval = DefaultWatchSyncInterval
+	}
+	if cfg.WatchSyncBatch <= 0 {
+		cfg.WatchSyncBatch = DefaultWatchSyncBatch
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{
+		cfg:  cfg,
+		lg:   lg.With("component", "mvcc"),
+		be:   be,
+		le:   cfg.Lessor,
+		stop: make(chan struct{}),
+	}
+	scheduled, err := s.restore()
+	if err != nil {
+		return nil, err
+	}
+	if s.m, err = newMetrics(cfg.Registerer, s); err != nil {
+		return nil, err
+	}
+	s.compactor.init()
+	s.watch.init()
+	s.wg.Add(2)
+	go s.runCompactions()
+	go s.runWatchSync()
+	if scheduled > s.compactRev.Load() {
+		s.lg.Info("resuming compaction", "revision", scheduled)
+		s.compactRev.Store(scheduled)
+		s.compactor.schedule(scheduled)
+	}
+	return s, nil
+}
+
+// restore rebuilds the state from the backend and returns the scheduled
+// compaction revision.
+func (s *Store) restore() (int64, error) {
+	start := time.Now()
+	var scheduled int64
+	err := s.be.View(func(tx *bolt.Tx) error {
+		idx, cur, err := keyindex.Restore(s.lg, tx)
+		if err != nil {
+			return err
+		}
+		sched, _, err := schema.ScheduledCompactRev(tx)
+		if err != nil {
+			return err
+		}
+		finished, _, err := schema.FinishedCompactRev(tx)
+		if err != nil {
+			return err
+		}
+		ci, err := schema.ConsistentIndex(tx)
+		if err != nil {
+			return err
+		}
+		term, err := schema.Term(tx)
+		if err != nil {
+			return err
+		}
+		s.idx, scheduled = idx, sched
+		// A compaction may have removed every pair up to its revision.
+		s.currentRev.Store(max(cur, finished, sched))
+		s.compactRev.Store(finished)
+		s.ci, s.ciTrm = ci, term
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("mvcc: restore from %s: %w", s.be.Path(), err)
+	}
+	if err := s.attachLeases(); err != nil {
+		return 0, err
+	}
+	s.lg.Info("restored", "path", s.be.Path(), "keys", s.idx.Len(), "revision", s.currentRev.Load(),
+		"compact-revision", s.compactRev.Load(), "consistent-index", s.ci, "took", time.Since(start))
+	return scheduled, nil
+}
+
+// attachLeases attaches every live key with a lease to it.
+func (s *Store) attachLeases() error {
+	if s.le == nil {
+		return nil
+	}
+	rtx, err := s.be.ReadTx()
+	if err != nil {
+		return fmt.Errorf("mvcc: restore leases: %w", err)
+	}
+	defer rtx.End()
+	keys, revs := s.idx.LiveKeys(s.currentRev.Load())
+	revKey := make([]byte, 0, schema.RevisionSize)
+	var kv mvccpb.KeyValue
+	for i, r := range revs {
+		revKey = schema.AppendRevision(revKey[:0], r, false)
+		v := rtx.GetKey(revKey)
+		if v == nil {
+			return fmt.Errorf("%w: restore leases: key %q revision %s missing", ErrCorrupt, keys[i], r)
+		}
+		kv.Reset()
+		if err := kv.Unmarshal(v); err != nil {
+			return fmt.Errorf("mvcc: restore leases: key %q revision %s: %w", keys[i], r, err)
+		}
+		if kv.Lease == 0 {
+			continue
+		}
+		if err := s.le.Attach(kv.Lease, keys[i]); err != nil {
+			s.lg.Warn("key attached to a missing lease", "key", string(keys[i]), "lease", fmt.Sprintf("%x", kv.Lease), "err", err)
+		}
+	}
+	return nil
+}
+
+// Rev returns the current revision: the main revision of the last write.
+func (s *Store) Rev() int64 { return s.currentRev.Load() }
+
+// CompactRev returns the revision of the last compaction (0: none).
+func (s *Store) CompactRev() int64 { return s.compactRev.Load() }
+
+// ConsistentIndex returns the raft index and term of the last entry applied.
+func (s *Store) ConsistentIndex() (index, term uint64) {
+	s.ciMu.Lock()
+	defer s.ciMu.Unlock()
+	return s.ci, s.ciTrm
+}
+
+// Apply applies raft entry (index, term) through fn: every write that fn
+// makes through the store (Put, DeleteRange, Txn, Compact, a lease revoke)
+// records (index, term) as the consistent index in the same backend batch
+// as its data; after fn, Apply records it for an entry that wrote nothing.
+// Other backend writes made in fn (lease grants, members) are idempotent on
+// replay. Apply returns fn's error.
+func (s *Store) Apply(index, term uint64, fn func() error) error {
+	s.writeMu.Lock()
+	s.applying.index, s.applying.term, s.applying.active = index, term, true
+	s.writeMu.Unlock()
+	err := fn()
+	s.writeMu.Lock()
+	s.applying.active = false
+	bt := s.be.BatchTx()
+	bt.Lock()
+	bt.SetConsistentIndex(index, term)
+	s.setConsistentIndex(index, term)
+	bt.Unlock()
+	s.writeMu.Unlock()
+	return err
+}
+
+func (s *Store) setConsistentIndex(index, term uint64) {
+	s.ciMu.Lock()
+	s.ci, s.ciTrm = index, term
+	s.ciMu.Unlock()
+}
+
+// Close stops compaction and the watch loop and cancels every watcher. It
+// does not close the backend.
+func (s *Store) Close() error {
+	s.closed.Do(func() {
+		close(s.stop)
+		s.wg.Wait()
+		s.watch.closeAll()
+	})
+	return nil
+}

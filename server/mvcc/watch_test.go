@@ -1,0 +1,232 @@
+package mvcc
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+)
+
+// collect reads responses until n events arrived or the time is up.
+func collect(t *testing.T, ws *WatchStream, n int) ([]string, []WatchResponse) {
+	t.Helper()
+	var evs []string
+	var resps []WatchResponse
+	timeout := time.After(10 * time.Second)
+	for len(evs) < n {
+		select {
+		case r, ok := <-ws.Chan():
+			if !ok {
+				t.Fatalf("channel closed after %v", evs)
+			}
+			resps = append(resps, r)
+			for _, ev := range r.Events {
+				evs = append(evs, evString(ev))
+			}
+		case <-timeout:
+			t.Fatalf("got %d events of %d: %v", len(evs), n, evs)
+		}
+	}
+	return evs, resps
+}
+
+func evString(ev mvccpb.Event) string {
+	s := fmt.Sprintf("%s %s=%s@%d", ev.Type, ev.Kv.Key, ev.Kv.Value, ev.Kv.ModRevision)
+	if ev.PrevKv != nil {
+		s += " prev " + string(ev.PrevKv.Value)
+	}
+	return s
+}
+
+// quiet checks that nothing more arrives for a while.
+func quiet(t *testing.T, ws *WatchStream) {
+	t.Helper()
+	select {
+	case r := <-ws.Chan():
+		t.Errorf("unexpected response %+v", r)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+func TestWatch(t *testing.T) {
+	noDelete := func(ev mvccpb.Event) bool { return ev.Type == mvccpb.DELETE }
+	tests := []struct {
+		name     string
+		key, end string
+		start    int64
+		prevKV   bool
+		filters  []FilterFunc
+		want     []string
+	}{
+		{"one key from now", "a", "", 0, false, nil, []string{"PUT a=10@8", "DELETE a=@10"}},
+		{"prefix from now", "a", "b", 0, false, nil, []string{"PUT a=10@8", "PUT ab=11@9", "DELETE a=@10"}},
+		{"every key from revision 5", "\x00", "\x00", 5, false, nil, []string{"DELETE b=@5", "PUT b=6@6", "PUT d=0@7", "PUT a=10@8", "PUT ab=11@9", "DELETE a=@10"}},
+		{"one key from revision 1", "a", "", 1, false, nil, []string{"PUT a=1@1", "PUT a=3@3", "PUT a=10@8", "DELETE a=@10"}},
+		{"prev_kv", "a", "", 3, true, nil, []string{"PUT a=3@3 prev 1", "PUT a=10@8 prev 3", "DELETE a=@10 prev 10"}},
+		{"filter", "a", "", 1, false, []FilterFunc{noDelete}, []string{"PUT a=1@1", "PUT a=3@3", "PUT a=10@8"}},
+		{"future start", "a", "", 10, false, nil, []string{"DELETE a=@10"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestStore(t, Config{WatchSyncInterval: 10 * time.Millisecond})
+			seed(t, ts)
+			ws := ts.NewWatchStream()
+			defer ws.Close()
+			id, err := ws.Watch(AutoWatchID, []byte(tt.key), []byte(tt.end), tt.start, tt.prevKV, tt.filters...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts.put(t, "a", "10")
+			ts.put(t, "ab", "11")
+			ts.del(t, "a", "")
+			got, resps := collect(t, ws, len(tt.want))
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("events\n got %v\nwant %v", got, tt.want)
+			}
+			for _, r := range resps {
+				if r.WatchID != id {
+					t.Errorf("watch ID %d, want %d", r.WatchID, id)
+				}
+			}
+			quiet(t, ws)
+		})
+	}
+}
+
+func TestWatchCatchesUpInBatches(t *testing.T) {
+	// Batches of 7 pairs: the catch-up takes several passes, each ending
+	// at a main revision, while new writes keep coming.
+	ts := newTestStore(t, Config{WatchSyncInterval: time.Millisecond, WatchSyncBatch: 7})
+	const n = 200
+	for i := range n {
+		ts.put(t, fmt.Sprint("k", i%10), fmt.Sprint(i))
+	}
+	ws := ts.NewWatchStream()
+	defer ws.Close()
+	if _, err := ws.Watch(AutoWatchID, []byte("k"), []byte("l"), 1, false); err != nil {
+		t.Fatal(err)
+	}
+	for i := n; i < n+50; i++ {
+		ts.put(t, fmt.Sprint("k", i%10), fmt.Sprint(i))
+	}
+	got, _ := collect(t, ws, n+50)
+	for i, ev := range got {
+		if want := fmt.Sprintf("PUT k%d=%d@%d", i%10, i, i+1); ev != want {
+			t.Fatalf("event %d: %s, want %s", i, ev, want)
+		}
+	}
+	quiet(t, ws)
+}
+
+func TestSlowWatcherNeverBlocksWritesNorLosesEvents(t *testing.T) {
+	ts := newTestStore(t, Config{WatchSyncInterval: time.Millisecond})
+	ws := ts.NewWatchStream()
+	defer ws.Close()
+	if _, err := ws.Watch(AutoWatchID, []byte("k"), nil, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	// Far more responses than the channel holds, nobody reading.
+	const n = 3 * watchChanSize
+	start := time.Now()
+	for i := range n {
+		ts.put(t, "k", fmt.Sprint(i))
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("writes took %v with a stuck watcher", d)
+	}
+	got, _ := collect(t, ws, n)
+	for i, ev := range got {
+		if want := fmt.Sprintf("PUT k=%d@%d", i, i+1); ev != want {
+			t.Fatalf("event %d: %s, want %s", i, ev, want)
+		}
+	}
+	quiet(t, ws)
+}
+
+func TestWatchCompacted(t *testing.T) {
+	ts := newTestStore(t, Config{WatchSyncInterval: time.Millisecond})
+	seed(t, ts)
+	done, err := ts.Compact(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	ws := ts.NewWatchStream()
+	defer ws.Close()
+	id, err := ws.Watch(AutoWatchID, []byte("a"), nil, 2, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-ws.Chan():
+		if r.WatchID != id || r.CompactRevision != 5 || len(r.Events) != 0 {
+			t.Errorf("response %+v, want compact revision 5", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no compacted response")
+	}
+	ts.put(t, "a", "after")
+	quiet(t, ws)
+	// A watch at the compaction itself is served.
+	if _, err := ws.Watch(AutoWatchID, []byte("b"), nil, 5, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := collect(t, ws, 2); fmt.Sprint(got) != "[DELETE b=@5 PUT b=6@6]" {
+		t.Errorf("from the compaction: %v", got)
+	}
+}
+
+func TestWatchStreamControls(t *testing.T) {
+	ts := newTestStore(t, Config{WatchSyncInterval: time.Millisecond})
+	seed(t, ts)
+	ws := ts.NewWatchStream()
+	a, err := ws.Watch(7, []byte("a"), nil, 0, false)
+	if err != nil || a != 7 {
+		t.Fatalf("watch with an ID: %d, %v", a, err)
+	}
+	if _, err := ws.Watch(7, []byte("b"), nil, 0, false); !errors.Is(err, ErrWatcherDuplicateID) {
+		t.Errorf("duplicate ID: %v", err)
+	}
+	if _, err := ws.Watch(AutoWatchID, []byte("b"), []byte("a"), 0, false); !errors.Is(err, ErrEmptyWatcherRange) {
+		t.Errorf("empty range: %v", err)
+	}
+	ws.RequestProgress(a)
+	select {
+	case r := <-ws.Chan():
+		if r.WatchID != a || r.Revision != 7 || len(r.Events) != 0 {
+			t.Errorf("progress %+v", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no progress response")
+	}
+	if !ws.RequestProgressAll() {
+		t.Error("RequestProgressAll with every watcher synced sent nothing")
+	}
+	if r := <-ws.Chan(); r.WatchID != ProgressWatchID || r.Revision != 7 {
+		t.Errorf("progress all %+v", r)
+	}
+	old, err := ws.Watch(AutoWatchID, []byte("zz"), nil, 1, false) // unsynced until the loop runs
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Cancel(old); err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Cancel(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Cancel(a); !errors.Is(err, ErrWatcherNotExist) {
+		t.Errorf("cancel twice: %v", err)
+	}
+	ts.put(t, "a", "x")
+	quiet(t, ws)
+	ws.Close()
+	if _, ok := <-ws.Chan(); ok {
+		t.Error("channel open after Close")
+	}
+	if _, err := ws.Watch(AutoWatchID, []byte("a"), nil, 0, false); !errors.Is(err, ErrClosed) {
+		t.Errorf("watch on a closed stream: %v", err)
+	}
+}

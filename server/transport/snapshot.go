@@ -1,0 +1,172 @@
+package transport
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// DBFileName is the name under the snap dir of the db received with a
+// snapshot at index.
+func DBFileName(index uint64) string { return fmt.Sprintf("%016x.snap.db", index) }
+
+// postSnapshot sends m followed by the db to the peer and returns the db size.
+func (t *Transport) postSnapshot(p *peer, m raftpb.Message) (int64, error) {
+	db, size, err := t.cfg.Raft.SnapshotDB(m)
+	if err != nil {
+		return 0, fmt.Errorf("transport: open snapshot db: %w", err)
+	}
+	defer db.Close()
+	u := p.url()
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(writeSnapshotBody(pw, &m, db, size))
+	}()
+	defer pr.Close()
+	req, err := http.NewRequestWithContext(t.ctx, http.MethodPost, u+SnapshotPath, pr)
+	if err != nil {
+		return 0, fmt.Errorf("transport: snapshot to peer %x at %s: %w", p.id, u, err)
+	}
+	t.setHeaders(req.Header)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("transport: snapshot to peer %x at %s: %w", p.id, u, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusNoContent {
+		return 0, fmt.Errorf("transport: snapshot to peer %x at %s: %s: %s", p.id, u, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return size, nil
+}
+
+// writeSnapshotBody writes [frame(m)][uint64 BE size][db][sha256(db)].
+func writeSnapshotBody(w io.Writer, m *raftpb.Message, db io.Reader, size int64) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if _, err := writeFrame(bw, nil, m); err != nil {
+		return err
+	}
+	var sz [8]byte
+	binary.BigEndian.PutUint64(sz[:], uint64(size))
+	if _, err := bw.Write(sz[:]); err != nil {
+		return err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(bw, h), io.LimitReader(db, size))
+	if err != nil {
+		return fmt.Errorf("copy db: %w", err)
+	}
+	if n != size {
+		return fmt.Errorf("db is %d bytes, expected %d", n, size)
+	}
+	if _, err := bw.Write(h.Sum(nil)); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// serveSnapshot receives a MsgSnap and its db, stores the db as
+// DBFileName(index) in the snap dir, then steps the message into raft.
+func (t *Transport) serveSnapshot(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	from, err := t.checkRequest(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusPreconditionFailed)
+		return
+	}
+	lg := t.lg.With("peer-id", strconv.FormatUint(from, 16))
+	br := bufio.NewReaderSize(r.Body, 64<<10)
+	var m raftpb.Message
+	if _, err := readFrame(br, nil, &m); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if m.Type != raftpb.MsgSnap {
+		http.Error(w, fmt.Sprintf("transport: expected MsgSnap, got %s", m.Type), http.StatusBadRequest)
+		return
+	}
+	index := m.Snapshot.Metadata.Index
+	n, err := t.receiveDB(br, index)
+	if err != nil {
+		lg.Warn("receiving snapshot db failed", "snapshot-index", index, "error", err)
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	lg.Info("received snapshot db", "snapshot-index", index, "db-bytes", n)
+	if err := t.cfg.Raft.Process(r.Context(), m); err != nil {
+		http.Error(w, fmt.Sprintf("transport: raft refused snapshot: %v", err), http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// receiveDB copies the db from r into a tmp file, checks its SHA-256,
+// fsyncs it and renames it into place.
+func (t *Transport) receiveDB(r io.Reader, index uint64) (int64, error) {
+	if t.cfg.SnapDir == "" {
+		return 0, errors.New("transport: no snap dir to receive a snapshot db")
+	}
+	var sz [8]byte
+	if _, err := io.ReadFull(r, sz[:]); err != nil {
+		return 0, fmt.Errorf("transport: read db size: %w", err)
+	}
+	size := int64(binary.BigEndian.Uint64(sz[:]))
+	f, err := os.CreateTemp(t.cfg.SnapDir, "tmp")
+	if err != nil {
+		return 0, fmt.Errorf("transport: create tmp db: %w", err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, size))
+	if err != nil {
+		return n, fmt.Errorf("transport: receive db into %s: %w", tmp, err)
+	}
+	if n != size {
+		return n, fmt.Errorf("transport: db ended after %d of %d bytes", n, size)
+	}
+	var sum [sha256.Size]byte
+	if _, err := io.ReadFull(r, sum[:]); err != nil {
+		return n, fmt.Errorf("transport: read db hash: %w", err)
+	}
+	if !bytes.Equal(sum[:], h.Sum(nil)) {
+		return n, fmt.Errorf("transport: db sha256 mismatch (want %x, got %x)", sum, h.Sum(nil))
+	}
+	if err := f.Sync(); err != nil {
+		return n, fmt.Errorf("transport: fsync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return n, fmt.Errorf("transport: close %s: %w", tmp, err)
+	}
+	dst := filepath.Join(t.cfg.SnapDir, DBFileName(index))
+	if err := os.Rename(tmp, dst); err != nil {
+		return n, fmt.Errorf("transport: rename db to %s: %w", dst, err)
+	}
+	ok = true
+	if d, err := os.Open(t.cfg.SnapDir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return n, nil
+}

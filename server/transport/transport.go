@@ -1,0 +1,238 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// Paths served by Transport.Handler.
+const (
+	StreamPath   = "/lifeboat/raft/stream"
+	SnapshotPath = "/lifeboat/raft/snapshot"
+)
+
+// Headers that every peer request carries.
+const (
+	headerFrom      = "X-Lifeboat-From"
+	headerClusterID = "X-Lifeboat-Cluster-Id"
+)
+
+// DefaultQueueSize is the number of messages queued per peer before the
+// transport drops messages and reports the peer unreachable.
+const DefaultQueueSize = 4096
+
+// maxFrameSize bounds one raft message on the wire (raft's MaxSizePerMsg is
+// far below this; a larger length means a corrupt or hostile stream).
+const maxFrameSize = 256 << 20
+
+// Raft is what the transport needs from the local member.
+type Raft interface {
+	// Process steps a message received from a peer into raft.
+	Process(ctx context.Context, m raftpb.Message) error
+	// ReportUnreachable tells raft that a message to id was lost.
+	ReportUnreachable(id uint64)
+	// ReportSnapshot tells raft how sending a snapshot to id ended.
+	ReportSnapshot(id uint64, status raft.SnapshotStatus)
+	// SnapshotDB opens the db to stream with an outgoing MsgSnap and gives
+	// its exact size; the transport closes it when the send ends.
+	SnapshotDB(m raftpb.Message) (io.ReadCloser, int64, error)
+	// IsIDRemoved reports whether member id was removed from the cluster;
+	// its streams are refused with 410 Gone.
+	IsIDRemoved(id uint64) bool
+	// RemovedFromCluster is called when a peer refuses this member as
+	// removed.
+	RemovedFromCluster()
+}
+
+// Config configures a Transport.
+type Config struct {
+	ID        uint64 // the local member
+	ClusterID uint64
+	// SnapDir receives db snapshots as %016x.snap.db.
+	SnapDir string
+	Raft    Raft
+	Logger  *slog.Logger
+	// QueueSize is the per-peer message queue (DefaultQueueSize if 0).
+	QueueSize int
+	// DialTimeout bounds connecting to a peer (1s if 0).
+	DialTimeout time.Duration
+}
+
+// Transport sends raft messages to peers and serves the peer endpoints.
+type Transport struct {
+	cfg    Config
+	lg     *slog.Logger
+	client *http.Client
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu    sync.RWMutex
+	peers map[uint64]*peer
+	wg    sync.WaitGroup
+}
+
+// New returns a transport with no peers.
+func New(cfg Config) (*Transport, error) {
+	if cfg.ID == 0 {
+		return nil, errors.New("transport: member ID is 0")
+	}
+	if cfg.Raft == nil {
+		return nil, errors.New("transport: no Raft")
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = DefaultQueueSize
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = time.Second
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		DialContext: dialer.DialContext,
+		HTTP2: &http.HTTP2Config{
+			SendPingTimeout:               2 * time.Second,
+			PingTimeout:                   2 * time.Second,
+			MaxReceiveBufferPerConnection: 4 << 20,
+			MaxReceiveBufferPerStream:     4 << 20,
+		},
+	}
+	tr.Protocols = new(http.Protocols)
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Transport{
+		cfg:    cfg,
+		lg:     lg.With("component", "transport", "local-member-id", strconv.FormatUint(cfg.ID, 16)),
+		client: &http.Client{Transport: tr},
+		ctx:    ctx,
+		cancel: cancel,
+		peers:  make(map[uint64]*peer),
+	}, nil
+}
+
+// SetClusterID sets the cluster ID sent and checked on every request (a
+// joining member learns it only after New).
+func (t *Transport) SetClusterID(id uint64) {
+	t.mu.Lock()
+	t.cfg.ClusterID = id
+	t.mu.Unlock()
+}
+
+func (t *Transport) clusterID() uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.cfg.ClusterID
+}
+
+// AddPeer starts a stream to member id at the first reachable URL of urls.
+// Adding a known peer updates its URLs.
+func (t *Transport) AddPeer(id uint64, urls []string) {
+	if id == t.cfg.ID {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p, ok := t.peers[id]; ok {
+		p.setURLs(urls)
+		return
+	}
+	p := newPeer(t, id, urls)
+	t.peers[id] = p
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		p.run()
+	}()
+	t.lg.Info("added peer", "peer-id", strconv.FormatUint(id, 16), "peer-urls", urls)
+}
+
+// RemovePeer stops the stream to member id.
+func (t *Transport) RemovePeer(id uint64) {
+	t.mu.Lock()
+	p, ok := t.peers[id]
+	delete(t.peers, id)
+	t.mu.Unlock()
+	if ok {
+		p.stop()
+		t.lg.Info("removed peer", "peer-id", strconv.FormatUint(id, 16))
+	}
+}
+
+// Send queues msgs for their peers. It never blocks: a message for a full
+// queue or an unknown peer is dropped and the peer reported unreachable.
+func (t *Transport) Send(msgs []raftpb.Message) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for i := range msgs {
+		m := msgs[i]
+		if m.To == 0 {
+			continue
+		}
+		p, ok := t.peers[m.To]
+		if !ok {
+			t.lg.Debug("dropped message to unknown peer", "peer-id", strconv.FormatUint(m.To, 16), "type", m.Type.String())
+			continue
+		}
+		if m.Type == raftpb.MsgSnap {
+			p.sendSnapshot(m)
+			continue
+		}
+		p.enqueue(m)
+	}
+}
+
+// PeerActive reports whether the stream to member id is connected.
+func (t *Transport) PeerActive(id uint64) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	p, ok := t.peers[id]
+	return ok && p.connected()
+}
+
+// Close stops every peer stream and waits for them.
+func (t *Transport) Close() {
+	t.cancel()
+	t.mu.Lock()
+	peers := t.peers
+	t.peers = make(map[uint64]*peer)
+	t.mu.Unlock()
+	for _, p := range peers {
+		p.stop()
+	}
+	t.wg.Wait()
+	t.client.CloseIdleConnections()
+}
+
+// checkRequest validates the sender headers of a peer request.
+func (t *Transport) checkRequest(r *http.Request) (uint64, error) {
+	from, err := strconv.ParseUint(r.Header.Get(headerFrom), 16, 64)
+	if err != nil || from == 0 {
+		return 0, fmt.Errorf("transport: bad %s header %q", headerFrom, r.Header.Get(headerFrom))
+	}
+	cid, err := strconv.ParseUint(r.Header.Get(headerClusterID), 16, 64)
+	if err != nil {
+		return 0, fmt.Errorf("transport: bad %s header %q", headerClusterID, r.Header.Get(headerClusterID))
+	}
+	if local := t.clusterID(); local != 0 && cid != local {
+		return 0, fmt.Errorf("transport: cluster ID mismatch: peer %x sent %x, local is %x", from, cid, local)
+	}
+	return from, nil
+}
+
+func (t *Transport) setHeaders(h http.Header) {
+	h.Set(headerFrom, strconv.FormatUint(t.cfg.ID, 16))
+	h.Set(headerClusterID, strconv.FormatUint(t.clusterID(), 16))
+}

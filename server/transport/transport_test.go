@@ -1,0 +1,205 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// recorder is the receiving end of a transport in tests: it keeps what the
+// transport hands to raft.
+type recorder struct {
+	mu          sync.Mutex
+	got         []raftpb.Message
+	unreachable map[uint64]int
+	snapStatus  []raft.SnapshotStatus
+	db          []byte
+	removed     bool
+}
+
+func newRecorder(db []byte) *recorder {
+	return &recorder{unreachable: make(map[uint64]int), db: db}
+}
+
+func (r *recorder) Process(_ context.Context, m raftpb.Message) error {
+	r.mu.Lock()
+	r.got = append(r.got, m)
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *recorder) ReportUnreachable(id uint64) {
+	r.mu.Lock()
+	r.unreachable[id]++
+	r.mu.Unlock()
+}
+
+func (r *recorder) ReportSnapshot(_ uint64, s raft.SnapshotStatus) {
+	r.mu.Lock()
+	r.snapStatus = append(r.snapStatus, s)
+	r.mu.Unlock()
+}
+
+func (r *recorder) SnapshotDB(raftpb.Message) (io.ReadCloser, int64, error) {
+	return io.NopCloser(bytes.NewReader(r.db)), int64(len(r.db)), nil
+}
+
+func (r *recorder) IsIDRemoved(id uint64) bool { return id == removedID }
+
+func (r *recorder) RemovedFromCluster() {
+	r.mu.Lock()
+	r.removed = true
+	r.mu.Unlock()
+}
+
+// removedID is a member ID the recorders treat as removed.
+const removedID = 666
+
+func (r *recorder) messages() []raftpb.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]raftpb.Message(nil), r.got...)
+}
+
+// serve starts a transport for id on a free port and returns its URL.
+func serve(t *testing.T, id, clusterID uint64, rec *recorder) (*Transport, string) {
+	t.Helper()
+	tr, err := New(Config{ID: id, ClusterID: clusterID, SnapDir: t.TempDir(), Raft: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: tr.Handler(), Protocols: new(http.Protocols)}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		tr.Close()
+		srv.Close()
+	})
+	return tr, "http://" + ln.Addr().String()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestStreamDeliversInOrder(t *testing.T) {
+	recA, recB := newRecorder(nil), newRecorder(nil)
+	a, _ := serve(t, 1, 7, recA)
+	_, urlB := serve(t, 2, 7, recB)
+	a.AddPeer(2, []string{urlB})
+	waitFor(t, "stream up", func() bool { return a.PeerActive(2) })
+
+	const n = 2000
+	for i := range n {
+		a.Send([]raftpb.Message{{Type: raftpb.MsgApp, From: 1, To: 2, Index: uint64(i), Entries: []raftpb.Entry{{Index: uint64(i), Data: []byte("payload")}}}})
+		if i%500 == 499 {
+			waitFor(t, "queue drained", func() bool { return len(recB.messages()) >= i-100 })
+		}
+	}
+	waitFor(t, "all messages", func() bool { return len(recB.messages()) == n })
+	for i, m := range recB.messages() {
+		if m.Index != uint64(i) || string(m.Entries[0].Data) != "payload" {
+			t.Fatalf("message %d: got index %d data %q", i, m.Index, m.Entries[0].Data)
+		}
+	}
+}
+
+func TestUnreachableAndMismatch(t *testing.T) {
+	tests := []struct {
+		name    string
+		peerURL func(t *testing.T) string
+	}{
+		{"nobody listening", func(t *testing.T) string {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := "http://" + ln.Addr().String()
+			ln.Close()
+			return u
+		}},
+		{"other cluster", func(t *testing.T) string {
+			_, u := serve(t, 2, 99, newRecorder(nil))
+			return u
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := newRecorder(nil)
+			a, _ := serve(t, 1, 7, rec)
+			a.AddPeer(2, []string{tc.peerURL(t)})
+			waitFor(t, "unreachable report", func() bool {
+				a.Send([]raftpb.Message{{Type: raftpb.MsgHeartbeat, From: 1, To: 2}})
+				rec.mu.Lock()
+				defer rec.mu.Unlock()
+				return rec.unreachable[2] > 0
+			})
+			if a.PeerActive(2) {
+				t.Fatalf("peer counted active")
+			}
+		})
+	}
+}
+
+func TestSnapshotCarriesDB(t *testing.T) {
+	db := bytes.Repeat([]byte("lifeboat-db "), 100000)
+	recA, recB := newRecorder(db), newRecorder(nil)
+	a, _ := serve(t, 1, 7, recA)
+	b, urlB := serve(t, 2, 7, recB)
+	a.AddPeer(2, []string{urlB})
+	snap := raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: 42, Term: 3}, Data: []byte("{}")}
+	a.Send([]raftpb.Message{{Type: raftpb.MsgSnap, From: 1, To: 2, Snapshot: &snap}})
+	waitFor(t, "snapshot status", func() bool {
+		recA.mu.Lock()
+		defer recA.mu.Unlock()
+		return len(recA.snapStatus) == 1
+	})
+	if recA.snapStatus[0] != raft.SnapshotFinish {
+		t.Fatalf("snapshot status %v", recA.snapStatus[0])
+	}
+	got := recB.messages()
+	if len(got) != 1 || got[0].Type != raftpb.MsgSnap || got[0].Snapshot.Metadata.Index != 42 {
+		t.Fatalf("received %+v", got)
+	}
+	b2, err := os.ReadFile(filepath.Join(b.cfg.SnapDir, DBFileName(42)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b2, db) {
+		t.Fatalf("received db differs: %d bytes, want %d", len(b2), len(db))
+	}
+}
+
+func TestRemovedMemberIsTold(t *testing.T) {
+	rec := newRecorder(nil)
+	gone, _ := serve(t, removedID, 7, rec)
+	_, url := serve(t, 2, 7, newRecorder(nil))
+	gone.AddPeer(2, []string{url})
+	waitFor(t, "removal report", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return rec.removed
+	})
+}

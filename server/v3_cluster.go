@@ -1,0 +1,171 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
+
+	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
+)
+
+// learnerReadyPercent is etcd's: a learner may be promoted once its match
+// index is at least 90% of the leader's.
+const learnerReadyPercent = 0.9
+
+type clusterServer struct {
+	pb.UnimplementedClusterServer
+	s *Server
+}
+
+func (c *clusterServer) members() []*pb.Member {
+	ms := c.s.cluster.Members()
+	out := make([]*pb.Member, len(ms))
+	for i, m := range ms {
+		out[i] = pbMember(m)
+	}
+	return out
+}
+
+func (c *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.MemberListResponse, error) {
+	if r.Linearizable {
+		if err := c.s.linearizableReadNotify(ctx); err != nil {
+			return nil, toGRPCError(err)
+		}
+	}
+	return &pb.MemberListResponse{Header: c.s.header(nil), Members: c.members()}, nil
+}
+
+func (c *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
+	for _, u := range r.PeerURLs {
+		if _, err := parseURL(u); err != nil {
+			return nil, rpctypes.ErrGRPCMemberBadURLs
+		}
+	}
+	if len(r.PeerURLs) == 0 {
+		return nil, rpctypes.ErrGRPCMemberBadURLs
+	}
+	now := time.Now()
+	id, err := schema.MemberID(r.PeerURLs, "", &now)
+	if err != nil {
+		return nil, rpctypes.ErrGRPCMemberBadURLs
+	}
+	m := schema.Member{ID: id, PeerURLs: r.PeerURLs, IsLearner: r.IsLearner}
+	if err := c.s.cluster.validateAdd(m); err != nil {
+		return nil, membershipRPCError(err)
+	}
+	if !r.IsLearner && !c.s.readyToAddVoter() {
+		return nil, rpctypes.ErrGRPCMemberNotEnoughStarted
+	}
+	ctxJSON, err := json.Marshal(confChangeContext{Member: m})
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	cc := raftpb.ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: id, Context: ctxJSON}
+	if r.IsLearner {
+		cc.Type = raftpb.ConfChangeAddLearnerNode
+	}
+	if _, err := c.s.proposeConfChange(ctx, cc); err != nil {
+		return nil, toGRPCError(err)
+	}
+	return &pb.MemberAddResponse{Header: c.s.header(nil), Member: pbMember(m), Members: c.members()}, nil
+}
+
+func (c *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
+	if err := c.s.cluster.validateRemove(r.ID); err != nil {
+		return nil, membershipRPCError(err)
+	}
+	if m, _ := c.s.cluster.Member(r.ID); !m.IsLearner && !c.s.readyToRemoveVoter(r.ID) {
+		return nil, rpctypes.ErrGRPCMemberNotEnoughStarted
+	}
+	cc := raftpb.ConfChange{Type: raftpb.ConfChangeRemoveNode, NodeID: r.ID}
+	if _, err := c.s.proposeConfChange(ctx, cc); err != nil {
+		return nil, toGRPCError(err)
+	}
+	return &pb.MemberRemoveResponse{Header: c.s.header(nil), Members: c.members()}, nil
+}
+
+func (c *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
+	for _, u := range r.PeerURLs {
+		if _, err := parseURL(u); err != nil {
+			return nil, rpctypes.ErrGRPCMemberBadURLs
+		}
+	}
+	if err := c.s.cluster.validateUpdate(r.ID, r.PeerURLs); err != nil {
+		return nil, membershipRPCError(err)
+	}
+	m, _ := c.s.cluster.Member(r.ID)
+	m.PeerURLs = r.PeerURLs
+	ctxJSON, err := json.Marshal(confChangeContext{Member: m})
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	cc := raftpb.ConfChange{Type: raftpb.ConfChangeUpdateNode, NodeID: r.ID, Context: ctxJSON}
+	if _, err := c.s.proposeConfChange(ctx, cc); err != nil {
+		return nil, toGRPCError(err)
+	}
+	return &pb.MemberUpdateResponse{Header: c.s.header(nil), Members: c.members()}, nil
+}
+
+func (c *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
+	if err := c.s.cluster.validatePromote(r.ID); err != nil {
+		return nil, membershipRPCError(err)
+	}
+	if c.s.lead.Load() == c.s.id && !c.s.learnerReady(r.ID) {
+		return nil, rpctypes.ErrGRPCLearnerNotReady
+	}
+	m, _ := c.s.cluster.Member(r.ID)
+	m.IsLearner = false
+	ctxJSON, err := json.Marshal(confChangeContext{Member: m, IsPromote: true})
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	cc := raftpb.ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: r.ID, Context: ctxJSON}
+	if _, err := c.s.proposeConfChange(ctx, cc); err != nil {
+		return nil, toGRPCError(err)
+	}
+	return &pb.MemberPromoteResponse{Header: c.s.header(nil), Members: c.members()}, nil
+}
+
+// activeVoters counts the voters this member can reach (itself included).
+func (s *Server) activeVoters(exclude uint64) (active, total int) {
+	for _, m := range s.cluster.Members() {
+		if m.IsLearner || m.ID == exclude {
+			continue
+		}
+		total++
+		if m.ID == s.id || s.tr.PeerActive(m.ID) {
+			active++
+		}
+	}
+	return active, total
+}
+
+// readyToAddVoter is etcd's strict reconfiguration check for an add: the
+// started voters must stay a quorum of the larger cluster.
+func (s *Server) readyToAddVoter() bool {
+	active, total := s.activeVoters(0)
+	return active >= (total+1)/2+1
+}
+
+// readyToRemoveVoter: after removing id the started voters must still be a
+// quorum.
+func (s *Server) readyToRemoveVoter(id uint64) bool {
+	active, total := s.activeVoters(id)
+	return total == 0 || active >= total/2+1
+}
+
+// learnerReady reports whether learner id has caught up with the leader.
+func (s *Server) learnerReady(id uint64) bool {
+	st := s.node.Status()
+	pr, ok := st.Progress[id]
+	if !ok {
+		return false
+	}
+	leader := st.Progress[s.id]
+	return pr.State != tracker.StateSnapshot && float64(pr.Match) >= learnerReadyPercent*float64(leader.Match)
+}

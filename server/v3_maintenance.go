@@ -1,0 +1,157 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+
+	bolt "go.etcd.io/bbolt"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+
+	"github.com/lifeboat-dev/lifeboat/snapkit"
+)
+
+// snapshotChunk is the blob size of a Snapshot response, as etcd's.
+const snapshotChunk = 32 * 1024
+
+type maintenanceServer struct {
+	pb.UnimplementedMaintenanceServer
+	s *Server
+}
+
+func (m *maintenanceServer) Status(context.Context, *pb.StatusRequest) (*pb.StatusResponse, error) {
+	s := m.s
+	st := s.st.Load()
+	if st == nil {
+		return nil, rpctypes.ErrGRPCStopped
+	}
+	self, _ := s.cluster.Member(s.id)
+	resp := &pb.StatusResponse{
+		Header:           s.header(nil),
+		Version:          Version,
+		DbSize:           st.be.Size(),
+		DbSizeInUse:      st.be.SizeInUse(),
+		Leader:           s.lead.Load(),
+		RaftIndex:        s.committed.Load(),
+		RaftTerm:         s.term.Load(),
+		RaftAppliedIndex: s.applied.Load(),
+		IsLearner:        self.IsLearner,
+		StorageVersion:   StorageVersion,
+		DbSizeQuota:      s.cfg.QuotaBackendBytes,
+	}
+	for _, a := range s.alarms.list() {
+		resp.Errors = append(resp.Errors, a.String())
+	}
+	if resp.Leader == 0 {
+		resp.Errors = append(resp.Errors, rpctypes.ErrGRPCNoLeader.Error())
+	}
+	return resp, nil
+}
+
+// Snapshot streams the db in 32 KiB blobs with the bytes still to come,
+// then one message holding the SHA-256 of the db, as etcd does.
+func (m *maintenanceServer) Snapshot(_ *pb.SnapshotRequest, srv pb.Maintenance_SnapshotServer) error {
+	s := m.s
+	be := s.st.Load().be
+	if err := be.ForceCommit(); err != nil {
+		return toGRPCError(err)
+	}
+	err := be.View(func(tx *bolt.Tx) error {
+		total := tx.Size()
+		pr, pw := io.Pipe()
+		go func() { _, err := tx.WriteTo(pw); pw.CloseWithError(err) }()
+		defer pr.Close()
+		h := sha256.New()
+		buf := make([]byte, snapshotChunk)
+		var sent int64
+		for {
+			n, err := io.ReadFull(pr, buf)
+			if n > 0 {
+				h.Write(buf[:n])
+				sent += int64(n)
+				resp := &pb.SnapshotResponse{RemainingBytes: uint64(total - sent), Blob: buf[:n], Version: StorageVersion}
+				if sent == int64(n) {
+					resp.Header = s.header(nil)
+				}
+				if serr := srv.Send(resp); serr != nil {
+					return serr
+				}
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return srv.Send(&pb.SnapshotResponse{RemainingBytes: 0, Blob: h.Sum(nil), Version: StorageVersion})
+	})
+	if err != nil {
+		return toGRPCError(err)
+	}
+	return nil
+}
+
+func (m *maintenanceServer) Hash(context.Context, *pb.HashRequest) (*pb.HashResponse, error) {
+	be := m.s.st.Load().be
+	if err := be.ForceCommit(); err != nil {
+		return nil, toGRPCError(err)
+	}
+	var h uint32
+	if err := be.View(func(tx *bolt.Tx) error {
+		var err error
+		h, err = snapkit.Hash(tx)
+		return err
+	}); err != nil {
+		return nil, toGRPCError(err)
+	}
+	return &pb.HashResponse{Header: m.s.header(nil), Hash: h}, nil
+}
+
+func (m *maintenanceServer) HashKV(_ context.Context, r *pb.HashKVRequest) (*pb.HashKVResponse, error) {
+	res, err := m.s.st.Load().kv.HashKV(r.Revision)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	return &pb.HashKVResponse{
+		Header:          m.s.header(&pb.ResponseHeader{Revision: res.Revision}),
+		Hash:            res.Hash,
+		CompactRevision: res.CompactRevision,
+		HashRevision:    res.HashRevision,
+	}, nil
+}
+
+func (m *maintenanceServer) Defragment(context.Context, *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
+	m.s.lg.Info("defragmenting backend")
+	if err := m.s.st.Load().be.Defrag(); err != nil {
+		return nil, toGRPCError(err)
+	}
+	return &pb.DefragmentResponse{Header: m.s.header(nil)}, nil
+}
+
+func (m *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	resp, err := m.s.propose(ctx, &pb.InternalRaftRequest{Alarm: r})
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	out := resp.(*pb.AlarmResponse)
+	out.Header = m.s.header(out.Header)
+	return out, nil
+}
+
+func (m *maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
+	s := m.s
+	if s.lead.Load() != s.id {
+		return nil, rpctypes.ErrGRPCNotLeader
+	}
+	if t, ok := s.cluster.Member(r.TargetID); !ok || t.IsLearner {
+		return nil, rpctypes.ErrGRPCBadLeaderTransferee
+	}
+	if r.TargetID != s.id {
+		if err := s.moveLeader(ctx, r.TargetID); err != nil {
+			return nil, toGRPCError(err)
+		}
+	}
+	return &pb.MoveLeaderResponse{Header: s.header(nil)}, nil
+}
