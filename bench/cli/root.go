@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lifeboat-dev/lifeboat/bench"
+)
+
+// Exit codes shared by Lifeboat's tools.
+const (
+	ExitOK      = 0
+	ExitFinding = 1 // a run failed
+	ExitUsage   = 2 // bad usage
+)
+
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usage(err error) error { return &exitError{code: ExitUsage, err: err} }
+
+// env is what a command needs from its process.
+type env struct {
+	stdout, stderr io.Writer
+	output         string // table or json
+}
+
+func (e *env) write(table func(io.Writer) error, v any) error {
+	if e.output == "json" {
+		return bench.WriteJSON(e.stdout, v)
+	}
+	return table(e.stdout)
+}
+
+// NewCommand builds the lifeboat-bench command tree.
+func NewCommand(stdout, stderr io.Writer) *cobra.Command {
+	e := &env{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "lifeboat-bench",
+		Short: "Load an etcd-compatible cluster and measure throughput and latency; compare lifeboat with etcd",
+		Long: `lifeboat-bench drives any etcd v3 endpoint list (run), or starts real etcd
+and lifeboat side by side on this machine and runs the same workloads against
+each (compare). Every run is bounded by a request count and a duration.
+
+Exit codes: 0 ok; 1 a run failed; 2 bad usage.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if e.output != "table" && e.output != "json" {
+				return usage(fmt.Errorf("--write-out must be table or json, not %q", e.output))
+			}
+			return nil
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
+	root.PersistentFlags().StringVarP(&e.output, "write-out", "w", "table", "output format: table or json")
+	root.AddCommand(newRunCommand(e), newCompareCommand(e))
+	return root
+}
+
+// Run executes the tree with argv (without the program name) and returns
+// the exit code.
+func Run(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
+	cmd := NewCommand(stdout, stderr)
+	cmd.SetArgs(argv)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintln(stderr, "Error:", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return ExitUsage
+}
+
+// Execute runs lifeboat-bench as a process; SIGINT/SIGTERM cancel the run.
+func Execute() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+}
