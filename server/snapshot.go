@@ -169,11 +169,19 @@ func (h *raftHandler) SnapshotDB(raftpb.Message) (io.ReadCloser, int64, error) {
 	}
 }
 
-// purgeInterval is how often old .snap and received db files are purged.
+// purgeInterval is how often old WAL segments, .snap files and received
+// db files are purged.
 const purgeInterval = 30 * time.Second
 
-// purgeFiles keeps the newest MaxSnapshots .snap files and received dbs.
+// purgeFiles keeps the newest MaxWALs WAL segments (fewer if the WAL
+// still holds older ones locked), and the newest MaxSnapshots .snap files
+// and received dbs.
 func (s *Server) purgeFiles() {
+	if s.cfg.MaxWALs > 0 {
+		if _, err := walkit.Purge(s.lg, s.cfg.WALPath(), int(s.cfg.MaxWALs)); err != nil {
+			s.lg.Warn("purge: WAL segments", "error", err)
+		}
+	}
 	if s.cfg.MaxSnapshots == 0 {
 		return
 	}

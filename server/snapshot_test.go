@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/lifeboat-dev/lifeboat/walkit"
 )
 
 func TestPurgeKeepsNewestSnapshots(t *testing.T) {
@@ -56,5 +58,35 @@ func TestPurgeKeepsNewestSnapshots(t *testing.T) {
 				t.Fatal("purge removed the live db")
 			}
 		})
+	}
+}
+
+func TestPurgeKeepsNewestWALs(t *testing.T) {
+	cfg := NewConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.MaxWALs, cfg.MaxSnapshots = 2, 0
+	if err := os.MkdirAll(cfg.WALPath(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for i := range 4 {
+		name := walkit.SegmentName(uint64(i), uint64(i*10))
+		all = append(all, name)
+		if err := os.WriteFile(filepath.Join(cfg.WALPath(), name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &Server{cfg: cfg, lg: testLogger()}
+	s.purgeFiles()
+	segs, err := walkit.ListSegments(cfg.WALPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, seg := range segs {
+		kept = append(kept, seg.Name)
+	}
+	if !slices.Equal(kept, all[2:]) {
+		t.Fatalf("kept %v, want %v", kept, all[2:])
 	}
 }

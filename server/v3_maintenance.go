@@ -39,6 +39,9 @@ func (m *maintenanceServer) Status(context.Context, *pb.StatusRequest) (*pb.Stat
 		IsLearner:        self.IsLearner,
 		StorageVersion:   StorageVersion,
 		DbSizeQuota:      s.cfg.QuotaBackendBytes,
+		// No downgrade is ever in progress (lifeboat has no Downgrade);
+		// etcd sends the empty message, which etcdctl prints as {}.
+		DowngradeInfo: &pb.DowngradeInfo{},
 	}
 	for _, a := range s.alarms.list() {
 		resp.Errors = append(resp.Errors, a.String())
