@@ -83,7 +83,6 @@ func (s *Store) Compact(rev int64) (<-chan struct{}, error) {
 		return nil, fmt.Errorf("mvcc: compact %d: %w", rev, err)
 	}
 	s.compactRev.Store(rev)
-	s.m.compactRev.Set(float64(rev))
 	return s.compactor.schedule(rev), nil
 }
 

@@ -43,13 +43,14 @@ func TestReadsDuringWritesCommitsAndCompactions(t *testing.T) {
 					errs <- err
 					return
 				}
-				// Ten keys, written round robin: at revision r < 10 there
-				// are r of them, then always ten.
+				// Ten keys, written round robin from revision 2 on (the
+				// empty store is at 1): at revision r <= 11 there are r-1
+				// of them, then always ten.
 				at := rev
 				if at <= 0 {
 					at = resp.Header.Revision
 				}
-				if int64(len(resp.Kvs)) != min(at, 10) {
+				if int64(len(resp.Kvs)) != min(at-firstRevision, 10) {
 					errs <- fmt.Errorf("read at %d (header %d): %d keys", rev, resp.Header.Revision, len(resp.Kvs))
 					return
 				}
@@ -62,7 +63,8 @@ func TestReadsDuringWritesCommitsAndCompactions(t *testing.T) {
 			if err := ts.be.ForceCommit(); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := ts.Compact(int64(i - 20)); err != nil {
+			// 20 revisions behind the current one, firstRevision+i.
+			if _, err := ts.Compact(firstRevision + int64(i) - 20); err != nil {
 				t.Fatal(err)
 			}
 		}

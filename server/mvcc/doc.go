@@ -8,10 +8,12 @@
 // Every change is a pair of the key bucket: the revision (main, sub) as the
 // bbolt key, the mvccpb.KeyValue as the value; a deletion is a tombstone.
 // A write transaction (Put, DeleteRange, a Txn with writes, a lease revoke)
-// takes the next main revision; its changes take sub revisions 0, 1, ... The
-// key index maps each key to its revisions and answers every read; values
-// come from the backend. New rebuilds the index from the key bucket and
-// finishes a compaction that a crash interrupted.
+// takes the next main revision; its changes take sub revisions 0, 1, ... As
+// in etcd, an empty store is at revision 1, so the first write is revision
+// 2, and a store never compacted has compact revision -1. The key index
+// maps each key to its revisions and answers every read; values come from
+// the backend. New rebuilds the index from the key bucket and finishes a
+// compaction that a crash interrupted.
 //
 // # Applying raft entries
 //

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
@@ -47,7 +48,7 @@ func pairs(t *testing.T, be *backend.Backend) []string {
 func history(t *testing.T, ts *testStore) []string {
 	t.Helper()
 	var out []string
-	for rev := max(ts.CompactRev(), 1); rev <= ts.Rev(); rev++ {
+	for rev := max(ts.CompactRev(), firstRevision); rev <= ts.Rev(); rev++ {
 		resp := ts.get(t, &pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}, Revision: rev})
 		out = append(out, fmt.Sprint(rev, kvs(resp.Kvs)))
 	}
@@ -57,40 +58,40 @@ func history(t *testing.T, ts *testStore) []string {
 func TestCompaction(t *testing.T) {
 	ts := newTestStore(t, Config{CompactionBatchLimit: 2})
 	seed(t, ts)
-	done, err := ts.Compact(5)
+	done, err := ts.Compact(6)
 	if err != nil {
 		t.Fatal(err)
 	}
 	<-done
-	// a@1 and b@2 are gone; the tombstone at the compaction stays until
+	// a@2 and b@3 are gone; the tombstone at the compaction stays until
 	// the next one, as in etcd.
-	if got, want := fmt.Sprint(pairs(t, ts.be)), "[3_0 4_0 5_0t 6_0 7_0]"; got != want {
+	if got, want := fmt.Sprint(pairs(t, ts.be)), "[4_0 5_0 6_0t 7_0 8_0]"; got != want {
 		t.Errorf("key bucket %s, want %s", got, want)
 	}
 	var finished int64
 	if err := ts.be.View(func(tx *bolt.Tx) (err error) {
 		finished, _, err = schema.FinishedCompactRev(tx)
 		return err
-	}); err != nil || finished != 5 {
+	}); err != nil || finished != 6 {
 		t.Errorf("finishedCompactRev %d, %v", finished, err)
 	}
-	if got := fmt.Sprint(kvs(ts.get(t, &pb.RangeRequest{Key: []byte("a"), RangeEnd: []byte("z"), Revision: 5}).Kvs)); got != "[a=3@1/3/2 c=4@4/4/1]" {
+	if got := fmt.Sprint(kvs(ts.get(t, &pb.RangeRequest{Key: []byte("a"), RangeEnd: []byte("z"), Revision: 6}).Kvs)); got != "[a=3@2/4/2 c=4@5/5/1]" {
 		t.Errorf("at the compaction: %s", got)
 	}
 	for _, tt := range []struct {
 		rev  int64
 		want error
-	}{{5, ErrCompacted}, {3, ErrCompacted}, {99, ErrFutureRev}} {
+	}{{6, ErrCompacted}, {4, ErrCompacted}, {99, ErrFutureRev}} {
 		if _, err := ts.Compact(tt.rev); !errors.Is(err, tt.want) {
 			t.Errorf("compact %d: %v, want %v", tt.rev, err, tt.want)
 		}
 	}
-	done, err = ts.Compact(7)
+	done, err = ts.Compact(8)
 	if err != nil {
 		t.Fatal(err)
 	}
 	<-done
-	if got, want := fmt.Sprint(pairs(t, ts.be)), "[3_0 4_0 6_0 7_0]"; got != want {
+	if got, want := fmt.Sprint(pairs(t, ts.be)), "[4_0 5_0 7_0 8_0]"; got != want {
 		t.Errorf("key bucket after the second compaction %s, want %s", got, want)
 	}
 }
@@ -101,7 +102,7 @@ func TestRestartRestoresState(t *testing.T) {
 	if _, err := ts.Txn(context.Background(), &pb.TxnRequest{Success: []*pb.RequestOp{putOp("x", "1"), putOp("a", "9")}}); err != nil {
 		t.Fatal(err)
 	}
-	done, err := ts.Compact(3)
+	done, err := ts.Compact(4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,9 +115,13 @@ func TestRestartRestoresState(t *testing.T) {
 	}
 	ts.close()
 
-	again := reopen(t, ts.path, Config{})
-	if again.Rev() != 9 || again.CompactRev() != 3 {
-		t.Errorf("revision %d compaction %d, want 9 3", again.Rev(), again.CompactRev())
+	reg := prometheus.NewRegistry()
+	again := reopen(t, ts.path, Config{Registerer: reg})
+	if again.Rev() != 10 || again.CompactRev() != 4 {
+		t.Errorf("revision %d compaction %d, want 10 4", again.Rev(), again.CompactRev())
+	}
+	if got := gauge(t, reg, "etcd_debugging_mvcc_compact_revision"); got != 4 {
+		t.Errorf("compact_revision gauge %v after restart, want 4", got)
 	}
 	if got := history(t, again); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("history differs after restart:\n got %v\nwant %v", got, want)
@@ -125,10 +130,10 @@ func TestRestartRestoresState(t *testing.T) {
 		t.Errorf("hashkv %+v (%v), want %+v", h, err, wantHash)
 	}
 	// The restored index takes new writes where the old one left off.
-	if rev := again.put(t, "a", "10"); rev != 10 {
-		t.Errorf("next put at %d, want 10", rev)
+	if rev := again.put(t, "a", "10"); rev != 11 {
+		t.Errorf("next put at %d, want 11", rev)
 	}
-	if got := kvString(again.get(t, &pb.RangeRequest{Key: []byte("a")}).Kvs[0]); got != "a=10@1/10/4" {
+	if got := kvString(again.get(t, &pb.RangeRequest{Key: []byte("a")}).Kvs[0]); got != "a=10@2/11/4" {
 		t.Errorf("after restart: %s", got)
 	}
 }
@@ -141,7 +146,7 @@ func TestResumeInterruptedCompaction(t *testing.T) {
 	bt.Lock()
 	tx, err := bt.Tx()
 	if err == nil {
-		err = schema.SetScheduledCompactRev(tx, 5)
+		err = schema.SetScheduledCompactRev(tx, 6)
 	}
 	bt.Unlock()
 	if err != nil {
@@ -150,14 +155,14 @@ func TestResumeInterruptedCompaction(t *testing.T) {
 	ts.close()
 
 	again := reopen(t, ts.path, Config{})
-	if again.CompactRev() != 5 {
-		t.Errorf("compaction %d, want 5", again.CompactRev())
+	if again.CompactRev() != 6 {
+		t.Errorf("compaction %d, want 6", again.CompactRev())
 	}
-	if _, err := again.Range(context.Background(), &pb.RangeRequest{Key: []byte("a"), Revision: 4}); !errors.Is(err, ErrCompacted) {
+	if _, err := again.Range(context.Background(), &pb.RangeRequest{Key: []byte("a"), Revision: 5}); !errors.Is(err, ErrCompacted) {
 		t.Errorf("range below the resumed compaction: %v", err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for fmt.Sprint(pairs(t, again.be)) != "[3_0 4_0 5_0t 6_0 7_0]" {
+	for fmt.Sprint(pairs(t, again.be)) != "[4_0 5_0 6_0t 7_0 8_0]" {
 		if time.Now().After(deadline) {
 			t.Fatalf("compaction not resumed: %v", pairs(t, again.be))
 		}
@@ -242,7 +247,7 @@ func TestCrashNeverAppliesTwice(t *testing.T) {
 func TestSnapkitAndEtcdutlReadTheStore(t *testing.T) {
 	ts := newTestStore(t, Config{})
 	seed(t, ts)
-	done, err := ts.Compact(4)
+	done, err := ts.Compact(5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,14 +268,14 @@ func TestSnapkitAndEtcdutlReadTheStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Revision != 8 || !rep.OK() {
+	if rep.Revision != 9 || !rep.OK() {
 		t.Errorf("snapkit status: revision %d totalKey %d findings %v", rep.Revision, rep.TotalKey, rep.Findings)
 	}
 	file, err := snapkit.HashKVFile(context.Background(), ts.path, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if file.Hash != hash.Hash || file.CompactRevision != 4 || file.HashRevision != 8 {
+	if file.Hash != hash.Hash || file.CompactRevision != 5 || file.HashRevision != 9 {
 		t.Errorf("snapkit hashkv %+v, store %+v", file, hash)
 	}
 
@@ -286,8 +291,8 @@ func TestSnapkitAndEtcdutlReadTheStore(t *testing.T) {
 	if err := json.Unmarshal(out, &st); err != nil {
 		t.Fatalf("etcdutl output %s: %v", out, err)
 	}
-	if st.Revision != 8 || st.TotalKey != rep.TotalKey {
-		t.Errorf("etcdutl: revision %d totalKey %d, want 8 %d", st.Revision, st.TotalKey, rep.TotalKey)
+	if st.Revision != 9 || st.TotalKey != rep.TotalKey {
+		t.Errorf("etcdutl: revision %d totalKey %d, want 9 %d", st.Revision, st.TotalKey, rep.TotalKey)
 	}
 	out, err = exec.Command(etcdutl, "hashkv", ts.path, "-w", "json").Output()
 	if err != nil {
@@ -301,7 +306,99 @@ func TestSnapkitAndEtcdutlReadTheStore(t *testing.T) {
 	if err := json.Unmarshal(out, &hk); err != nil {
 		t.Fatalf("etcdutl hashkv output %s: %v", out, err)
 	}
-	if hk.Hash != hash.Hash || hk.HashRevision != 8 || hk.CompactRevision != 4 {
+	if hk.Hash != hash.Hash || hk.HashRevision != 9 || hk.CompactRevision != 5 {
 		t.Errorf("etcdutl hashkv %s, store %+v", out, hash)
 	}
+}
+
+// TestNeverCompacted checks etcd's numbering on a store never compacted:
+// it starts at revision 1, its first write is 2, its compact revision is
+// -1 (in HashKV and the compact_revision gauge too), and reopening it
+// records no compaction. The real etcdutl reads the same db the same way.
+func TestNeverCompacted(t *testing.T) {
+	for _, puts := range []int{0, 2} {
+		t.Run(fmt.Sprint(puts, " puts"), func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			ts := newTestStore(t, Config{Registerer: reg})
+			if ts.Rev() != 1 || ts.CompactRev() != -1 {
+				t.Fatalf("new store: revision %d compaction %d, want 1 -1", ts.Rev(), ts.CompactRev())
+			}
+			for i := range puts {
+				if rev := ts.put(t, fmt.Sprint("k", i), "v"); rev != int64(2+i) {
+					t.Errorf("put %d at revision %d, want %d", i, rev, 2+i)
+				}
+			}
+			wantRev := int64(1 + puts)
+			if got := gauge(t, reg, "etcd_debugging_mvcc_compact_revision"); got != -1 {
+				t.Errorf("compact_revision gauge %v, want -1", got)
+			}
+			hash, err := ts.HashKV(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hash.CompactRevision != -1 || hash.HashRevision != wantRev || hash.Revision != wantRev {
+				t.Errorf("hashkv %+v, want compaction -1 and revision %d", hash, wantRev)
+			}
+			ts.close()
+
+			again := reopen(t, ts.path, Config{})
+			if again.Rev() != wantRev || again.CompactRev() != -1 {
+				t.Errorf("reopened: revision %d compaction %d, want %d -1", again.Rev(), again.CompactRev(), wantRev)
+			}
+			if h, err := again.HashKV(0); err != nil || h != hash {
+				t.Errorf("reopened: hashkv %+v (%v), want %+v", h, err, hash)
+			}
+			// Close waits for a compaction New may have started.
+			again.Close()
+			if err := again.be.ForceCommit(); err != nil {
+				t.Fatal(err)
+			}
+			if err := again.be.View(func(tx *bolt.Tx) error {
+				for name, get := range map[string]func(*bolt.Tx) (int64, bool, error){
+					"scheduled": schema.ScheduledCompactRev, "finished": schema.FinishedCompactRev,
+				} {
+					if rev, found, err := get(tx); err != nil || found {
+						t.Errorf("%sCompactRev recorded: %d %v %v", name, rev, found, err)
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			again.be.Close()
+
+			etcdutl := interoptest.Binary(t, "etcdutl")
+			out, err := exec.Command(etcdutl, "hashkv", ts.path, "-w", "json").Output()
+			if err != nil {
+				t.Fatalf("etcdutl hashkv: %v", err)
+			}
+			var hk struct {
+				Hash            uint32 `json:"hash"`
+				HashRevision    int64  `json:"hashRevision"`
+				CompactRevision int64  `json:"compactRevision"`
+			}
+			if err := json.Unmarshal(out, &hk); err != nil {
+				t.Fatalf("etcdutl hashkv output %s: %v", out, err)
+			}
+			if hk.Hash != hash.Hash || hk.HashRevision != wantRev || hk.CompactRevision != -1 {
+				t.Errorf("etcdutl hashkv %s, store %+v", out, hash)
+			}
+		})
+	}
+}
+
+// gauge returns the value of the gauge name in reg.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
 }

@@ -13,7 +13,6 @@ type metrics struct {
 	events, slowWatchers        prometheus.Counter
 	compactedKeys               prometheus.Counter
 	watchers                    prometheus.Gauge
-	compactRev                  prometheus.Gauge
 	compaction, indexCompaction prometheus.Histogram
 }
 
@@ -31,8 +30,6 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 		compactedKeys: counter("etcd_debugging", "db_compaction_keys_total", "Total number of db keys compacted."),
 		watchers: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "etcd_debugging", Subsystem: "mvcc",
 			Name: "watcher_total", Help: "Total number of watchers."}),
-		compactRev: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "etcd_debugging", Subsystem: "mvcc",
-			Name: "compact_revision", Help: "The revision of the last compaction in store."}),
 		compaction: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "etcd_debugging", Subsystem: "mvcc",
 			Name: "db_compaction_total_duration_milliseconds", Help: "Bucketed histogram of db compaction total duration.",
 			Buckets: prometheus.ExponentialBuckets(100, 2, 14)}),
@@ -45,10 +42,15 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 	}
 	cs := []prometheus.Collector{
 		m.ranges, m.puts, m.deletes, m.txns, m.events, m.slowWatchers, m.compactedKeys,
-		m.watchers, m.compactRev, m.compaction, m.indexCompaction,
+		m.watchers, m.compaction, m.indexCompaction,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "etcd_debugging", Subsystem: "mvcc",
 			Name: "current_revision", Help: "The current revision of store."},
 			func() float64 { return float64(s.currentRev.Load()) }),
+		// Read from the store as etcd's: -1 until the first compaction,
+		// and right after a restart or a resumed compaction.
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "etcd_debugging", Subsystem: "mvcc",
+			Name: "compact_revision", Help: "The revision of the last compaction in store."},
+			func() float64 { return float64(s.compactRev.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "etcd_debugging", Subsystem: "mvcc",
 			Name: "keys_total", Help: "Total number of keys."},
 			func() float64 {

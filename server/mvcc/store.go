@@ -68,6 +68,15 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
+const (
+	// firstRevision is the revision of an empty store; the first write
+	// makes revision 2, as in etcd.
+	firstRevision = 1
+	// noCompaction is the compact revision of a store never compacted;
+	// HashKV reports it as etcd does.
+	noCompaction = -1
+)
+
 // Store is the MVCC store. Reads are safe for concurrent use; writes must
 // come from one goroutine, the apply loop.
 type Store struct {
@@ -146,7 +155,7 @@ func New(be *backend.Backend, cfg Config) (*Store, error) {
 }
 
 // restore rebuilds the state from the backend and returns the scheduled
-// compaction revision.
+// compaction revision (noCompaction if none was ever scheduled).
 func (s *Store) restore() (int64, error) {
 	start := time.Now()
 	var scheduled int64
@@ -155,13 +164,21 @@ func (s *Store) restore() (int64, error) {
 		if err != nil {
 			return err
 		}
-		sched, _, err := schema.ScheduledCompactRev(tx)
+		sched, hasSched, err := schema.ScheduledCompactRev(tx)
 		if err != nil {
 			return err
 		}
-		finished, _, err := schema.FinishedCompactRev(tx)
+		if !hasSched {
+			// Not 0: a store never compacted is at noCompaction, and
+			// New resumes a scheduled compaction above the finished one.
+			sched = noCompaction
+		}
+		finished, compacted, err := schema.FinishedCompactRev(tx)
 		if err != nil {
 			return err
+		}
+		if !compacted {
+			finished = noCompaction
 		}
 		ci, err := schema.ConsistentIndex(tx)
 		if err != nil {
@@ -172,8 +189,10 @@ func (s *Store) restore() (int64, error) {
 			return err
 		}
 		s.idx, scheduled = idx, sched
-		// A compaction may have removed every pair up to its revision.
-		s.currentRev.Store(max(cur, finished, sched))
+		// As in etcd, an empty store is at revision 1, so the first write
+		// is revision 2; a compaction may have removed every pair up to
+		// its revision.
+		s.currentRev.Store(max(firstRevision, cur, finished, sched))
 		s.compactRev.Store(finished)
 		s.ci, s.ciTrm = ci, term
 		return nil
@@ -222,10 +241,12 @@ func (s *Store) attachLeases() error {
 	return nil
 }
 
-// Rev returns the current revision: the main revision of the last write.
+// Rev returns the current revision: the main revision of the last write,
+// or 1 for an empty store, as in etcd.
 func (s *Store) Rev() int64 { return s.currentRev.Load() }
 
-// CompactRev returns the revision of the last compaction (0: none).
+// CompactRev returns the revision of the last compaction, or -1 if the
+// store was never compacted, as etcd's compactMainRev.
 func (s *Store) CompactRev() int64 { return s.compactRev.Load() }
 
 // ConsistentIndex returns the raft index and term of the last entry applied.

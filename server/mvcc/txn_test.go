@@ -59,15 +59,15 @@ func TestTxnCompares(t *testing.T) {
 		{"version greater", cmpOp("a", pb.Compare_VERSION, pb.Compare_GREATER, 1), true},
 		{"version of a missing key is 0", cmpOp("zz", pb.Compare_VERSION, pb.Compare_EQUAL, 0), true},
 		{"version restarts at 1 after a delete", cmpOp("b", pb.Compare_VERSION, pb.Compare_EQUAL, 1), true},
-		{"create equal", cmpOp("b", pb.Compare_CREATE, pb.Compare_EQUAL, 6), true},
-		{"create less", cmpOp("b", pb.Compare_CREATE, pb.Compare_LESS, 6), false},
-		{"mod less", cmpOp("c", pb.Compare_MOD, pb.Compare_LESS, 5), true},
-		{"mod greater", cmpOp("c", pb.Compare_MOD, pb.Compare_GREATER, 5), false},
+		{"create equal", cmpOp("b", pb.Compare_CREATE, pb.Compare_EQUAL, 7), true},
+		{"create less", cmpOp("b", pb.Compare_CREATE, pb.Compare_LESS, 7), false},
+		{"mod less", cmpOp("c", pb.Compare_MOD, pb.Compare_LESS, 6), true},
+		{"mod greater", cmpOp("c", pb.Compare_MOD, pb.Compare_GREATER, 6), false},
 		{"lease equal 0", cmpOp("a", pb.Compare_LEASE, pb.Compare_EQUAL, 0), true},
 		{"lease not equal 0", cmpOp("a", pb.Compare_LEASE, pb.Compare_NOT_EQUAL, 0), false},
 		{"range: every key holds", withEnd(cmpOp("a", pb.Compare_VERSION, pb.Compare_GREATER, 0), "e"), true},
 		{"range: one key fails", withEnd(cmpOp("a", pb.Compare_VERSION, pb.Compare_GREATER, 1), "e"), false},
-		{"from key", withEnd(cmpOp("c", pb.Compare_MOD, pb.Compare_GREATER, 3), "\x00"), true},
+		{"from key", withEnd(cmpOp("c", pb.Compare_MOD, pb.Compare_GREATER, 4), "\x00"), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,7 +84,7 @@ func TestTxnCompares(t *testing.T) {
 			if want := map[bool]string{true: "a", false: "c"}[tt.want]; got != want {
 				t.Errorf("ran the branch reading %s, want %s", got, want)
 			}
-			if resp.Header.Revision != 7 || ts.Rev() != 7 {
+			if resp.Header.Revision != 8 || ts.Rev() != 8 {
 				t.Errorf("a read-only txn moved the revision: %d %d", resp.Header.Revision, ts.Rev())
 			}
 		})
@@ -105,8 +105,8 @@ func TestTxnWrites(t *testing.T) {
 				putOp("x", "1"), putOp("y", "2"), rangeOp("x"),
 				{Request: &pb.RequestOp_RequestDeleteRange{RequestDeleteRange: &pb.DeleteRangeRequest{Key: []byte("a")}}},
 			}},
-			rev:   8,
-			check: map[string]string{"x": "x=1@8/8/1", "y": "y=2@8/8/1", "a": ""},
+			rev:   9,
+			check: map[string]string{"x": "x=1@9/9/1", "y": "y=2@9/9/1", "a": ""},
 		},
 		{
 			name: "nested txn follows its own compare",
@@ -118,28 +118,28 @@ func TestTxnWrites(t *testing.T) {
 					Failure: []*pb.RequestOp{putOp("z", "wrong")},
 				})},
 			},
-			rev:   8,
-			check: map[string]string{"x": "x=outer@8/8/1", "y": "y=inner@8/8/1", "z": ""},
+			rev:   9,
+			check: map[string]string{"x": "x=outer@9/9/1", "y": "y=inner@9/9/1", "z": ""},
 		},
 		{
 			name:    "missing lease fails the whole txn",
 			req:     &pb.TxnRequest{Success: []*pb.RequestOp{putOp("x", "1"), {Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("y"), Lease: 9}}}}},
 			wantErr: rpctypes.ErrGRPCLeaseNotFound,
-			rev:     7,
+			rev:     8,
 			check:   map[string]string{"x": ""},
 		},
 		{
 			name:    "ignore_value on a missing key fails the whole txn",
 			req:     &pb.TxnRequest{Success: []*pb.RequestOp{putOp("x", "1"), {Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("nope"), IgnoreValue: true}}}}},
 			wantErr: rpctypes.ErrGRPCKeyNotFound,
-			rev:     7,
+			rev:     8,
 			check:   map[string]string{"x": ""},
 		},
 		{
 			name:    "range at a future revision fails the txn",
 			req:     &pb.TxnRequest{Success: []*pb.RequestOp{putOp("x", "1"), {Request: &pb.RequestOp_RequestRange{RequestRange: &pb.RangeRequest{Key: []byte("a"), Revision: 99}}}}},
 			wantErr: ErrFutureRev,
-			rev:     7,
+			rev:     8,
 			check:   map[string]string{"x": ""},
 		},
 	}
@@ -180,10 +180,10 @@ func TestTxnResponses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := resp.Responses[0].GetResponsePut(); r == nil || r.Header.Revision != 8 {
+	if r := resp.Responses[0].GetResponsePut(); r == nil || r.Header.Revision != 9 {
 		t.Errorf("put response %v", r)
 	}
-	if r := resp.Responses[1].GetResponseRange(); r == nil || fmt.Sprint(kvs(r.Kvs)) != "[x=1@8/8/1]" || r.Header.Revision != 8 {
+	if r := resp.Responses[1].GetResponseRange(); r == nil || fmt.Sprint(kvs(r.Kvs)) != "[x=1@9/9/1]" || r.Header.Revision != 9 {
 		t.Errorf("range after put in the same txn: %v", r)
 	}
 	if r := resp.Responses[2].GetResponseTxn(); r == nil || !r.Succeeded || len(r.Responses) != 1 {

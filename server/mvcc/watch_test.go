@@ -60,13 +60,14 @@ func TestWatch(t *testing.T) {
 		filters  []FilterFunc
 		want     []string
 	}{
-		{"one key from now", "a", "", 0, false, nil, []string{"PUT a=10@8", "DELETE a=@10"}},
-		{"prefix from now", "a", "b", 0, false, nil, []string{"PUT a=10@8", "PUT ab=11@9", "DELETE a=@10"}},
-		{"every key from revision 5", "\x00", "\x00", 5, false, nil, []string{"DELETE b=@5", "PUT b=6@6", "PUT d=0@7", "PUT a=10@8", "PUT ab=11@9", "DELETE a=@10"}},
-		{"one key from revision 1", "a", "", 1, false, nil, []string{"PUT a=1@1", "PUT a=3@3", "PUT a=10@8", "DELETE a=@10"}},
-		{"prev_kv", "a", "", 3, true, nil, []string{"PUT a=3@3 prev 1", "PUT a=10@8 prev 3", "DELETE a=@10 prev 10"}},
-		{"filter", "a", "", 1, false, []FilterFunc{noDelete}, []string{"PUT a=1@1", "PUT a=3@3", "PUT a=10@8"}},
-		{"future start", "a", "", 10, false, nil, []string{"DELETE a=@10"}},
+		{"one key from now", "a", "", 0, false, nil, []string{"PUT a=10@9", "DELETE a=@11"}},
+		{"prefix from now", "a", "b", 0, false, nil, []string{"PUT a=10@9", "PUT ab=11@10", "DELETE a=@11"}},
+		{"every key from revision 6", "\x00", "\x00", 6, false, nil, []string{"DELETE b=@6", "PUT b=6@7", "PUT d=0@8", "PUT a=10@9", "PUT ab=11@10", "DELETE a=@11"}},
+		{"one key from revision 1, the empty store", "a", "", 1, false, nil, []string{"PUT a=1@2", "PUT a=3@4", "PUT a=10@9", "DELETE a=@11"}},
+		{"one key from revision 2, the first write", "a", "", 2, false, nil, []string{"PUT a=1@2", "PUT a=3@4", "PUT a=10@9", "DELETE a=@11"}},
+		{"prev_kv", "a", "", 4, true, nil, []string{"PUT a=3@4 prev 1", "PUT a=10@9 prev 3", "DELETE a=@11 prev 10"}},
+		{"filter", "a", "", 1, false, []FilterFunc{noDelete}, []string{"PUT a=1@2", "PUT a=3@4", "PUT a=10@9"}},
+		{"future start", "a", "", 11, false, nil, []string{"DELETE a=@11"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,7 +114,8 @@ func TestWatchCatchesUpInBatches(t *testing.T) {
 	}
 	got, _ := collect(t, ws, n+50)
 	for i, ev := range got {
-		if want := fmt.Sprintf("PUT k%d=%d@%d", i%10, i, i+1); ev != want {
+		// Write i is revision i+2: the store started at 1.
+		if want := fmt.Sprintf("PUT k%d=%d@%d", i%10, i, i+2); ev != want {
 			t.Fatalf("event %d: %s, want %s", i, ev, want)
 		}
 	}
@@ -138,7 +140,8 @@ func TestSlowWatcherNeverBlocksWritesNorLosesEvents(t *testing.T) {
 	}
 	got, _ := collect(t, ws, n)
 	for i, ev := range got {
-		if want := fmt.Sprintf("PUT k=%d@%d", i, i+1); ev != want {
+		// Write i is revision i+2: the store started at 1.
+		if want := fmt.Sprintf("PUT k=%d@%d", i, i+2); ev != want {
 			t.Fatalf("event %d: %s, want %s", i, ev, want)
 		}
 	}
@@ -148,21 +151,21 @@ func TestSlowWatcherNeverBlocksWritesNorLosesEvents(t *testing.T) {
 func TestWatchCompacted(t *testing.T) {
 	ts := newTestStore(t, Config{WatchSyncInterval: time.Millisecond})
 	seed(t, ts)
-	done, err := ts.Compact(5)
+	done, err := ts.Compact(6)
 	if err != nil {
 		t.Fatal(err)
 	}
 	<-done
 	ws := ts.NewWatchStream()
 	defer ws.Close()
-	id, err := ws.Watch(AutoWatchID, []byte("a"), nil, 2, false)
+	id, err := ws.Watch(AutoWatchID, []byte("a"), nil, 3, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case r := <-ws.Chan():
-		if r.WatchID != id || r.CompactRevision != 5 || len(r.Events) != 0 {
-			t.Errorf("response %+v, want compact revision 5", r)
+		if r.WatchID != id || r.CompactRevision != 6 || len(r.Events) != 0 {
+			t.Errorf("response %+v, want compact revision 6", r)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no compacted response")
@@ -170,10 +173,10 @@ func TestWatchCompacted(t *testing.T) {
 	ts.put(t, "a", "after")
 	quiet(t, ws)
 	// A watch at the compaction itself is served.
-	if _, err := ws.Watch(AutoWatchID, []byte("b"), nil, 5, false); err != nil {
+	if _, err := ws.Watch(AutoWatchID, []byte("b"), nil, 6, false); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := collect(t, ws, 2); fmt.Sprint(got) != "[DELETE b=@5 PUT b=6@6]" {
+	if got, _ := collect(t, ws, 2); fmt.Sprint(got) != "[DELETE b=@6 PUT b=6@7]" {
 		t.Errorf("from the compaction: %v", got)
 	}
 }
@@ -195,7 +198,7 @@ func TestWatchStreamControls(t *testing.T) {
 	ws.RequestProgress(a)
 	select {
 	case r := <-ws.Chan():
-		if r.WatchID != a || r.Revision != 7 || len(r.Events) != 0 {
+		if r.WatchID != a || r.Revision != 8 || len(r.Events) != 0 {
 			t.Errorf("progress %+v", r)
 		}
 	case <-time.After(5 * time.Second):
@@ -204,7 +207,7 @@ func TestWatchStreamControls(t *testing.T) {
 	if !ws.RequestProgressAll() {
 		t.Error("RequestProgressAll with every watcher synced sent nothing")
 	}
-	if r := <-ws.Chan(); r.WatchID != ProgressWatchID || r.Revision != 7 {
+	if r := <-ws.Chan(); r.WatchID != ProgressWatchID || r.Revision != 8 {
 		t.Errorf("progress all %+v", r)
 	}
 	old, err := ws.Watch(AutoWatchID, []byte("zz"), nil, 1, false) // unsynced until the loop runs
