@@ -65,9 +65,12 @@ func TestLearnerJoinsPromotesAndLeaves(t *testing.T) {
 		t.Fatalf("learner has %v keys: %v", g, err)
 	}
 
+	// Ask a follower: it forwards the promote to the leader, the only
+	// member that knows whether the learner has caught up.
+	follower := (c.waitLeader() + 1) % 3
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		_, err := cli.MemberPromote(ctx, add.Member.ID)
+		_, err := c.client(follower).MemberPromote(ctx, add.Member.ID)
 		if err == nil {
 			break
 		}

@@ -3,15 +3,48 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/url"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
+
+// forwardedMetadataKey marks a request that a member forwarded to the
+// leader, so that it is never forwarded twice.
+const forwardedMetadataKey = "lifeboat-forwarded"
+
+// forwardPromote sends a promote to the leader's client URL, as etcd's
+// followers forward it over the peer API: only the leader can tell whether
+// the learner has caught up.
+func (s *Server) forwardPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
+	if md, _ := metadata.FromIncomingContext(ctx); len(md.Get(forwardedMetadataKey)) > 0 {
+		return nil, rpctypes.ErrGRPCNotLeader
+	}
+	leader, ok := s.cluster.Member(s.lead.Load())
+	if !ok || len(leader.ClientURLs) == 0 {
+		return nil, rpctypes.ErrGRPCNoLeader
+	}
+	u, err := url.Parse(leader.ClientURLs[0])
+	if err != nil {
+		return nil, fmt.Errorf("server: leader client URL %q: %w", leader.ClientURLs[0], err)
+	}
+	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("server: forward promote to %s: %w", u.Host, err)
+	}
+	defer conn.Close()
+	ctx = metadata.AppendToOutgoingContext(ctx, forwardedMetadataKey, schema.FormatID(s.id))
+	return pb.NewClusterClient(conn).MemberPromote(ctx, r)
+}
 
 // learnerReadyPercent is etcd's: a learner may be promoted once its match
 // index is at least 90% of the leader's.
@@ -115,7 +148,11 @@ func (c *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRe
 	if err := c.s.cluster.validatePromote(r.ID); err != nil {
 		return nil, membershipRPCError(err)
 	}
-	if c.s.lead.Load() == c.s.id && !c.s.learnerReady(r.ID) {
+	if c.s.lead.Load() != c.s.id {
+		// Only the leader knows how far the learner has caught up.
+		return c.s.forwardPromote(ctx, r)
+	}
+	if !c.s.learnerReady(r.ID) {
 		return nil, rpctypes.ErrGRPCLearnerNotReady
 	}
 	m, _ := c.s.cluster.Member(r.ID)
