@@ -20,8 +20,9 @@
 // handed to bbolt (OpenDB). The same single pass feeds the status numbers, so
 // Inspect never holds the file in memory: the mapping is dropped from the
 // resident set every 32 MiB, SHA-256 runs in a goroutine of its own from a
-// 1 MiB buffer, and the key bucket's pairs are decoded in parallel by as
-// many goroutines as CPUs, then replayed in order by one more.
+// 1 MiB buffer, and the walk's goroutine hashes each leaf's pairs in one
+// run and decodes the key bucket's pairs in place (schema.ViewKeyValue),
+// with no allocation per pair.
 //
 // # Status
 //

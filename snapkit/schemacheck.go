@@ -187,7 +187,8 @@ func checkMembers(tx *bolt.Tx, st *Status, fs *findings) {
 	}
 }
 
-// checkLeases reports live keys whose lease is not in the lease bucket.
+// checkLeases reports live keys whose lease is not in the lease bucket,
+// naming each key as its last put, read again from tx, holds it.
 func checkLeases(tx *bolt.Tx, st *Status, kb *keyBucket, fs *findings) {
 	leases, err := schema.Leases(tx)
 	if err != nil {
@@ -199,19 +200,38 @@ func checkLeases(tx *bolt.Tx, st *Status, kb *keyBucket, fs *findings) {
 	for _, l := range leases {
 		known[l.ID] = true
 	}
+	orphans := map[keyID]bool{}
+	for _, lk := range kb.liveLeased {
+		if !known[lk.lease] {
+			orphans[lk.id] = true
+		}
+	}
+	if len(orphans) == 0 {
+		return
+	}
 	type orphan struct {
 		key   string
 		lease int64
 	}
-	var orphans []orphan
-	for id, key := range kb.leased {
-		if ks := kb.state(id); ks.live && ks.lease != 0 && !known[ks.lease] {
-			orphans = append(orphans, orphan{key, ks.lease})
+	var list []orphan
+	revs := kb.lastLeasedPuts(orphans)
+	keys := tx.Bucket(schema.KeyBucket)
+	for _, lk := range kb.liveLeased {
+		if !orphans[lk.id] {
+			continue
 		}
+		// The walk decoded this pair; should the file have changed since,
+		// the revision names the key instead.
+		name := "at revision " + revs[lk.id].String()
+		revKey := schema.RevisionBytes(revs[lk.id])
+		if kv, err := schema.ViewKeyValue(revKey, keys.Get(revKey)); err == nil && len(kv.Key) > 0 {
+			name = Printable(kv.Key)
+		}
+		list = append(list, orphan{name, lk.lease})
 	}
-	slices.SortFunc(orphans, func(a, b orphan) int { return cmp.Compare(a.key, b.key) })
-	for _, o := range orphans {
-		fs.add(Finding{Check: CheckLease, Bucket: bucketKey, Key: Printable([]byte(o.key)),
+	slices.SortFunc(list, func(a, b orphan) int { return cmp.Compare(a.key, b.key) })
+	for _, o := range list {
+		fs.add(Finding{Check: CheckLease, Bucket: bucketKey, Key: o.key,
 			Message: fmt.Sprintf("live key holds lease %x, which is not in the lease bucket", o.lease)})
 	}
 }

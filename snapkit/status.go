@@ -73,14 +73,14 @@ type Options struct {
 	SkipTrailer bool
 }
 
-// statusVisitor computes etcdutl's numbers from the walk; the key bucket's
-// pairs go on to a keyPipe, which decodes them in parallel.
+// statusVisitor computes etcdutl's numbers from the walk, and hands the
+// key bucket's pairs to a keyBucket.
 type statusVisitor struct {
 	crc   hash.Hash32
 	st    *Status
 	cur   *BucketStatus
 	isKey bool
-	keys  *keyPipe
+	keys  *keyBucket
 }
 
 func (s *statusVisitor) start(bucket []byte) {
@@ -91,8 +91,6 @@ func (s *statusVisitor) start(bucket []byte) {
 }
 
 func (s *statusVisitor) kv(bucket, k, v []byte) {
-	s.crc.Write(k)
-	s.crc.Write(v)
 	s.cur.Pairs++
 	s.cur.KeyBytes += int64(len(k))
 	s.cur.ValueBytes += int64(len(v))
@@ -101,10 +99,14 @@ func (s *statusVisitor) kv(bucket, k, v []byte) {
 	}
 }
 
+// data hashes the keys and values as etcdutl does.
+func (s *statusVisitor) data(b []byte) { s.crc.Write(b) }
+
 // Inspect reads a snapshot file, db file or data dir once: it verifies the
-// trailer in one goroutine while another walks the db and others decode
-// the key bucket, then checks the schema. An error means the input could not be read at all; damage inside
-// it is reported as Findings.
+// trailer in one goroutine while another walks the db, computes etcdutl's
+// CRC-32C and reads the key bucket, then it checks the schema. An error
+// means the input could not be read at all; damage inside it is reported
+// as Findings.
 func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
 	lg := opts.Logger
 	if lg == nil {
@@ -137,11 +139,11 @@ func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
 	}
 	fs := &findings{}
 	kb := newKeyBucket(fs)
-	v := &statusVisitor{crc: crc32.New(castagnoli), st: &r.Status, keys: newKeyPipe(kb)}
+	v := &statusVisitor{crc: crc32.New(castagnoli), st: &r.Status, keys: kb}
 	stats, werr := walk(ctx, d, v, fs, progress.part(1))
-	perr := v.keys.close()
+	kb.finish(&r.Status) // while the trailer is still being hashed
 	wg.Wait()
-	if err := errors.Join(werr, perr, terr); err != nil {
+	if err := errors.Join(werr, terr); err != nil {
 		return nil, err
 	}
 	lg.Debug("walked", "path", src.DBPath, "pages", stats.ReachablePages, "took", time.Since(start))
@@ -154,12 +156,10 @@ func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
 	for _, b := range r.Buckets {
 		r.TotalKeyV35 += b.Pairs
 	}
-	kb.finish(&r.Status)
 	if err := checkSchema(src, &r.Status, kb, fs); err != nil {
 		return nil, err
 	}
-	// The key bucket is decoded in parallel: order the findings by check
-	// and key so that the report is the same every time.
+	// List each check's findings together, in key order.
 	slices.SortStableFunc(fs.list, func(a, b Finding) int { return cmp.Or(cmp.Compare(a.Check, b.Check), cmp.Compare(a.Key, b.Key)) })
 	r.Findings, r.Suppressed = fs.list, fs.suppressed
 	r.Took = time.Since(start)

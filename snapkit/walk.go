@@ -191,19 +191,22 @@ func (p pageView) slice(what string, i int, start, n uint64) ([]byte, error) {
 	return p.b[start : start+n], nil
 }
 
-func (p pageView) leaf(i int) (flags uint32, k, v []byte, err error) {
+// leaf returns leaf element i: its flags, key and value, and where the
+// key starts in the page (the value follows it).
+func (p pageView) leaf(i int) (flags uint32, k, v []byte, at uint64, err error) {
 	e, off, err := p.elem(i)
 	if err != nil {
-		return 0, nil, nil, err
+		return 0, nil, nil, 0, err
 	}
 	le := binary.LittleEndian
 	flags = le.Uint32(e[0:])
 	pos, ksize, vsize := uint64(le.Uint32(e[4:])), uint64(le.Uint32(e[8:])), uint64(le.Uint32(e[12:]))
-	kv, err := p.slice("key and value", i, uint64(off)+pos, ksize+vsize)
+	at = uint64(off) + pos
+	kv, err := p.slice("key and value", i, at, ksize+vsize)
 	if err != nil {
-		return 0, nil, nil, err
+		return 0, nil, nil, 0, err
 	}
-	return flags, kv[:ksize:ksize], kv[ksize:], nil
+	return flags, kv[:ksize:ksize], kv[ksize:], at, nil
 }
 
 func (p pageView) branch(i int) (k []byte, child uint64, err error) {
@@ -217,10 +220,16 @@ func (p pageView) branch(i int) (k []byte, child uint64, err error) {
 }
 
 // visitor receives, in key order, the contents of each root bucket: start
-// once per bucket, then kv for each pair (v is nil for a nested bucket's key).
+// once per bucket, then kv for each pair (v is nil for a nested bucket's
+// key). data receives the same bytes as the pairs, each key followed by its
+// value (a nested bucket's key alone), in order, but in as few pieces as
+// the pages allow: bbolt lays out a leaf's pairs one after the other, so
+// most calls cover a whole leaf. Before each start, data has covered every
+// pair given to kv.
 type visitor interface {
 	start(bucket []byte)
 	kv(bucket, k, v []byte)
+	data(b []byte)
 }
 
 // walkStats counts what the walk saw.
@@ -399,6 +408,8 @@ func (w *walker) tree(p pageView, top []byte, lo, hi []byte, depth int, visit bo
 		w.fs.page(p.id, name, "tree deeper than %d levels", maxTreeDepth)
 		return
 	}
+	// Keys must sort in order, so that only the last one needs comparing
+	// with hi.
 	var prev []byte
 	order := func(i int, k []byte, kind string) {
 		switch {
@@ -407,7 +418,7 @@ func (w *walker) tree(p pageView, top []byte, lo, hi []byte, depth int, visit bo
 		case i > 0 && bytes.Compare(prev, k) >= 0:
 			w.fs.page(p.id, name, "%s key[%d] %s does not sort after the previous key %s", kind, i, Printable(k), Printable(prev))
 		}
-		if hi != nil && bytes.Compare(k, hi) >= 0 {
+		if i == p.count-1 && hi != nil && bytes.Compare(k, hi) >= 0 {
 			w.fs.page(p.id, name, "%s key[%d] %s is not below the next key in the parent %s", kind, i, Printable(k), Printable(hi))
 		}
 		prev = k
@@ -432,14 +443,35 @@ func (w *walker) tree(p pageView, top []byte, lo, hi []byte, depth int, visit bo
 			}
 		}
 	case p.flags == leafPageFlag:
+		// [runStart, runEnd) are the bytes of the pairs visited since the
+		// last call to data.
+		var runStart, runEnd uint64
+		flush := func() {
+			if runEnd > runStart {
+				w.v.data(p.b[runStart:runEnd])
+			}
+			runStart, runEnd = 0, 0
+		}
 		for i := 0; i < p.count; i++ {
-			flags, k, v, err := p.leaf(i)
+			flags, k, v, at, err := p.leaf(i)
 			if err != nil {
 				w.fs.page(p.id, name, "%v", err)
-				return
+				break
 			}
 			order(i, k, "leaf")
+			if visit && top != nil && flags&bucketLeafFlag == 0 {
+				if at != runEnd {
+					flush()
+					runStart = at
+				}
+				runEnd = at + uint64(len(k)+len(v))
+			} else if visit {
+				flush()
+			}
 			w.leafElem(p, top, flags, k, v, depth, visit)
+		}
+		if visit {
+			flush()
 		}
 	default:
 		w.fs.page(p.id, name, "invalid type: flags %#x", p.flags)
@@ -449,7 +481,8 @@ func (w *walker) tree(p pageView, top []byte, lo, hi []byte, depth int, visit bo
 func (w *walker) leafElem(p pageView, top []byte, flags uint32, k, v []byte, depth int, visit bool) {
 	isBucket := flags&bucketLeafFlag != 0
 	if top == nil && !isBucket {
-		w.fs.add(Finding{Check: CheckBolt, Page: &p.id, Key: Printable(k), Message: "a key in the root bucket that is not a bucket"})
+		id := p.id // declared here, so that only a finding moves it to the heap
+		w.fs.add(Finding{Check: CheckBolt, Page: &id, Key: Printable(k), Message: "a key in the root bucket that is not a bucket"})
 		return
 	}
 	if !isBucket {
@@ -470,11 +503,12 @@ func (w *walker) leafElem(p pageView, top []byte, flags uint32, k, v []byte, dep
 	} else {
 		if visit {
 			w.v.kv(top, k, nil)
+			w.v.data(k)
 		}
 		visit = false
 	}
 	if len(v) < bucketHeaderSize {
-		w.fs.add(Finding{Check: CheckBolt, Page: &p.id, Bucket: string(child), Message: fmt.Sprintf("bucket header of %d bytes", len(v))})
+		w.fs.page(p.id, string(child), "bucket header of %d bytes", len(v))
 		return
 	}
 	if root := binary.LittleEndian.Uint64(v); root != 0 {
@@ -485,12 +519,12 @@ func (w *walker) leafElem(p pageView, top []byte, flags uint32, k, v []byte, dep
 	}
 	inline := v[bucketHeaderSize:]
 	if len(inline) < pageHeaderSize {
-		w.fs.add(Finding{Check: CheckBolt, Page: &p.id, Bucket: string(child), Message: "inline bucket shorter than a page header"})
+		w.fs.page(p.id, string(child), "inline bucket shorter than a page header")
 		return
 	}
 	ip := newPageView(p.id, inline)
 	if ip.flags != leafPageFlag {
-		w.fs.add(Finding{Check: CheckBolt, Page: &p.id, Bucket: string(child), Message: fmt.Sprintf("inline bucket page has flags %#x", ip.flags)})
+		w.fs.page(p.id, string(child), "inline bucket page has flags %#x", ip.flags)
 		return
 	}
 	w.tree(ip, child, nil, nil, depth+1, visit)

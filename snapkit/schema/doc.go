@@ -23,7 +23,8 @@
 // the key. `etcdutl snapshot restore --bump-revision` writes one pair with an
 // empty value at (latest+N, 0); UnmarshalKeyValue accepts it (an empty
 // KeyValue). Writers set FillPercent 0.9 on this bucket (KeyBucketFillPercent)
-// because revisions only grow.
+// because revisions only grow. Readers that scan the whole bucket use
+// ViewKeyValue, which decodes in place, without copying the key and value.
 //
 // # meta
 //

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/lifeboat-dev/lifeboat/internal/fixture"
 )
@@ -56,6 +57,40 @@ func FuzzUnmarshalKeyValue(f *testing.F) {
 		again, err := UnmarshalKeyValue(k, b)
 		if err != nil || again.String() != kv.String() {
 			t.Fatalf("re-encoding of %v decodes as %v, %v", kv, again, err)
+		}
+	})
+}
+
+// ViewKeyValue agrees with UnmarshalKeyValue: whatever it accepts decodes
+// to the same fields, and it accepts the canonical encoding of whatever
+// UnmarshalKeyValue accepts.
+func FuzzViewKeyValue(f *testing.F) {
+	seedKeyPairs(f, func(k, v []byte) { f.Add(k, v) })
+	f.Add(RevisionBytes(Revision{Main: 3}), []byte{0x0a, 0x00, 0x10, 0x80, 0x01})
+	f.Add(RevisionBytes(Revision{Main: 3}), []byte{0x38, 0x01}) // field 7
+	f.Fuzz(func(t *testing.T, k, v []byte) {
+		if _, _, err := ParseRevision(k); err != nil {
+			return
+		}
+		same := func(view KeyValueView, kv *mvccpb.KeyValue) bool {
+			return bytes.Equal(view.Key, kv.Key) && bytes.Equal(view.Value, kv.Value) &&
+				view.CreateRevision == kv.CreateRevision && view.ModRevision == kv.ModRevision &&
+				view.Version == kv.Version && view.Lease == kv.Lease
+		}
+		view, verr := ViewKeyValue(k, v)
+		kv, uerr := UnmarshalKeyValue(k, v)
+		if verr == nil && (uerr != nil || !same(view, kv)) {
+			t.Fatalf("%x: ViewKeyValue = %+v, UnmarshalKeyValue = %v, %v", v, view, kv, uerr)
+		}
+		if uerr != nil {
+			return
+		}
+		canonical, err := MarshalKeyValue(kv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if view, err := ViewKeyValue(k, canonical); err != nil || !same(view, kv) {
+			t.Fatalf("%x: ViewKeyValue = %+v, %v, UnmarshalKeyValue = %v", canonical, view, err, kv)
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // MarshalKeyValue encodes kv as a key bucket value.
@@ -22,18 +23,107 @@ func MarshalKeyValue(kv *mvccpb.KeyValue) ([]byte, error) {
 // `etcdutl snapshot restore --bump-revision` writes) decodes to an empty
 // KeyValue. Errors wrap ErrBadRevision or ErrBadValue and name revKey.
 func UnmarshalKeyValue(revKey, value []byte) (*mvccpb.KeyValue, error) {
-	rev, _, err := ParseRevision(revKey)
-	if err != nil {
+	if _, _, err := ParseRevision(revKey); err != nil {
 		return nil, err
 	}
 	kv := new(mvccpb.KeyValue)
 	if err := kv.Unmarshal(value); err != nil {
-		return nil, badValue(KeyBucket, revKey, "revision %s: KeyValue: %v", rev, err)
+		return nil, badKeyValue(revKey, "%v", err)
 	}
 	if len(kv.XXX_unrecognized) > 0 {
-		return nil, badValue(KeyBucket, revKey, "revision %s: KeyValue has %d bytes of unknown fields", rev, len(kv.XXX_unrecognized))
+		return nil, badKeyValue(revKey, "%d bytes of unknown fields", len(kv.XXX_unrecognized))
 	}
 	return kv, nil
+}
+
+// KeyValueView is a key bucket value decoded without copying: it has the
+// fields of mvccpb.KeyValue, and Key and Value alias the bytes it was
+// decoded from, so it is valid only as long as they are.
+type KeyValueView struct {
+	Key            []byte
+	CreateRevision int64
+	ModRevision    int64
+	Version        int64
+	Value          []byte
+	Lease          int64
+}
+
+// The field numbers of mvccpb.KeyValue.
+const (
+	kvKey            protowire.Number = 1
+	kvCreateRevision protowire.Number = 2
+	kvModRevision    protowire.Number = 3
+	kvVersion        protowire.Number = 4
+	kvValue          protowire.Number = 5
+	kvLease          protowire.Number = 6
+)
+
+// ViewKeyValue decodes value, stored under the key bucket key revKey, for
+// readers that look at every pair of the bucket and keep nothing: it
+// copies nothing and allocates only when it fails. It is at least as strict
+// as UnmarshalKeyValue (every value it accepts, UnmarshalKeyValue decodes
+// to the same fields), and rejects in addition the non-canonical varints
+// that protowire rejects. revKey only names the pair in errors: check it
+// with ParseRevision. Errors wrap ErrBadValue.
+func ViewKeyValue(revKey, value []byte) (KeyValueView, error) {
+	var kv KeyValueView
+	for b := value; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return KeyValueView{}, badKeyValue(revKey, "offset %d: tag: %v", len(value)-len(b), protowire.ParseError(n))
+		}
+		var dst *int64
+		switch num {
+		case kvCreateRevision:
+			dst = &kv.CreateRevision
+		case kvModRevision:
+			dst = &kv.ModRevision
+		case kvVersion:
+			dst = &kv.Version
+		case kvLease:
+			dst = &kv.Lease
+		case kvKey, kvValue:
+		default:
+			return KeyValueView{}, badKeyValue(revKey, "offset %d: unknown field %d", len(value)-len(b), num)
+		}
+		want := protowire.BytesType
+		if dst != nil {
+			want = protowire.VarintType
+		}
+		if typ != want {
+			return KeyValueView{}, badKeyValue(revKey, "offset %d: field %d has wire type %d, want %d", len(value)-len(b), num, typ, want)
+		}
+		b = b[n:]
+		if dst != nil {
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return KeyValueView{}, badKeyValue(revKey, "field %d: %v", num, protowire.ParseError(n))
+			}
+			*dst, b = int64(v), b[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return KeyValueView{}, badKeyValue(revKey, "field %d: %v", num, protowire.ParseError(n))
+		}
+		if num == kvKey {
+			kv.Key = v
+		} else {
+			kv.Value = v
+		}
+		b = b[n:]
+	}
+	return kv, nil
+}
+
+// badKeyValue builds the error for a key bucket value that does not
+// decode, naming its key and, when the key parses, its revision.
+func badKeyValue(revKey []byte, format string, args ...any) error {
+	what := "KeyValue"
+	if rev, _, err := ParseRevision(revKey); err == nil {
+		what = "revision " + rev.String() + ": KeyValue"
+	}
+	return badValue(KeyBucket, revKey, "%s: %s", what, fmt.Sprintf(format, args...))
 }
 
 // PutKeyValue writes kv at rev into tx's key bucket.

@@ -1,0 +1,102 @@
+package snapkit
+
+import (
+	"context"
+	"fmt"
+	"hash/crc32"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
+)
+
+// etcdutlNumbers computes etcdutl 3.6's hash and totalKey the way it does,
+// through bbolt: a CRC-32C of each root bucket's name, keys and values (a
+// nested bucket's key with a nil value), and the set of keys replayed from
+// the key bucket's puts and tombstones.
+func etcdutlNumbers(t *testing.T, path string) (hash uint32, totalKey int) {
+	t.Helper()
+	db, err := openBolt(Source{DBPath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	h := crc32.New(castagnoli)
+	seen := map[string]bool{}
+	err = db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			h.Write(name)
+			return b.ForEach(func(k, v []byte) error {
+				h.Write(k)
+				h.Write(v)
+				if string(name) != bucketKey {
+					return nil
+				}
+				var kv mvccpb.KeyValue
+				if err := kv.Unmarshal(v); err != nil {
+					return err
+				}
+				if schema.IsTombstone(k) {
+					delete(seen, string(kv.Key))
+				} else {
+					seen[string(kv.Key)] = true
+				}
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.Sum32(), len(seen)
+}
+
+// Status's hash and totalKey equal etcdutl's way of computing them, also
+// when root buckets hold nested buckets, inline (small) and on pages of
+// their own: the walk hashes whole runs of pairs at once and must break
+// them where etcdutl's ForEach sees a nested bucket.
+func TestStatusNumbersMatchBolt(t *testing.T) {
+	nested := func(tx *bolt.Tx) error {
+		b := tx.Bucket(schema.AlarmBucket)
+		for i := range 3 {
+			if err := b.Put(fmt.Appendf(nil, "a%d", i), []byte("pair before the nested buckets")); err != nil {
+				return err
+			}
+		}
+		inline, err := b.CreateBucket([]byte("b-inline"))
+		if err != nil {
+			return err
+		}
+		if err := inline.Put([]byte("k"), []byte("v")); err != nil {
+			return err
+		}
+		big, err := b.CreateBucket([]byte("c-paged"))
+		if err != nil {
+			return err
+		}
+		for i := range 500 {
+			if err := big.Put(fmt.Appendf(nil, "k%04d", i), make([]byte, 100)); err != nil {
+				return err
+			}
+		}
+		return b.Put([]byte("d"), []byte("pair after the nested buckets"))
+	}
+	for name, edit := range map[string]func(*genSpec){
+		"generated":      nil,
+		"nested buckets": func(s *genSpec) { s.Mutate = nested },
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := genSmall(t, edit)
+			r, err := Inspect(context.Background(), path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			hash, totalKey := etcdutlNumbers(t, path)
+			if r.Hash != hash || r.TotalKey != totalKey {
+				t.Errorf("hash %d, totalKey %d; etcdutl's way: %d, %d", r.Hash, r.TotalKey, hash, totalKey)
+			}
+		})
+	}
+}
