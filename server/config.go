@@ -58,6 +58,10 @@ type Config struct {
 	QuotaBackendBytes      int64  // --quota-backend-bytes
 	MaxWALs                uint   // --max-wals (0 keeps all)
 	MaxSnapshots           uint   // --max-snapshots (0 keeps all)
+	// LeaseCheckpointInterval is how often the leader persists leases'
+	// remaining TTLs, so that a new leader does not extend them
+	// (--experimental-lease-checkpoint-interval; 0 means 5 minutes).
+	LeaseCheckpointInterval time.Duration
 
 	Logger *slog.Logger
 }

@@ -333,3 +333,29 @@ func TestConcurrencyRecipes(t *testing.T) {
 		t.Fatal("second candidate never won")
 	}
 }
+
+// A lease's remaining TTL is checkpointed through raft, so that a new
+// leader does not give it its whole TTL again.
+func TestLeaseCheckpointSurvivesLeaderChange(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.LeaseCheckpointInterval = 200 * time.Millisecond })
+	lead := c.waitLeader()
+	ctx := ctxT(t)
+	const ttl = 30
+	g, err := c.client(lead).Grant(ctx, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * time.Second) // several checkpoints
+	c.crash(lead)
+	newLead := c.waitLeader()
+	r, err := c.client(newLead).TimeToLive(ctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without a checkpoint the new leader would restart the clock at the
+	// full TTL plus an election timeout; with one it goes on from about
+	// 26 s, plus the same extension.
+	if r.GrantedTTL != ttl || r.TTL <= 0 || r.TTL >= ttl-1 {
+		t.Fatalf("after the leader change: TTL %d of %d, want the checkpointed remainder (< %d)", r.TTL, r.GrantedTTL, ttl-1)
+	}
+}

@@ -75,7 +75,9 @@ func (s *Server) newStores() (*stores, error) {
 	if err != nil {
 		return nil, err
 	}
-	lessor, err := lease.New(be, lease.Config{MinTTL: s.minLeaseTTL(), Logger: s.lg, Registerer: reg})
+	lessor, err := lease.New(be, lease.Config{
+		MinTTL: s.minLeaseTTL(), CheckpointInterval: s.cfg.LeaseCheckpointInterval, Logger: s.lg, Registerer: reg,
+	})
 	if err != nil {
 		be.Close()
 		return nil, err

@@ -2,10 +2,12 @@ package cli
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/lifeboat-dev/lifeboat/server"
+	"github.com/lifeboat-dev/lifeboat/server/lease"
 )
 
 // memberOptions holds the member flags, named as etcd's.
@@ -28,6 +30,7 @@ type memberOptions struct {
 	maxWALs             uint
 	maxSnapshots        uint
 	forceNewCluster     bool
+	leaseCheckpoint     time.Duration
 	logLevel            string
 }
 
@@ -52,6 +55,7 @@ func (o *memberOptions) addFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&o.quotaBackendBytes, "quota-backend-bytes", d.QuotaBackendBytes, "raise the NOSPACE alarm when the backend exceeds this size")
 	fs.UintVar(&o.maxWALs, "max-wals", d.MaxWALs, "maximum number of WAL files to retain (0 is unlimited)")
 	fs.UintVar(&o.maxSnapshots, "max-snapshots", d.MaxSnapshots, "maximum number of snapshot files to retain (0 is unlimited)")
+	fs.DurationVar(&o.leaseCheckpoint, "experimental-lease-checkpoint-interval", lease.DefaultCheckpointInterval, "how often the leader persists leases' remaining TTLs")
 	fs.BoolVar(&o.forceNewCluster, "force-new-cluster", false, "force to create a new one-member cluster from this member's data")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
@@ -90,6 +94,7 @@ func (o *memberOptions) config() (*server.Config, error) {
 	c.MaxWALs = o.maxWALs
 	c.MaxSnapshots = o.maxSnapshots
 	c.ForceNewCluster = o.forceNewCluster
+	c.LeaseCheckpointInterval = o.leaseCheckpoint
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
