@@ -359,3 +359,30 @@ func TestLeaseCheckpointSurvivesLeaderChange(t *testing.T) {
 		t.Fatalf("after the leader change: TTL %d of %d, want the checkpointed remainder (< %d)", r.TTL, r.GrantedTTL, ttl-1)
 	}
 }
+
+// A leader that stops hands leadership over first: when Stop returns,
+// another member already leads, without waiting for an election timeout,
+// and no acknowledged write is lost.
+func TestStopTransfersLeadership(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader()
+	ctx := ctxT(t)
+	rev := putKeys(t, c.client(lead), "s", 20)
+	c.stop(lead)
+	newLead := -1
+	for i, s := range c.srvs {
+		if s != nil && s.Leader() == s.ID() {
+			newLead = i
+		}
+	}
+	if newLead < 0 {
+		t.Fatal("no member leads right after the leader stopped: leadership was not transferred")
+	}
+	g, err := c.client(newLead).Get(ctx, "s", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Count != 20 || g.Header.Revision < rev {
+		t.Fatalf("after the transfer: %d keys at revision %d, want 20 at %d or later", g.Count, g.Header.Revision, rev)
+	}
+}
