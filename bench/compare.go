@@ -18,7 +18,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
+	"github.com/lifeboat-dev/lifeboat/internal/etcdproc"
 )
 
 // The systems Compare runs, in this order.
@@ -297,7 +297,7 @@ func (cfg CompareConfig) startCluster(ctx context.Context, bin string, members i
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", nil, fmt.Errorf("bench: %w", err)
 	}
-	c, err := interoptest.NewEtcdCluster(dir, interoptest.Options{Members: members, Binary: bin, Token: "lifeboat-bench"})
+	c, err := etcdproc.New(dir, etcdproc.Options{Members: members, Binary: bin, Token: "lifeboat-bench"})
 	if err != nil {
 		return "", nil, fmt.Errorf("laying out %d members of %s: %w", members, bin, err)
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/lifeboat-dev/lifeboat/internal/etcdproc"
 )
 
 // EtcdVersion is the etcd release the tests run against. It must match the
@@ -123,7 +125,7 @@ func runBuildEtcd(name string) (string, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go run ./cmd/build-etcd %s in %s: %w\n%s", name, cmd.Dir, err, tail(stderr.String(), 4000))
+		return "", fmt.Errorf("go run ./cmd/build-etcd %s in %s: %w\n%s", name, cmd.Dir, err, etcdproc.Tail(stderr.String(), 4000))
 	}
 	path := strings.TrimSpace(stdout.String())
 	if !isExecutable(path) {
@@ -144,12 +146,4 @@ func unavailable(t testing.TB, name string, err error) {
 func isExecutable(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-// tail returns the last n bytes of s, for error messages.
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "..." + s[len(s)-n:]
 }

@@ -1,0 +1,308 @@
+// Package etcdproc runs real etcd members as child processes on free
+// 127.0.0.1 ports: it lays out a static cluster, starts it, waits for
+// /health, and stops or kills members. The tests reach it through
+// internal/interoptest, which also finds or builds the etcd binary;
+// lifeboat-bench uses it directly to run etcd beside lifeboat.
+package etcdproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Options configures a cluster.
+type Options struct {
+	// Members is the cluster size; 0 means 1.
+	Members int
+	// Token is --initial-cluster-token; empty means "lifeboat-test".
+	Token string
+	// SnapshotCount is --snapshot-count; 0 keeps etcd's default.
+	SnapshotCount int
+	// Args are extra flags given to every member.
+	Args []string
+	// Binary is the etcd binary (required).
+	Binary string
+	// StartTimeout bounds the wait for every member to report healthy;
+	// 0 means 60s. (Used by interoptest.StartEtcd.)
+	StartTimeout time.Duration
+}
+
+// Cluster is a running set of real etcd members.
+type Cluster struct {
+	Members []*Member
+	// ClientURLs holds each member's client URL ("http://127.0.0.1:port").
+	ClientURLs []string
+}
+
+// Member is one etcd process.
+type Member struct {
+	Name      string
+	DataDir   string // the --data-dir; member/ lives inside it
+	ClientURL string
+	PeerURL   string
+	LogPath   string // etcd's stdout and stderr
+
+	bin  string
+	args []string
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+}
+
+// New lays out (but does not start) a cluster under dir, with
+// free ports picked now.
+func New(dir string, opts Options) (*Cluster, error) {
+	n := opts.Members
+	if n == 0 {
+		n = 1
+	}
+	if opts.Binary == "" {
+		return nil, errors.New("no etcd binary given")
+	}
+	token := opts.Token
+	if token == "" {
+		token = "lifeboat-test"
+	}
+	ports, err := freePorts(2 * n)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{}
+	var initial []string
+	for i := range n {
+		name := "m" + strconv.Itoa(i+1)
+		m := &Member{
+			Name:      name,
+			DataDir:   filepath.Join(dir, name),
+			ClientURL: "http://127.0.0.1:" + strconv.Itoa(ports[2*i]),
+			PeerURL:   "http://127.0.0.1:" + strconv.Itoa(ports[2*i+1]),
+			LogPath:   filepath.Join(dir, name+".log"),
+			bin:       opts.Binary,
+		}
+		c.Members = append(c.Members, m)
+		c.ClientURLs = append(c.ClientURLs, m.ClientURL)
+		initial = append(initial, name+"="+m.PeerURL)
+	}
+	for _, m := range c.Members {
+		m.args = []string{
+			"--name", m.Name,
+			"--data-dir", m.DataDir,
+			"--listen-client-urls", m.ClientURL,
+			"--advertise-client-urls", m.ClientURL,
+			"--listen-peer-urls", m.PeerURL,
+			"--initial-advertise-peer-urls", m.PeerURL,
+			"--initial-cluster", strings.Join(initial, ","),
+			"--initial-cluster-token", token,
+			"--initial-cluster-state", "new",
+		}
+		if opts.SnapshotCount > 0 {
+			m.args = append(m.args, "--snapshot-count", strconv.Itoa(opts.SnapshotCount))
+		}
+		m.args = append(m.args, opts.Args...)
+	}
+	return c, nil
+}
+
+// Start starts every member that is not running and waits until all of them
+// answer /health.
+func (c *Cluster) Start(ctx context.Context) error {
+	for _, m := range c.Members {
+		if m.Running() {
+			continue
+		}
+		if err := m.Start(); err != nil {
+			return err
+		}
+	}
+	for _, m := range c.Members {
+		if err := m.WaitHealthy(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Endpoints returns the members' client addresses as "127.0.0.1:port", the
+// form clientv3 and etcdctl --endpoints take.
+func (c *Cluster) Endpoints() []string {
+	eps := make([]string, len(c.ClientURLs))
+	for i, u := range c.ClientURLs {
+		eps[i] = strings.TrimPrefix(u, "http://")
+	}
+	return eps
+}
+
+// Stop stops every running member with SIGTERM (see Member.Stop).
+func (c *Cluster) Stop() error {
+	var errs []error
+	for _, m := range c.Members {
+		errs = append(errs, m.Stop())
+	}
+	return errors.Join(errs...)
+}
+
+// Start starts the member's process with its data dir and flags; a member
+// restarted after Stop or Kill reuses its data dir.
+func (m *Member) Start() error {
+	if m.Running() {
+		return fmt.Errorf("etcd member %s: already running", m.Name)
+	}
+	logf, err := os.OpenFile(m.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("etcd member %s: %w", m.Name, err)
+	}
+	cmd := exec.Command(m.bin, m.args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("etcd member %s: starting %s: %w", m.Name, m.bin, err)
+	}
+	m.cmd, m.done = cmd, make(chan struct{})
+	go func(done chan struct{}) {
+		_ = cmd.Wait() // the exit status is read from cmd.ProcessState
+		logf.Close()
+		close(done)
+	}(m.done)
+	return nil
+}
+
+// Running reports whether the member's process is alive.
+func (m *Member) Running() bool {
+	if m.done == nil {
+		return false
+	}
+	select {
+	case <-m.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// WaitHealthy polls the member's /health until it reports healthy, the
+// process exits, or ctx ends.
+func (m *Member) WaitHealthy(ctx context.Context) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		if !m.Running() {
+			return fmt.Errorf("etcd member %s exited before it was healthy (%v); log %s:\n%s", m.Name, m.exitState(), m.LogPath, m.LogTail(3000))
+		}
+		last = m.health(ctx, client)
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("etcd member %s not healthy at %s: %w (last: %v); log %s:\n%s", m.Name, m.ClientURL, ctx.Err(), last, m.LogPath, m.LogTail(3000))
+		case <-tick.C:
+		}
+	}
+}
+
+func (m *Member) health(ctx context.Context, client *http.Client) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.ClientURL+"/health", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"health":"true"`) {
+		return fmt.Errorf("/health: %s %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
+
+// Stop sends SIGTERM and waits up to 10s for the process to exit, then
+// kills it. Stopping a member that is not running does nothing.
+func (m *Member) Stop() error {
+	return m.signal(syscall.SIGTERM, 10*time.Second)
+}
+
+// Kill sends SIGKILL, as a crash would, and waits for the process to exit.
+func (m *Member) Kill() error {
+	return m.signal(syscall.SIGKILL, 10*time.Second)
+}
+
+func (m *Member) signal(sig syscall.Signal, grace time.Duration) error {
+	if !m.Running() {
+		return nil
+	}
+	if err := m.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("etcd member %s: %v: %w", m.Name, sig, err)
+	}
+	select {
+	case <-m.done:
+		return nil
+	case <-time.After(grace):
+	}
+	if err := m.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("etcd member %s: kill after %v: %w", m.Name, sig, err)
+	}
+	<-m.done
+	return fmt.Errorf("etcd member %s did not exit within %v of %v; killed", m.Name, grace, sig)
+}
+
+func (m *Member) exitState() string {
+	if m.cmd == nil || m.cmd.ProcessState == nil {
+		return "not started"
+	}
+	return m.cmd.ProcessState.String()
+}
+
+// LogTail returns the last n bytes of the member's log, for error messages.
+func (m *Member) LogTail(n int) string {
+	b, err := os.ReadFile(m.LogPath)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	return Tail(string(b), n)
+}
+
+// freePorts returns n distinct free TCP ports on 127.0.0.1. All listeners
+// are held until every port is known, so the ports are distinct.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("picking a free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// Tail returns the last n bytes of s, marked with "..." when cut.
+func Tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + s[len(s)-n:]
+}
