@@ -156,6 +156,7 @@ func (r *result) ok() int { return len(r.latencies) }
 func drive(ctx context.Context, cfg Config, clients []*clientv3.Client, do op) *result {
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
+	end, _ := runCtx.Deadline()
 	var (
 		issued atomic.Int64
 		mu     sync.Mutex
@@ -182,8 +183,10 @@ func drive(ctx context.Context, cfg Config, clients []*clientv3.Client, do op) *
 				switch {
 				case err == nil:
 					lats = append(lats, lat)
-				case runCtx.Err() != nil:
-					// The run ended while the request was in flight.
+				case runCtx.Err() != nil || !time.Now().Before(end):
+					// The run ended while the request was in flight. The
+					// server may see the deadline (and answer "request
+					// timed out") before runCtx's timer fires here.
 				default:
 					errs++
 					if first == nil {
