@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-dev/lifeboat/bench"
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 )
 
 // compareOptions are the flags of `compare`.
@@ -65,7 +66,7 @@ its cells, and the command exits 1.`,
 			}
 			for _, r := range c.Results {
 				if r.Error != "" {
-					return &exitError{code: ExitFinding, err: errors.New("some runs failed; see the errors under the table")}
+					return clikit.Finding(errors.New("some runs failed; see the errors under the table"))
 				}
 			}
 			return nil

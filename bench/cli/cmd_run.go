@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-dev/lifeboat/bench"
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 )
 
 // runOptions are the flags of `run`.
@@ -51,7 +52,7 @@ first, unmeasured.`,
 			}
 			rep, err := bench.Run(cmd.Context(), o.cfg)
 			if err != nil {
-				return &exitError{code: ExitFinding, err: err}
+				return clikit.Finding(err)
 			}
 			return e.write(func(w io.Writer) error { return bench.WriteTable(w, []*bench.Report{rep}) }, rep)
 		},

@@ -2,34 +2,24 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-dev/lifeboat/bench"
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 )
 
-// Exit codes shared by Lifeboat's tools.
+// Exit codes, the same in every Lifeboat tool (see internal/clikit).
 const (
-	ExitOK      = 0
-	ExitFinding = 1 // a run failed
-	ExitUsage   = 2 // bad usage
+	ExitOK      = clikit.ExitOK
+	ExitFinding = clikit.ExitFinding
+	ExitUsage   = clikit.ExitUsage
 )
 
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-func usage(err error) error { return &exitError{code: ExitUsage, err: err} }
+var usage = clikit.Usage
 
 // env is what a command needs from its process.
 type env struct {
@@ -75,23 +65,10 @@ Exit codes: 0 ok; 1 a run failed; 2 bad usage.`,
 // Run executes the tree with argv (without the program name) and returns
 // the exit code.
 func Run(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
-	cmd := NewCommand(stdout, stderr)
-	cmd.SetArgs(argv)
-	err := cmd.ExecuteContext(ctx)
-	if err == nil {
-		return ExitOK
-	}
-	fmt.Fprintln(stderr, "Error:", err)
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	return ExitUsage
+	return clikit.Run(ctx, NewCommand(stdout, stderr), argv, stderr)
 }
 
 // Execute runs lifeboat-bench as a process; SIGINT/SIGTERM cancel the run.
 func Execute() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	return clikit.Execute(func(ctx context.Context) int { return Run(ctx, os.Args[1:], os.Stdout, os.Stderr) })
 }

@@ -7,36 +7,25 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 )
 
-// Exit codes shared by Lifeboat's tools.
+// Exit codes, the same in every Lifeboat tool (see internal/clikit).
 const (
-	ExitOK      = 0
-	ExitFinding = 1 // damage found, verification failed, hashes differ
-	ExitUsage   = 2 // bad usage or unreadable input
+	ExitOK      = clikit.ExitOK
+	ExitFinding = clikit.ExitFinding
+	ExitUsage   = clikit.ExitUsage
 )
 
-// exitError carries an exit code up to Execute.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-// finding makes err exit with ExitFinding.
-func finding(err error) error { return &exitError{code: ExitFinding, err: err} }
-
-// usage makes err exit with ExitUsage.
-func usage(err error) error { return &exitError{code: ExitUsage, err: err} }
+var (
+	finding = clikit.Finding
+	usage   = clikit.Usage
+)
 
 // inputError classifies an error from the library: a problem found inside
 // a readable file exits 1, anything that stops us reading it exits 2.
@@ -120,27 +109,13 @@ func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 // Run executes the tree with argv (without the program name) and returns
 // the exit code.
 func Run(ctx context.Context, argv []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	cmd := NewCommand(stdout, stderr, getenv)
-	cmd.SetArgs(argv)
-	err := cmd.ExecuteContext(ctx)
-	if err == nil {
-		return ExitOK
-	}
-	fmt.Fprintln(stderr, "Error:", err)
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	// cobra's own errors (unknown command, missing argument) are usage.
-	return ExitUsage
+	return clikit.Run(ctx, NewCommand(stdout, stderr, getenv), argv, stderr)
 }
 
 // Execute runs snapkit as a process: os.Args, stdio, and SIGINT/SIGTERM
 // cancel the work in progress.
 func Execute() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return Run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	return clikit.Execute(func(ctx context.Context) int { return Run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv) })
 }
 
 // contextWithTimeout derives the command's context with a deadline.

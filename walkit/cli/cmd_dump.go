@@ -3,12 +3,12 @@ package cli
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 	"github.com/lifeboat-dev/lifeboat/walkit"
 	"github.com/lifeboat-dev/lifeboat/walkit/inspect"
 )
@@ -134,7 +134,7 @@ func (o *dumpOptions) run(cmd *cobra.Command, e *env, dir string, filter inspect
 		}
 		return out.record(&r)
 	})
-	if ee := (*exitError)(nil); errors.As(scanErr, &ee) && ee.code == ExitUsage {
+	if clikit.IsUsage(scanErr) {
 		return scanErr // not a WAL: nothing read, nothing to show
 	}
 	if err := out.end(counts); err != nil {

@@ -2,39 +2,28 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
+
 	"golang.org/x/term"
+
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 )
 
-// Exit codes.
+// Exit codes, the same in every Lifeboat tool (see internal/clikit).
 const (
-	ExitOK      = 0
-	ExitFinding = 1 // damage found, or data a repair would lose
-	ExitUsage   = 2 // bad usage or unreadable input
+	ExitOK      = clikit.ExitOK
+	ExitFinding = clikit.ExitFinding
+	ExitUsage   = clikit.ExitUsage
 )
 
-// exitError carries an exit code up to Run.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-// finding makes err exit with ExitFinding.
-func finding(err error) error { return &exitError{code: ExitFinding, err: err} }
-
-// usage makes err exit with ExitUsage.
-func usage(err error) error { return &exitError{code: ExitUsage, err: err} }
+var (
+	finding = clikit.Finding
+	usage   = clikit.Usage
+)
 
 // env is what a command needs from its process.
 type env struct {
@@ -81,25 +70,11 @@ Exit codes: 0 ok; 1 a finding (damage, or data a repair would lose);
 // Run executes the tree with argv (without the program name) and returns
 // the exit code.
 func Run(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
-	cmd := NewCommand(stdout, stderr)
-	cmd.SetArgs(argv)
-	err := cmd.ExecuteContext(ctx)
-	if err == nil {
-		return ExitOK
-	}
-	fmt.Fprintln(stderr, "Error:", err)
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	// cobra's own errors (unknown command, bad arguments) are usage.
-	return ExitUsage
+	return clikit.Run(ctx, NewCommand(stdout, stderr), argv, stderr)
 }
 
 // Execute runs walkit as a process: os.Args, stdio, and SIGINT/SIGTERM
 // cancel the work in progress.
 func Execute() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	return clikit.Execute(func(ctx context.Context) int { return Run(ctx, os.Args[1:], os.Stdout, os.Stderr) })
 }
