@@ -81,7 +81,11 @@ func (s *Server) applySnapshot(as *applyState, sn raftpb.Snapshot) error {
 	}
 	s.lg.Info("applying snapshot from the leader", "index", idx, "term", sn.Metadata.Term)
 	old := s.st.Load()
-	if err := old.close(); err != nil {
+	// The open watch streams survive the swap, as in etcd: the new store
+	// adopts them, and each watcher catches up from the new db. If the
+	// swap fails, Close ends the streams that were not adopted.
+	defer old.kv.Close()
+	if err := old.closeForSnapshot(); err != nil {
 		return fmt.Errorf("server: close stores for snapshot %d: %w", idx, err)
 	}
 	if err := os.Rename(recv, s.cfg.BackendPath()); err != nil {
@@ -91,6 +95,7 @@ func (s *Server) applySnapshot(as *applyState, sn raftpb.Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("server: open snapshot db: %w", err)
 	}
+	st.kv.AdoptWatchers(old.kv)
 	s.st.Store(st)
 	cl, err := st.loadCluster(s.cluster.ID())
 	if err != nil {

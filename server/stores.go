@@ -31,6 +31,15 @@ func (st *stores) close() error {
 	return errors.Join(err, st.be.Close())
 }
 
+// closeForSnapshot stops the lessor and the store's background work and
+// closes the backend, but leaves the store's watch streams open for the
+// stores that replace st to adopt (mvcc.Store.AdoptWatchers).
+func (st *stores) closeForSnapshot() error {
+	st.lessor.Stop()
+	st.kv.Stop()
+	return st.be.Close()
+}
+
 // loadCluster reads the membership from the backend.
 func (st *stores) loadCluster(id uint64) (*cluster, error) {
 	var cl *cluster

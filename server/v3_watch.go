@@ -26,6 +26,9 @@ type watchServer struct {
 // receive loop turns requests into watch operations; the send loop is the
 // only writer of the gRPC stream, so a watcher's "created" response always
 // goes out before its events.
+// The WatchStream outlives a snapshot installed from the leader: the new
+// store adopts it (mvcc.Store.AdoptWatchers), so its channel stays open and
+// Rev, Watch, Cancel and progress requests reach the current store.
 type watchSession struct {
 	s    *Server
 	gs   pb.Watch_WatchServer
@@ -40,6 +43,8 @@ type watchSession struct {
 }
 
 func (w *watchServer) Watch(gs pb.Watch_WatchServer) error {
+	// A stream opened on stores that a snapshot has just replaced opens
+	// on the new ones (NewWatchStream follows the adoption).
 	st := w.s.st.Load()
 	if st == nil {
 		return rpctypes.ErrGRPCStopped

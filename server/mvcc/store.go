@@ -102,9 +102,9 @@ type Store struct {
 	compactor compactor
 	watch     watchState
 
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	closed sync.Once
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	stopped sync.Once
 }
 
 // New opens the store over be: it rebuilds the key index from the key
@@ -284,13 +284,22 @@ func (s *Store) setConsistentIndex(index, term uint64) {
 	s.ciMu.Unlock()
 }
 
-// Close stops compaction and the watch loop and cancels every watcher. It
-// does not close the backend.
-func (s *Store) Close() error {
-	s.closed.Do(func() {
+// Stop stops compaction and the watch loop, and waits for them. The watch
+// streams stay open: the store that replaces this one takes them over
+// (AdoptWatchers), or Close closes them. The store must not be written
+// after Stop. Safe to call more than once.
+func (s *Store) Stop() {
+	s.stopped.Do(func() {
 		close(s.stop)
 		s.wg.Wait()
-		s.watch.closeAll()
 	})
+}
+
+// Close stops compaction and the watch loop (Stop) and closes every watch
+// stream still open on the store; a stream opened afterwards is closed at
+// once. It does not close the backend.
+func (s *Store) Close() error {
+	s.Stop()
+	s.watch.closeAll(s)
 	return nil
 }

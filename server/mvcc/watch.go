@@ -52,7 +52,7 @@ type WatchResponse struct {
 }
 
 // watcher is one watch. minRev and the group it is in are guarded by the
-// store's watch.mu.
+// watch.mu of its stream's store.
 type watcher struct {
 	ws       *WatchStream
 	id       WatchID
@@ -77,6 +77,11 @@ type watchState struct {
 	unsynced map[*watcher]struct{}
 	streams  map[*WatchStream]struct{}
 	wake     chan struct{}
+	// closed: Close ran; a stream opened now is closed at once.
+	closed bool
+	// movedTo is the store that adopted the streams (AdoptWatchers); a
+	// stream opened now opens there.
+	movedTo *Store
 }
 
 func (st *watchState) init() {
@@ -138,38 +143,124 @@ func (st *watchState) kick() {
 	}
 }
 
-// closeAll closes every stream (Store.Close).
-func (st *watchState) closeAll() {
+// closeAll closes every stream of s (Store.Close), and the streams opened
+// on s from now on.
+func (st *watchState) closeAll(s *Store) {
 	st.mu.Lock()
+	st.closed = true
 	streams := make([]*WatchStream, 0, len(st.streams))
 	for ws := range st.streams {
 		streams = append(streams, ws)
 	}
 	st.mu.Unlock()
 	for _, ws := range streams {
-		ws.Close()
+		ws.closeIn(s)
 	}
 }
 
 // WatchStream is a set of watchers sharing one channel, as one gRPC Watch
-// stream of the server.
+// stream of the server. It outlives its store when the store that replaces
+// it adopts it (AdoptWatchers).
 type WatchStream struct {
-	s  *Store
 	ch chan WatchResponse
 
+	// mu guards s, the store the stream and its watchers are in, and the
+	// rest below. Lock order: mu, then the store's watch.mu.
 	mu       sync.Mutex
+	s        *Store
 	watchers map[WatchID]*watcher
 	nextID   WatchID
 	closed   bool
 }
 
-// NewWatchStream opens a stream.
+// NewWatchStream opens a stream. On a store whose streams were adopted by
+// another it opens on that one; on a closed store it is closed at once.
 func (s *Store) NewWatchStream() *WatchStream {
+	st := &s.watch
+	st.mu.Lock()
+	if to := st.movedTo; to != nil {
+		st.mu.Unlock()
+		return to.NewWatchStream()
+	}
 	ws := &WatchStream{s: s, ch: make(chan WatchResponse, watchChanSize), watchers: make(map[WatchID]*watcher)}
-	s.watch.mu.Lock()
-	s.watch.streams[ws] = struct{}{}
-	s.watch.mu.Unlock()
+	if st.closed {
+		ws.closed = true
+		close(ws.ch)
+	} else {
+		st.streams[ws] = struct{}{}
+	}
+	st.mu.Unlock()
 	return ws
+}
+
+// AdoptWatchers moves the open watch streams of old, the store that s
+// replaces (a snapshot installed from the leader), to s with their
+// watchers, as etcd's watchableStore.Restore: the streams stay open, and
+// every watcher goes to the unsynced group of s, to catch up from the key
+// bucket of s from the next revision it has not seen, or to receive the
+// compacted response if s is compacted past that revision. A synced
+// watcher has seen every revision of old. Streams opened on old from now
+// on open on s. AdoptWatchers stops old (Stop) first; old must not be
+// written afterwards, and its Close then closes nothing that was moved.
+// s must not be closed.
+func (s *Store) AdoptWatchers(old *Store) {
+	if old == nil || old == s {
+		return
+	}
+	old.Stop()
+	ost := &old.watch
+	ost.mu.Lock()
+	ost.movedTo = s
+	streams := make([]*WatchStream, 0, len(ost.streams))
+	for ws := range ost.streams {
+		streams = append(streams, ws)
+	}
+	seen := old.currentRev.Load()
+	ost.mu.Unlock()
+	for _, ws := range streams {
+		ws.moveTo(old, s, seen)
+	}
+	if len(streams) > 0 {
+		s.watch.kick()
+	}
+}
+
+// moveTo moves ws and its watchers from store from to store to (see
+// AdoptWatchers); seen is the last revision of from. It locks ws.mu, then
+// from's watch.mu, then to's: only AdoptWatchers holds two stores' locks,
+// always the old one first.
+func (ws *WatchStream) moveTo(from, to *Store, seen int64) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.closed || ws.s != from {
+		return
+	}
+	fst, tst := &from.watch, &to.watch
+	fst.mu.Lock()
+	defer fst.mu.Unlock()
+	tst.mu.Lock()
+	defer tst.mu.Unlock()
+	for _, w := range ws.watchers {
+		from.m.watchers.Dec()
+		to.m.watchers.Inc()
+		if fst.removeSynced(w) {
+			// It has seen every revision of from; a future start
+			// revision stays as it is.
+			w.minRev = max(w.minRev, seen+1)
+		} else if _, ok := fst.unsynced[w]; ok {
+			delete(fst.unsynced, w)
+		} else {
+			continue // answered with the compacted response: in no group
+		}
+		tst.unsynced[w] = struct{}{}
+	}
+	delete(fst.streams, ws)
+	ws.s = to
+	if tst.closed {
+		ws.closeLocked()
+		return
+	}
+	tst.streams[ws] = struct{}{}
 }
 
 // Watch watches key, or [key, end): end as on the wire, empty for key
@@ -197,9 +288,10 @@ func (ws *WatchStream) Watch(id WatchID, key, end []byte, startRev int64, prevKV
 	}
 	w := &watcher{ws: ws, id: id, key: bytes.Clone(key), end: cloneEnd(end), prevKV: prevKV, filters: filters}
 	ws.watchers[id] = w
-	st := &ws.s.watch
+	s := ws.s
+	st := &s.watch
 	st.mu.Lock()
-	cur := ws.s.currentRev.Load()
+	cur := s.currentRev.Load()
 	switch {
 	case startRev <= 0:
 		w.minRev = cur + 1
@@ -213,7 +305,7 @@ func (ws *WatchStream) Watch(id WatchID, key, end []byte, startRev int64, prevKV
 		st.kick()
 	}
 	st.mu.Unlock()
-	ws.s.m.watchers.Inc()
+	s.m.watchers.Inc()
 	return id, nil
 }
 
@@ -248,8 +340,8 @@ func (ws *WatchStream) Cancel(id WatchID) error {
 // watcher id, if it is synced (it has seen every revision up to it).
 func (ws *WatchStream) RequestProgress(id WatchID) {
 	ws.mu.Lock()
+	defer ws.mu.Unlock()
 	w := ws.watchers[id]
-	ws.mu.Unlock()
 	if w == nil {
 		return
 	}
@@ -278,8 +370,13 @@ func (ws *WatchStream) RequestProgressAll() bool {
 	return ws.send(WatchResponse{WatchID: ProgressWatchID, Revision: ws.s.currentRev.Load()})
 }
 
-// Rev returns the store's current revision.
-func (ws *WatchStream) Rev() int64 { return ws.s.currentRev.Load() }
+// Rev returns the current revision of the stream's store.
+func (ws *WatchStream) Rev() int64 {
+	ws.mu.Lock()
+	s := ws.s
+	ws.mu.Unlock()
+	return s.currentRev.Load()
+}
 
 // Close cancels every watcher and closes the channel.
 func (ws *WatchStream) Close() {
@@ -288,16 +385,35 @@ func (ws *WatchStream) Close() {
 	if ws.closed {
 		return
 	}
-	ws.closed = true
 	st := &ws.s.watch
 	st.mu.Lock()
+	defer st.mu.Unlock()
+	ws.closeLocked()
+}
+
+// closeIn closes ws if it is still in store s (Store.Close: a stream
+// adopted by another store meanwhile stays open).
+func (ws *WatchStream) closeIn(s *Store) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.closed || ws.s != s {
+		return
+	}
+	s.watch.mu.Lock()
+	defer s.watch.mu.Unlock()
+	ws.closeLocked()
+}
+
+// closeLocked closes ws; the caller holds ws.mu and the watch.mu of ws.s.
+func (ws *WatchStream) closeLocked() {
+	ws.closed = true
+	st := &ws.s.watch
 	for _, w := range ws.watchers {
 		st.remove(w)
 		ws.s.m.watchers.Dec()
 	}
 	delete(st.streams, ws)
 	close(ws.ch)
-	st.mu.Unlock()
 	ws.watchers = nil
 }
 

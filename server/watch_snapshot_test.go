@@ -1,0 +1,242 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// peerGate is a TCP proxy in front of a member's peer listener, at the
+// peer URL the others know it by. Shut, it drops its connections and
+// refuses new ones: the member receives no raft message and no snapshot,
+// while it keeps serving its clients and sending to its peers.
+type peerGate struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	shut  bool
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// newPeerGate listens on addr and forwards to target.
+func newPeerGate(t testing.TB, addr, target string) *peerGate {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("peer gate on %s: %v", addr, err)
+	}
+	g := &peerGate{ln: ln, target: target, conns: make(map[net.Conn]struct{})}
+	g.wg.Add(1)
+	go g.serve()
+	t.Cleanup(g.close)
+	return g
+}
+
+func (g *peerGate) serve() {
+	defer g.wg.Done()
+	for {
+		c, err := g.ln.Accept()
+		if err != nil {
+			return
+		}
+		if !g.track(c) {
+			c.Close()
+			continue
+		}
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			defer g.untrack(c)
+			up, err := net.Dial("tcp", g.target)
+			if err != nil {
+				return
+			}
+			if !g.track(up) {
+				up.Close()
+				return
+			}
+			defer g.untrack(up)
+			done := make(chan struct{}, 2)
+			pipe := func(dst, src net.Conn) {
+				io.Copy(dst, src)
+				done <- struct{}{}
+			}
+			go pipe(up, c)
+			go pipe(c, up)
+			<-done // one way ended: end both
+			c.Close()
+			up.Close()
+			<-done
+		}()
+	}
+}
+
+// track registers c unless the gate is shut.
+func (g *peerGate) track(c net.Conn) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.shut {
+		return false
+	}
+	g.conns[c] = struct{}{}
+	return true
+}
+
+func (g *peerGate) untrack(c net.Conn) {
+	g.mu.Lock()
+	delete(g.conns, c)
+	g.mu.Unlock()
+	c.Close()
+}
+
+// setShut shuts the gate (cutting every connection through it) or opens it.
+func (g *peerGate) setShut(shut bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.shut = shut
+	if shut {
+		for c := range g.conns {
+			c.Close()
+		}
+	}
+}
+
+func (g *peerGate) close() {
+	g.setShut(true)
+	g.ln.Close()
+	g.wg.Wait()
+}
+
+// TestWatchSurvivesSnapshotInstall cuts a follower off from its peers
+// while a gRPC Watch stream is open on it, lets the leader compact its log
+// far past it, and reconnects it: the follower installs the leader's
+// snapshot, and the same stream goes on, delivering every put once and in
+// order.
+func TestWatchSurvivesSnapshotInstall(t *testing.T) {
+	gates := make(map[string]*peerGate)
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.SnapshotCount = 20
+		cfg.SnapshotCatchUpEntries = 5
+		// The others reach the member through a gate at its advertised
+		// peer URL; the member listens behind it.
+		u, err := url.Parse(cfg.AdvertisePeerURLs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
+		cfg.ListenPeerURLs = []string{"http://" + listen}
+		gates[cfg.Name] = newPeerGate(t, u.Host, listen)
+	})
+	lead := c.waitLeader()
+	f := (lead + 1) % 3
+	ctx := ctxT(t)
+
+	conn, err := grpc.NewClient(strings.TrimPrefix(c.endpoint(f), "http://"),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := pb.NewWatchClient(conn).Watch(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{
+		CreateRequest: &pb.WatchCreateRequest{Key: []byte("w/"), RangeEnd: []byte("w0")},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	created, err := stream.Recv()
+	if err != nil || !created.Created || created.Canceled {
+		t.Fatalf("create: %v %v", created, err)
+	}
+	// Recv errors end the stream: a snapshot install must not cause one.
+	resps := make(chan *pb.WatchResponse, 1024)
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			r, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			resps <- r
+		}
+	}()
+	var keys []string
+	lastRev := int64(0)
+	bound := time.After(30 * time.Second)
+	// await reads the stream until it has delivered n events in all.
+	await := func(n int) {
+		t.Helper()
+		for len(keys) < n {
+			select {
+			case r := <-resps:
+				if r.WatchId != created.WatchId || r.Canceled || r.CompactRevision != 0 {
+					t.Fatalf("unexpected response %v", r)
+				}
+				for _, ev := range r.Events {
+					if ev.Kv.ModRevision <= lastRev {
+						t.Fatalf("event %s at revision %d after revision %d", ev.Kv.Key, ev.Kv.ModRevision, lastRev)
+					}
+					lastRev = ev.Kv.ModRevision
+					keys = append(keys, string(ev.Kv.Key))
+				}
+			case err := <-recvErr:
+				t.Fatalf("watch stream ended after %d events: %v", len(keys), err)
+			case <-bound:
+				t.Fatalf("%d events of %d", len(keys), n)
+			}
+		}
+	}
+
+	cli := c.client(lead)
+	put := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if _, err := cli.Put(ctx, fmt.Sprintf("w/%03d", i), "v"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	put(0, 10)
+	await(10)
+
+	before := c.srvs[f].st.Load()
+	gates[c.cfgs[f].Name].setShut(true)
+	put(10, 300)
+	gates[c.cfgs[f].Name].setShut(false)
+	c.waitApplied(f, c.srvs[lead].applied.Load())
+	if c.srvs[f].st.Load() == before {
+		t.Fatal("the follower caught up without installing a snapshot")
+	}
+	put(300, 310)
+	await(310)
+	for i, k := range keys {
+		if want := fmt.Sprintf("w/%03d", i); k != want {
+			t.Fatalf("event %d is for %s, want %s (each put once, in order)", i, k, want)
+		}
+	}
+	select {
+	case r := <-resps:
+		t.Errorf("unexpected response after the last put: %v", r)
+	case err := <-recvErr:
+		t.Errorf("watch stream ended: %v", err)
+	default:
+	}
+}
