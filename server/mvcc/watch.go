@@ -584,6 +584,7 @@ func (s *Store) syncWatchers() error {
 	// A compaction that started during the read may have removed pairs it
 	// needed: those watchers get the compacted response on the next pass.
 	compacted = s.compactRev.Load()
+	progressed := false
 	for _, w := range ws {
 		if _, ok := st.unsynced[w]; !ok || w.minRev < compacted {
 			continue // canceled meanwhile, or compacted
@@ -597,13 +598,17 @@ func (s *Store) syncWatchers() error {
 		if !s.deliver(w, wevs, rev) {
 			continue // still slow; next pass
 		}
+		progressed = true
 		w.minRev = last + 1
 		if w.minRev > rev {
 			delete(st.unsynced, w)
 			st.addSynced(w)
 		}
 	}
-	if len(st.unsynced) > 0 {
+	// Go on at once while watchers catch up; watchers that are only slow
+	// (their clients do not read) wait for the ticker instead of making
+	// this loop spin.
+	if progressed && len(st.unsynced) > 0 {
 		st.kick()
 	}
 	return nil
