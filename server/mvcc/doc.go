@@ -40,4 +40,10 @@
 // unsynced group and replays from the key bucket later: the apply loop never
 // waits for a slow client. An unsynced watcher whose next revision has been
 // compacted receives one response with CompactRevision set and is removed.
+//
+// When a follower installs a snapshot db, the server stops the old store
+// (Stop keeps its watch streams open) and the new store takes the streams
+// over (AdoptWatchers): every watcher becomes unsynced and replays from
+// the new db what it has not seen, as etcd's watchable store does on
+// Restore.
 package mvcc
