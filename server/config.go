@@ -135,6 +135,9 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		c.DataDir = c.Name + ".etcd"
 	}
+	if c.LeaseCheckpointInterval < 0 {
+		return fmt.Errorf("config: --experimental-lease-checkpoint-interval %v is negative", c.LeaseCheckpointInterval)
+	}
 	for flag, urls := range map[string][]string{
 		"--listen-client-urls":          c.ListenClientURLs,
 		"--advertise-client-urls":       c.AdvertiseClientURLs,

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/url"
 	"time"
 
@@ -12,8 +11,10 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
@@ -31,17 +32,23 @@ func (s *Server) forwardPromote(ctx context.Context, r *pb.MemberPromoteRequest)
 	}
 	leader, ok := s.cluster.Member(s.lead.Load())
 	if !ok || len(leader.ClientURLs) == 0 {
+		// No leader, or one that has not published its client URLs yet.
 		return nil, rpctypes.ErrGRPCNoLeader
+	}
+	unavailable := func(err error) error {
+		return status.Errorf(codes.Unavailable, "etcdserver: forward promote to the leader %s: %v", schema.FormatID(leader.ID), err)
 	}
 	u, err := url.Parse(leader.ClientURLs[0])
 	if err != nil {
-		return nil, fmt.Errorf("server: leader client URL %q: %w", leader.ClientURLs[0], err)
+		return nil, unavailable(err)
 	}
 	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return nil, fmt.Errorf("server: forward promote to %s: %w", u.Host, err)
+		return nil, unavailable(err)
 	}
 	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
+	defer cancel()
 	ctx = metadata.AppendToOutgoingContext(ctx, forwardedMetadataKey, schema.FormatID(s.id))
 	return pb.NewClusterClient(conn).MemberPromote(ctx, r)
 }

@@ -37,9 +37,12 @@ type keyBucket struct {
 	any  bool
 
 	parts [keyParts][]keyEvent
+	// partLimits is the length at which a part is next compacted.
+	partLimits [keyParts]int
 	// leasedPuts are the puts that hold a lease, to name the key of a
-	// finding of the lease check.
-	leasedPuts []leasedPut
+	// finding of the lease check; compacted as the parts are.
+	leasedPuts      []leasedPut
+	leasedPutsLimit int
 	// liveLeased are the live keys that hold a lease, once finished.
 	liveLeased []leasedKey
 	// subGaps are revisions whose sub revision does not follow on; they
@@ -50,6 +53,30 @@ type keyBucket struct {
 // keyParts is how many lists the key events are split into: about 3,000
 // events each for a million revisions.
 const keyParts = 256
+
+// minCompactLen is the length at which a list of events is first compacted
+// to the last event of each key. After a compaction the next one waits
+// until the list has doubled, so that memory follows the number of
+// distinct keys, not of revisions (a long history of a few hot keys), at
+// an amortized constant cost per event.
+const minCompactLen = 1 << 16
+
+// keepLast compacts events to the last one of each key, in their order,
+// and returns them with the length at which to compact next.
+func keepLast[E any](events []E, id func(*E) keyID) ([]E, int) {
+	last := make(map[keyID]int, len(events)/2)
+	for i := range events {
+		last[id(&events[i])] = i
+	}
+	kept := events[:0]
+	for i := range events {
+		if last[id(&events[i])] == i {
+			kept = append(kept, events[i])
+		}
+	}
+	clear(events[len(kept):])
+	return kept, max(minCompactLen, 2*len(kept))
+}
 
 // keyEvent is a put or tombstone of the user key whose hash is id. Keys
 // are known by a 128-bit hash: two keys would have to collide in 128 bits
@@ -157,13 +184,19 @@ func (kb *keyBucket) checkKeyValue(k []byte, rev schema.Revision, tomb, empty bo
 // record keeps a put or a tombstone of a user key for finish.
 func (kb *keyBucket) record(rev schema.Revision, tomb bool, kv *schema.KeyValueView) {
 	id := idOf(kv.Key)
-	part := &kb.parts[id[0]%keyParts]
-	*part = append(*part, keyEvent{id: id, lease: kv.Lease, tomb: tomb})
+	i := id[0] % keyParts
+	kb.parts[i] = append(kb.parts[i], keyEvent{id: id, lease: kv.Lease, tomb: tomb})
+	if len(kb.parts[i]) >= max(minCompactLen, kb.partLimits[i]) {
+		kb.parts[i], kb.partLimits[i] = keepLast(kb.parts[i], func(e *keyEvent) keyID { return e.id })
+	}
 	switch {
 	case tomb:
 		kb.st.Tombstones++
 	case kv.Lease != 0:
 		kb.leasedPuts = append(kb.leasedPuts, leasedPut{id: id, rev: rev})
+		if len(kb.leasedPuts) >= max(minCompactLen, kb.leasedPutsLimit) {
+			kb.leasedPuts, kb.leasedPutsLimit = keepLast(kb.leasedPuts, func(p *leasedPut) keyID { return p.id })
+		}
 	}
 }
 

@@ -224,8 +224,10 @@ func checkLeases(tx *bolt.Tx, st *Status, kb *keyBucket, fs *findings) {
 		// the revision names the key instead.
 		name := "at revision " + revs[lk.id].String()
 		revKey := schema.RevisionBytes(revs[lk.id])
-		if kv, err := schema.ViewKeyValue(revKey, keys.Get(revKey)); err == nil && len(kv.Key) > 0 {
-			name = Printable(kv.Key)
+		if keys != nil {
+			if kv, err := schema.ViewKeyValue(revKey, keys.Get(revKey)); err == nil && len(kv.Key) > 0 {
+				name = Printable(kv.Key)
+			}
 		}
 		list = append(list, orphan{name, lk.lease})
 	}

@@ -141,7 +141,9 @@ func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
 	kb := newKeyBucket(fs)
 	v := &statusVisitor{crc: crc32.New(castagnoli), st: &r.Status, keys: kb}
 	stats, werr := walk(ctx, d, v, fs, progress.part(1))
-	kb.finish(&r.Status) // while the trailer is still being hashed
+	if werr == nil {
+		kb.finish(&r.Status) // while the trailer is still being hashed
+	}
 	wg.Wait()
 	if err := errors.Join(werr, terr); err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -84,6 +85,19 @@ func TestFlagsAndEnv(t *testing.T) {
 			},
 		},
 		{
+			name: "lease checkpoint interval from the env",
+			env:  map[string]string{"ETCD_EXPERIMENTAL_LEASE_CHECKPOINT_INTERVAL": "30s"},
+			check: func(t *testing.T, o *memberOptions) {
+				c, err := o.config()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.LeaseCheckpointInterval != 30*time.Second {
+					t.Fatalf("lease checkpoint interval %v, want 30s", c.LeaseCheckpointInterval)
+				}
+			},
+		},
+		{
 			name:    "bad env value",
 			env:     map[string]string{"ETCD_SNAPSHOT_COUNT": "many"},
 			wantErr: "ETCD_SNAPSHOT_COUNT",
@@ -116,6 +130,7 @@ func TestConfigErrors(t *testing.T) {
 		{"self missing", []string{"--name", "x", "--initial-cluster", "y=http://127.0.0.1:2380"}, `no member named "x"`},
 		{"election", []string{"--election-timeout", "200"}, "--election-timeout"},
 		{"url", []string{"--listen-client-urls", "ftp://h:1"}, "--listen-client-urls"},
+		{"lease checkpoint", []string{"--experimental-lease-checkpoint-interval", "-1s"}, "--experimental-lease-checkpoint-interval"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -28,6 +28,10 @@ const (
 	DefaultCheckpointInterval   = 5 * time.Minute
 	DefaultExpiredRetryInterval = 3 * time.Second
 	DefaultTickInterval         = 500 * time.Millisecond
+	// checkpointTimeout bounds one checkpoint proposal, whatever the
+	// interval: a stuck proposal must not hold up expiry for long, and a
+	// short interval must not cut a proposal short under load.
+	checkpointTimeout = 5 * time.Second
 	// maxCheckpointBatch is the most checkpoints proposed in one request.
 	maxCheckpointBatch = 1000
 	// expiredQueue is the capacity of ExpiredLeases.
@@ -579,7 +583,7 @@ func (le *Lessor) checkpoint() {
 	slices.SortFunc(cps, func(a, b *pb.LeaseCheckpoint) int { return cmp.Compare(a.ID, b.ID) })
 	for len(cps) > 0 {
 		n := min(len(cps), maxCheckpointBatch)
-		ctx, cancel := context.WithTimeout(context.Background(), le.cfg.CheckpointInterval)
+		ctx, cancel := context.WithTimeout(context.Background(), checkpointTimeout)
 		err := cp(ctx, &pb.LeaseCheckpointRequest{Checkpoints: cps[:n]})
 		cancel()
 		if err != nil {

@@ -46,8 +46,8 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "etcd_debugging", Subsystem: "mvcc",
 			Name: "current_revision", Help: "The current revision of store."},
 			func() float64 { return float64(s.currentRev.Load()) }),
-		// Read from the store as etcd's: -1 until the first compaction,
-		// and right after a restart or a resumed compaction.
+		// Read from the store, as etcd's: the revision of the last
+		// compaction scheduled (reads below it fail), -1 before any.
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "etcd_debugging", Subsystem: "mvcc",
 			Name: "compact_revision", Help: "The revision of the last compaction in store."},
 			func() float64 { return float64(s.compactRev.Load()) }),
