@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-
 	"golang.org/x/term"
 
 	"github.com/lifeboat-dev/lifeboat/internal/clikit"
