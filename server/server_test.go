@@ -345,7 +345,24 @@ func TestLeaseCheckpointSurvivesLeaderChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(4 * time.Second) // several checkpoints
+	// Wait until every follower has applied a checkpoint well below the
+	// TTL: then the remainder, not the TTL, is what survives the leader.
+	for i, srv := range c.srvs {
+		if i == lead {
+			continue
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			in, ok := srv.st.Load().lessor.Lookup(int64(g.ID))
+			if ok && in.RemainingTTL > 0 && in.RemainingTTL <= ttl-3 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("member %d: no checkpoint below %d s applied: %+v", i, ttl-3, in)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	c.crash(lead)
 	newLead := c.waitLeader()
 	r, err := c.client(newLead).TimeToLive(ctx, g.ID)
@@ -353,8 +370,8 @@ func TestLeaseCheckpointSurvivesLeaderChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Without a checkpoint the new leader would restart the clock at the
-	// full TTL plus an election timeout; with one it goes on from about
-	// 26 s, plus the same extension.
+	// full TTL plus an election timeout; with one it goes on from the
+	// checkpointed remainder (at most 27 s), plus the same extension.
 	if r.GrantedTTL != ttl || r.TTL <= 0 || r.TTL >= ttl-1 {
 		t.Fatalf("after the leader change: TTL %d of %d, want the checkpointed remainder (< %d)", r.TTL, r.GrantedTTL, ttl-1)
 	}
