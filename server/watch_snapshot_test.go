@@ -225,8 +225,10 @@ func TestWatchSurvivesSnapshotInstall(t *testing.T) {
 	if c.srvs[f].st.Load() == before {
 		t.Fatal("the follower caught up without installing a snapshot")
 	}
-	put(300, 310)
-	await(310)
+	// The stream is ordered and revisions must rise: a late duplicate of
+	// an earlier event would arrive before these and fail await.
+	put(300, 311)
+	await(311)
 	for i, k := range keys {
 		if want := fmt.Sprintf("w/%03d", i); k != want {
 			t.Fatalf("event %d is for %s, want %s (each put once, in order)", i, k, want)
