@@ -198,10 +198,10 @@ func (s *Server) applyRequest(st *stores, r *pb.InternalRaftRequest) result {
 	return result{err: rpctypes.ErrGRPCNotCapable}
 }
 
-// compactResult is what a Compaction proposal waits for: done closes once
-// a physical compaction has finished.
+// compactResult is what a Compaction proposal waits for: done receives
+// the outcome of the physical compaction.
 type compactResult struct {
-	done <-chan struct{}
+	done <-chan error
 	rev  int64
 }
 

@@ -140,7 +140,15 @@ func (k *kvServer) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.Co
 	cr := resp.(compactResult)
 	if r.Physical && cr.done != nil {
 		select {
-		case <-cr.done:
+		case err := <-cr.done:
+			if errors.Is(err, mvcc.ErrCompactionStopped) {
+				// A shutdown or a snapshot install: the compaction
+				// resumes where the db is opened again.
+				return nil, rpctypes.ErrGRPCStopped
+			}
+			if err != nil {
+				return nil, toGRPCError(err)
+			}
 		case <-ctx.Done():
 			return nil, ctxErr(ctx)
 		case <-k.s.stopping:

@@ -14,8 +14,10 @@ import (
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
 
-// errStopped ends a compaction at Close; New resumes it.
-var errStopped = errors.New("mvcc: stopped")
+// ErrCompactionStopped is what a compaction's waiters get when the store
+// stopped (a shutdown, a snapshot install) before the compaction finished:
+// it resumes from meta/scheduledCompactRev when the db is opened again.
+var ErrCompactionStopped = errors.New("mvcc: compaction stopped before it finished; it resumes when the store opens again")
 
 // compactor runs compactions one at a time, in the order they were asked.
 type compactor struct {
@@ -26,13 +28,18 @@ type compactor struct {
 
 type compactJob struct {
 	rev  int64
-	done chan struct{}
+	done chan error // receives the outcome once, then closes
+}
+
+func (j compactJob) finish(err error) {
+	j.done <- err
+	close(j.done)
 }
 
 func (c *compactor) init() { c.wake = make(chan struct{}, 1) }
 
-func (c *compactor) schedule(rev int64) <-chan struct{} {
-	j := compactJob{rev: rev, done: make(chan struct{})}
+func (c *compactor) schedule(rev int64) <-chan error {
+	j := compactJob{rev: rev, done: make(chan error, 1)}
 	c.mu.Lock()
 	c.queue = append(c.queue, j)
 	c.mu.Unlock()
@@ -41,6 +48,18 @@ func (c *compactor) schedule(rev int64) <-chan struct{} {
 	default:
 	}
 	return j.done
+}
+
+// abandon tells the waiters of every job still queued that the store
+// stopped first.
+func (c *compactor) abandon() {
+	c.mu.Lock()
+	queue := c.queue
+	c.queue = nil
+	c.mu.Unlock()
+	for _, j := range queue {
+		j.finish(ErrCompactionStopped)
+	}
 }
 
 func (c *compactor) next() (compactJob, bool) {
@@ -56,10 +75,11 @@ func (c *compactor) next() (compactJob, bool) {
 
 // Compact applies a CompactionRequest: it records rev as the scheduled
 // compaction, makes reads below rev fail with ErrCompacted, and compacts in
-// the background. The channel is closed when the key bucket is compacted.
+// the background. The channel receives the outcome once the key bucket is
+// compacted: nil, or ErrCompactionStopped if the store stopped first.
 // rev must be above the last compaction (else ErrCompacted) and not above
 // the current revision (else ErrFutureRev).
-func (s *Store) Compact(rev int64) (<-chan struct{}, error) {
+func (s *Store) Compact(rev int64) (<-chan error, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if c := s.compactRev.Load(); rev <= c {
@@ -100,8 +120,8 @@ func (s *Store) runCompactions() {
 				break
 			}
 			err := s.compact(j.rev)
-			close(j.done)
-			if errors.Is(err, errStopped) {
+			j.finish(err)
+			if errors.Is(err, ErrCompactionStopped) {
 				return
 			}
 			if err != nil {
@@ -126,7 +146,7 @@ func (s *Store) compact(rev int64) error {
 		if batch > 0 {
 			select {
 			case <-s.stop:
-				return errStopped
+				return ErrCompactionStopped
 			case <-time.After(s.cfg.CompactionSleepInterval):
 			}
 		}

@@ -402,3 +402,26 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("no gauge %s", name)
 	return 0
 }
+
+// A compaction that a stop interrupts, and one still queued behind it,
+// tell their waiters so instead of reporting success.
+func TestStopTellsCompactionWaiters(t *testing.T) {
+	// One pair per batch and a long pause between batches: the first
+	// compaction is still running when the store stops.
+	ts := newTestStore(t, Config{CompactionBatchLimit: 1, CompactionSleepInterval: time.Hour})
+	seed(t, ts)
+	running, err := ts.Compact(6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued, err := ts.Compact(7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Stop()
+	for name, done := range map[string]<-chan error{"running": running, "queued": queued} {
+		if err := <-done; !errors.Is(err, ErrCompactionStopped) {
+			t.Errorf("%s compaction: %v, want ErrCompactionStopped", name, err)
+		}
+	}
+}

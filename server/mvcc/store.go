@@ -292,6 +292,7 @@ func (s *Store) Stop() {
 	s.stopped.Do(func() {
 		close(s.stop)
 		s.wg.Wait()
+		s.compactor.abandon()
 	})
 }
 
