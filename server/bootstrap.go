@@ -17,6 +17,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/lifeboat-dev/lifeboat/server/transport"
+	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 	"github.com/lifeboat-dev/lifeboat/snapkit/snap"
 	"github.com/lifeboat-dev/lifeboat/walkit"
@@ -49,18 +50,19 @@ type bootState struct {
 // prepareDirs creates the member dirs and removes leftovers of an
 // interrupted snapshot receive, as etcd does on start.
 func prepareDirs(c *Config) error {
-	for _, d := range []string{c.DataDir, c.MemberDir(), c.SnapDir(), filepath.Dir(c.WALPath())} {
+	layout := c.Layout()
+	for _, d := range layout.Dirs() {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("server: create %s: %w", d, err)
 		}
 	}
-	ents, err := os.ReadDir(c.SnapDir())
+	ents, err := os.ReadDir(layout.SnapDir())
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), "tmp") || strings.HasPrefix(e.Name(), "db.tmp") {
-			p := filepath.Join(c.SnapDir(), e.Name())
+		if datadir.IsTemp(e.Name()) {
+			p := filepath.Join(layout.SnapDir(), e.Name())
 			if err := os.RemoveAll(p); err != nil {
 				return fmt.Errorf("server: remove leftover %s: %w", p, err)
 			}
@@ -112,7 +114,7 @@ func (s *Server) bootNew() (*bootState, error) {
 		bs.peers = append(bs.peers, raft.Peer{ID: m.ID, Context: ctx})
 	}
 	md := walkit.Metadata{NodeID: self, ClusterID: cid}
-	if bs.wal, err = walkit.Create(s.lg, s.cfg.WALPath(), md.Marshal()); err != nil {
+	if bs.wal, err = walkit.Create(s.lg, s.cfg.Layout().WALDir(), md.Marshal()); err != nil {
 		return nil, fmt.Errorf("server: create WAL: %w", err)
 	}
 	s.lg.Info("starting a new cluster", "member-id", schema.FormatID(self), "cluster-id", schema.FormatID(cid), "members", len(ms))
@@ -150,7 +152,7 @@ func (s *Server) bootJoin(ctx context.Context) (*bootState, error) {
 			info.ClusterID, strings.Join(s.cfg.AdvertisePeerURLs, ","), s.cfg.Name, strings.Join(s.cfg.AdvertisePeerURLs, ","))
 	}
 	md := walkit.Metadata{NodeID: self, ClusterID: cid}
-	w, err := walkit.Create(s.lg, s.cfg.WALPath(), md.Marshal())
+	w, err := walkit.Create(s.lg, s.cfg.Layout().WALDir(), md.Marshal())
 	if err != nil {
 		return nil, fmt.Errorf("server: create WAL: %w", err)
 	}
@@ -192,7 +194,7 @@ func fetchMembers(ctx context.Context, urls []string) (*membersInfo, error) {
 // bootRestart opens the WAL at the newest usable snapshot and reads it,
 // repairing a torn tail once.
 func (s *Server) bootRestart() (*bootState, error) {
-	walDir := s.cfg.WALPath()
+	walDir := s.cfg.Layout().WALDir()
 	walSnaps, err := walkit.ValidSnapshotEntries(s.lg, walDir)
 	if err != nil {
 		return nil, fmt.Errorf("server: list WAL snapshots in %s: %w", walDir, err)

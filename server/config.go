@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
 )
 
 // Defaults, as etcd's.
@@ -203,22 +204,8 @@ func sameURLs(a, b []string) bool {
 	return true
 }
 
-// MemberDir is <data-dir>/member.
-func (c *Config) MemberDir() string { return filepath.Join(c.DataDir, "member") }
-
-// SnapDir is <data-dir>/member/snap.
-func (c *Config) SnapDir() string { return filepath.Join(c.MemberDir(), "snap") }
-
-// WALPath is --wal-dir or <data-dir>/member/wal.
-func (c *Config) WALPath() string {
-	if c.WALDir != "" {
-		return c.WALDir
-	}
-	return filepath.Join(c.MemberDir(), "wal")
-}
-
-// BackendPath is <data-dir>/member/snap/db.
-func (c *Config) BackendPath() string { return filepath.Join(c.SnapDir(), "db") }
+// Layout is the data dir's layout, with --wal-dir.
+func (c *Config) Layout() datadir.Layout { return datadir.New(c.DataDir, c.WALDir) }
 
 func (c *Config) tickInterval() time.Duration {
 	return time.Duration(c.HeartbeatMs) * time.Millisecond

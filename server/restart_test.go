@@ -75,7 +75,7 @@ func TestRestartRepairsTornWALTail(t *testing.T) {
 
 	// Tear the last record: its length field stays, its bytes become zeros,
 	// as after a crash in the middle of a write.
-	path, off := lastRecord(t, c.cfgs[0].WALPath())
+	path, off := lastRecord(t, c.cfgs[0].Layout().WALDir())
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +103,7 @@ func TestRestartRepairsTornWALTail(t *testing.T) {
 	if _, err := cli.Put(ctxT(t), "after", "repair"); err != nil {
 		t.Fatal(err)
 	}
-	broken, _ := filepath.Glob(filepath.Join(c.cfgs[0].WALPath(), "*.broken"))
+	broken, _ := filepath.Glob(filepath.Join(c.cfgs[0].Layout().WALDir(), "*.broken"))
 	if len(broken) == 0 {
 		t.Fatal("repair kept no .broken copy of the torn segment")
 	}
@@ -116,7 +116,7 @@ func TestDataDirIsReadableByWalkitAndSnapkit(t *testing.T) {
 	c.stop(0)
 	cfg := c.cfgs[0]
 
-	snaps, err := walkit.ValidSnapshotEntries(nil, cfg.WALPath())
+	snaps, err := walkit.ValidSnapshotEntries(nil, cfg.Layout().WALDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestDataDirIsReadableByWalkitAndSnapkit(t *testing.T) {
 		t.Fatalf("WAL has %d snapshot records, want a snapshot past the initial one", len(snaps))
 	}
 	at := snaps[len(snaps)-1]
-	w, err := walkit.OpenForRead(nil, cfg.WALPath(), walkit.Snapshot{Index: at.Index, Term: at.Term})
+	w, err := walkit.OpenForRead(nil, cfg.Layout().WALDir(), walkit.Snapshot{Index: at.Index, Term: at.Term})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -92,7 +92,7 @@ func New(cfg *Config) (*Server, error) {
 		lg:            cfg.Logger,
 		reg:           prometheus.NewRegistry(),
 		raftStorage:   raft.NewMemoryStorage(),
-		snapshotter:   snap.New(cfg.Logger, cfg.SnapDir()),
+		snapshotter:   snap.New(cfg.Logger, cfg.Layout().SnapDir()),
 		waits:         newWaitRegistry(),
 		readNotifier:  newNotifier(),
 		readwaitc:     make(chan struct{}, 1),
@@ -129,7 +129,7 @@ func New(cfg *Config) (*Server, error) {
 func (s *Server) boot() (*bootState, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if walkit.Exist(s.cfg.WALPath()) {
+	if walkit.Exist(s.cfg.Layout().WALDir()) {
 		// bootRestart opens the stores once it knows the snapshot.
 		return s.bootRestart()
 	}
@@ -137,7 +137,7 @@ func (s *Server) boot() (*bootState, error) {
 		return nil, err
 	}
 	if s.cfg.ForceNewCluster {
-		return nil, fmt.Errorf("server: --force-new-cluster needs an existing data dir, and %s has no WAL", s.cfg.WALPath())
+		return nil, fmt.Errorf("server: --force-new-cluster needs an existing data dir, and %s has no WAL", s.cfg.Layout().WALDir())
 	}
 	if s.cfg.NewCluster {
 		return s.bootNew()
@@ -184,7 +184,7 @@ func (s *Server) start(bs *bootState) error {
 		s.node = raft.StartNode(rc, bs.peers)
 	}
 	if s.tr, err = transport.New(transport.Config{
-		ID: s.id, ClusterID: bs.clusterID, SnapDir: s.cfg.SnapDir(), Raft: (*raftHandler)(s), Logger: s.lg,
+		ID: s.id, ClusterID: bs.clusterID, Layout: s.cfg.Layout(), Raft: (*raftHandler)(s), Logger: s.lg,
 	}); err != nil {
 		return err
 	}

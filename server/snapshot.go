@@ -14,7 +14,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
-	"github.com/lifeboat-dev/lifeboat/server/transport"
+	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
 	"github.com/lifeboat-dev/lifeboat/snapkit/snap"
 	"github.com/lifeboat-dev/lifeboat/walkit"
 )
@@ -75,7 +75,7 @@ func (s *Server) applySnapshot(as *applyState, sn raftpb.Snapshot) error {
 	if idx <= as.applied {
 		return nil
 	}
-	recv := filepath.Join(s.cfg.SnapDir(), transport.DBFileName(idx))
+	recv := s.cfg.Layout().ReceivedDBPath(idx)
 	if _, err := os.Stat(recv); err != nil {
 		return fmt.Errorf("server: snapshot %d has no received db: %w", idx, err)
 	}
@@ -88,7 +88,7 @@ func (s *Server) applySnapshot(as *applyState, sn raftpb.Snapshot) error {
 	if err := old.closeForSnapshot(); err != nil {
 		return fmt.Errorf("server: close stores for snapshot %d: %w", idx, err)
 	}
-	if err := os.Rename(recv, s.cfg.BackendPath()); err != nil {
+	if err := os.Rename(recv, s.cfg.Layout().DBPath()); err != nil {
 		return fmt.Errorf("server: put snapshot db in place: %w", err)
 	}
 	st, err := s.newStores()
@@ -183,15 +183,15 @@ const purgeInterval = 30 * time.Second
 // and received dbs.
 func (s *Server) purgeFiles() {
 	if s.cfg.MaxWALs > 0 {
-		if _, err := walkit.Purge(s.lg, s.cfg.WALPath(), int(s.cfg.MaxWALs)); err != nil {
+		if _, err := walkit.Purge(s.lg, s.cfg.Layout().WALDir(), int(s.cfg.MaxWALs)); err != nil {
 			s.lg.Warn("purge: WAL segments", "error", err)
 		}
 	}
 	if s.cfg.MaxSnapshots == 0 {
 		return
 	}
-	for _, suffix := range []string{snap.Ext, ".snap.db"} {
-		ents, err := os.ReadDir(s.cfg.SnapDir())
+	for _, suffix := range []string{snap.Ext, datadir.ReceivedDBSuffix} {
+		ents, err := os.ReadDir(s.cfg.Layout().SnapDir())
 		if err != nil {
 			s.lg.Warn("purge: list snap dir", "error", err)
 			return
@@ -205,7 +205,7 @@ func (s *Server) purgeFiles() {
 		}
 		sort.Strings(names)
 		for len(names) > int(s.cfg.MaxSnapshots) {
-			p := filepath.Join(s.cfg.SnapDir(), names[0])
+			p := filepath.Join(s.cfg.Layout().SnapDir(), names[0])
 			if err := os.Remove(p); err != nil {
 				s.lg.Warn("purge: remove", "file", p, "error", err)
 			} else {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
 	"github.com/lifeboat-dev/lifeboat/walkit"
 )
 
@@ -28,11 +29,11 @@ func TestPurgeKeepsNewestSnapshots(t *testing.T) {
 			cfg := NewConfig()
 			cfg.DataDir = t.TempDir()
 			cfg.MaxSnapshots = tc.max
-			if err := os.MkdirAll(cfg.SnapDir(), 0o700); err != nil {
+			if err := os.MkdirAll(cfg.Layout().SnapDir(), 0o700); err != nil {
 				t.Fatal(err)
 			}
 			write := func(name string) {
-				if err := os.WriteFile(filepath.Join(cfg.SnapDir(), name), []byte("x"), 0o600); err != nil {
+				if err := os.WriteFile(filepath.Join(cfg.Layout().SnapDir(), name), []byte("x"), 0o600); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -40,13 +41,13 @@ func TestPurgeKeepsNewestSnapshots(t *testing.T) {
 				write(fmt.Sprintf("%016x-%016x.snap", 1, i))
 			}
 			for i := 1; i <= tc.dbs; i++ {
-				write(fmt.Sprintf("%016x.snap.db", i))
+				write(datadir.ReceivedDBName(uint64(i)))
 			}
-			write("db")
+			write(filepath.Base(cfg.Layout().DBPath()))
 			s := &Server{cfg: cfg, lg: testLogger()}
 			s.purgeFiles()
-			snaps, _ := filepath.Glob(filepath.Join(cfg.SnapDir(), "*.snap"))
-			dbs, _ := filepath.Glob(filepath.Join(cfg.SnapDir(), "*.snap.db"))
+			snaps, _ := filepath.Glob(filepath.Join(cfg.Layout().SnapDir(), "*.snap"))
+			dbs, _ := filepath.Glob(filepath.Join(cfg.Layout().SnapDir(), "*"+datadir.ReceivedDBSuffix))
 			var names []string
 			for _, p := range snaps {
 				names = append(names, filepath.Base(p))
@@ -54,7 +55,7 @@ func TestPurgeKeepsNewestSnapshots(t *testing.T) {
 			if !slices.Equal(names, tc.wantSnaps) || len(dbs) != tc.wantDBs {
 				t.Fatalf("kept %v and %d dbs, want %v and %d", names, len(dbs), tc.wantSnaps, tc.wantDBs)
 			}
-			if _, err := os.Stat(filepath.Join(cfg.SnapDir(), "db")); err != nil {
+			if _, err := os.Stat(cfg.Layout().DBPath()); err != nil {
 				t.Fatal("purge removed the live db")
 			}
 		})
@@ -65,20 +66,20 @@ func TestPurgeKeepsNewestWALs(t *testing.T) {
 	cfg := NewConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.MaxWALs, cfg.MaxSnapshots = 2, 0
-	if err := os.MkdirAll(cfg.WALPath(), 0o700); err != nil {
+	if err := os.MkdirAll(cfg.Layout().WALDir(), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	var all []string
 	for i := range 4 {
 		name := walkit.SegmentName(uint64(i), uint64(i*10))
 		all = append(all, name)
-		if err := os.WriteFile(filepath.Join(cfg.WALPath(), name), []byte("x"), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(cfg.Layout().WALDir(), name), []byte("x"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	s := &Server{cfg: cfg, lg: testLogger()}
 	s.purgeFiles()
-	segs, err := walkit.ListSegments(cfg.WALPath())
+	segs, err := walkit.ListSegments(cfg.Layout().WALDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/lifeboat-dev/lifeboat/server/backend"
 	"github.com/lifeboat-dev/lifeboat/server/lease"
 	"github.com/lifeboat-dev/lifeboat/server/mvcc"
-	"github.com/lifeboat-dev/lifeboat/server/transport"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
 
@@ -80,7 +78,7 @@ func (s *Server) openStores(snapIndex uint64) error {
 
 func (s *Server) newStores() (*stores, error) {
 	reg := replacingRegisterer{s.reg}
-	be, err := backend.Open(backend.Config{Path: s.cfg.BackendPath(), Logger: s.lg, Registerer: reg})
+	be, err := backend.Open(backend.Config{Path: s.cfg.Layout().DBPath(), Logger: s.lg, Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -110,11 +108,11 @@ func (s *Server) newStores() (*stores, error) {
 // recoverReceivedDB puts a received snapshot db in place of the backend if
 // the backend is older than the snapshot.
 func (s *Server) recoverReceivedDB(snapIndex uint64) error {
-	recv := filepath.Join(s.cfg.SnapDir(), transport.DBFileName(snapIndex))
+	recv := s.cfg.Layout().ReceivedDBPath(snapIndex)
 	if _, err := os.Stat(recv); err != nil {
 		return nil
 	}
-	ci, err := s.dbConsistentIndex(s.cfg.BackendPath())
+	ci, err := s.dbConsistentIndex(s.cfg.Layout().DBPath())
 	if err != nil {
 		return err
 	}
@@ -123,7 +121,7 @@ func (s *Server) recoverReceivedDB(snapIndex uint64) error {
 	}
 	s.lg.Warn("backend is older than the snapshot; using the db received with it",
 		"backend-consistent-index", ci, "snapshot-index", snapIndex, "db", recv)
-	if err := os.Rename(recv, s.cfg.BackendPath()); err != nil {
+	if err := os.Rename(recv, s.cfg.Layout().DBPath()); err != nil {
 		return fmt.Errorf("server: put received db in place: %w", err)
 	}
 	return nil

@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
 )
 
 // TrailerSize is the length of the SHA-256 that `etcdctl snapshot save`
@@ -58,15 +59,12 @@ func Resolve(path string) (Source, error) {
 	src := Source{Path: path, DBPath: path}
 	if fi.IsDir() {
 		src.Kind = KindDataDir
-		src.DBPath = ""
-		for _, rel := range []string{filepath.Join("member", "snap", "db"), filepath.Join("snap", "db")} {
-			cand := filepath.Join(path, rel)
-			if cfi, err := os.Stat(cand); err == nil && cfi.Mode().IsRegular() {
-				src.DBPath, fi = cand, cfi
-				break
-			}
+		layout, err := datadir.Locate(path)
+		if err != nil {
+			return Source{}, fmt.Errorf("%w: %s", ErrNoDB, path)
 		}
-		if src.DBPath == "" {
+		src.DBPath = layout.DBPath()
+		if fi, err = os.Stat(src.DBPath); err != nil || !fi.Mode().IsRegular() {
 			return Source{}, fmt.Errorf("%w: %s", ErrNoDB, path)
 		}
 	} else if !fi.Mode().IsRegular() {

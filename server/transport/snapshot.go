@@ -10,16 +10,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"go.etcd.io/raft/v3/raftpb"
 )
-
-// DBFileName is the name under the snap dir of the db received with a
-// snapshot at index.
-func DBFileName(index uint64) string { return fmt.Sprintf("%016x.snap.db", index) }
 
 // postSnapshot sends m followed by the db to the peer and returns the db size.
 func (t *Transport) postSnapshot(p *peer, m raftpb.Message) (int64, error) {
@@ -118,7 +113,7 @@ func (t *Transport) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 // receiveDB copies the db from r into a tmp file, checks its SHA-256,
 // fsyncs it and renames it into place.
 func (t *Transport) receiveDB(r io.Reader, index uint64) (int64, error) {
-	if t.cfg.SnapDir == "" {
+	if t.cfg.Layout.DataDir == "" {
 		return 0, errors.New("transport: no snap dir to receive a snapshot db")
 	}
 	var sz [8]byte
@@ -126,7 +121,7 @@ func (t *Transport) receiveDB(r io.Reader, index uint64) (int64, error) {
 		return 0, fmt.Errorf("transport: read db size: %w", err)
 	}
 	size := int64(binary.BigEndian.Uint64(sz[:]))
-	f, err := os.CreateTemp(t.cfg.SnapDir, "tmp")
+	f, err := t.cfg.Layout.CreateTemp()
 	if err != nil {
 		return 0, fmt.Errorf("transport: create tmp db: %w", err)
 	}
@@ -159,12 +154,12 @@ func (t *Transport) receiveDB(r io.Reader, index uint64) (int64, error) {
 	if err := f.Close(); err != nil {
 		return n, fmt.Errorf("transport: close %s: %w", tmp, err)
 	}
-	dst := filepath.Join(t.cfg.SnapDir, DBFileName(index))
+	dst := t.cfg.Layout.ReceivedDBPath(index)
 	if err := os.Rename(tmp, dst); err != nil {
 		return n, fmt.Errorf("transport: rename db to %s: %w", dst, err)
 	}
 	ok = true
-	if d, err := os.Open(t.cfg.SnapDir); err == nil {
+	if d, err := os.Open(t.cfg.Layout.SnapDir()); err == nil {
 		_ = d.Sync()
 		d.Close()
 	}

@@ -14,6 +14,8 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
 )
 
 // Paths served by Transport.Handler.
@@ -59,10 +61,11 @@ type Raft interface {
 type Config struct {
 	ID        uint64 // the local member
 	ClusterID uint64
-	// SnapDir receives db snapshots as %016x.snap.db.
-	SnapDir string
-	Raft    Raft
-	Logger  *slog.Logger
+	// Layout is the member's data dir: db snapshots are received into its
+	// snap dir (datadir.Layout.ReceivedDBPath).
+	Layout datadir.Layout
+	Raft   Raft
+	Logger *slog.Logger
 	// QueueSize is the per-peer message queue (DefaultQueueSize if 0).
 	QueueSize int
 	// DialTimeout bounds connecting to a peer (1s if 0).

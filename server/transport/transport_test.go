@@ -7,13 +7,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
 )
 
 // recorder is the receiving end of a transport in tests: it keeps what the
@@ -74,7 +75,11 @@ func (r *recorder) messages() []raftpb.Message {
 // serve starts a transport for id on a free port and returns its URL.
 func serve(t *testing.T, id, clusterID uint64, rec *recorder) (*Transport, string) {
 	t.Helper()
-	tr, err := New(Config{ID: id, ClusterID: clusterID, SnapDir: t.TempDir(), Raft: rec})
+	layout := datadir.New(t.TempDir(), "")
+	if err := os.MkdirAll(layout.SnapDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := New(Config{ID: id, ClusterID: clusterID, Layout: layout, Raft: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +188,7 @@ func TestSnapshotCarriesDB(t *testing.T) {
 	if len(got) != 1 || got[0].Type != raftpb.MsgSnap || got[0].Snapshot.Metadata.Index != 42 {
 		t.Fatalf("received %+v", got)
 	}
-	b2, err := os.ReadFile(filepath.Join(b.cfg.SnapDir, DBFileName(42)))
+	b2, err := os.ReadFile(b.cfg.Layout.ReceivedDBPath(42))
 	if err != nil {
 		t.Fatal(err)
 	}

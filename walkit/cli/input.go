@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
 )
 
 // walInput is the WAL a command reads: a positional data dir or WAL dir,
@@ -53,8 +55,10 @@ func (in *walInput) dir(args []string) (string, error) {
 		return "", usage(fmt.Errorf("walkit: %s: is a file, not a data dir or WAL dir (give the directory that holds the .wal files)", path))
 	}
 	if in.walDir == "" {
-		if fi, err := os.Stat(filepath.Join(path, "member", "wal")); err == nil && fi.IsDir() {
-			path = filepath.Join(path, "member", "wal")
+		if layout, err := datadir.Locate(path); err == nil {
+			if fi, err := os.Stat(layout.WALDir()); err == nil && fi.IsDir() {
+				path = layout.WALDir()
+			}
 		}
 	}
 	segs, err := filepath.Glob(filepath.Join(path, "*.wal"))
