@@ -182,7 +182,7 @@ func (b *Backend) Err() error {
 func (b *Backend) fail(err error) {
 	b.failOnce.Do(func() {
 		b.failErr = err
-		b.lg.Error("backend failed", "path", b.cfg.Path, "err", err)
+		b.lg.Error("backend failed", "path", b.cfg.Path, "error", err)
 		close(b.failed)
 	})
 }

@@ -587,7 +587,7 @@ func (le *Lessor) checkpoint() {
 		err := cp(ctx, &pb.LeaseCheckpointRequest{Checkpoints: cps[:n]})
 		cancel()
 		if err != nil {
-			le.lg.Warn("lease checkpoint failed", "leases", n, "err", err)
+			le.lg.Warn("lease checkpoint failed", "leases", n, "error", err)
 			return
 		}
 		cps = cps[n:]

@@ -125,7 +125,7 @@ func (s *Store) runCompactions() {
 				return
 			}
 			if err != nil {
-				s.lg.Error("compaction failed", "revision", j.rev, "err", err)
+				s.lg.Error("compaction failed", "revision", j.rev, "error", err)
 			}
 		}
 	}

@@ -235,7 +235,7 @@ func (s *Store) attachLeases() error {
 			continue
 		}
 		if err := s.le.Attach(kv.Lease, keys[i]); err != nil {
-			s.lg.Warn("key attached to a missing lease", "key", string(keys[i]), "lease", fmt.Sprintf("%x", kv.Lease), "err", err)
+			s.lg.Warn("key attached to a missing lease", "key", string(keys[i]), "lease", fmt.Sprintf("%x", kv.Lease), "error", err)
 		}
 	}
 	return nil

@@ -538,7 +538,7 @@ func (s *Store) runWatchSync() {
 		case <-s.watch.wake:
 		}
 		if err := s.syncWatchers(); err != nil {
-			s.lg.Warn("watch sync", "err", err)
+			s.lg.Warn("watch sync", "error", err)
 		}
 	}
 }

@@ -84,7 +84,7 @@ func (tw *writeTxn) putVersion(key, value []byte, leaseID, created, version, old
 	}
 	if oldLease != 0 {
 		if err := s.le.Detach(oldLease, key); err != nil {
-			s.lg.Warn("detach key from its old lease", "key", string(key), "lease", fmt.Sprintf("%x", oldLease), "err", err)
+			s.lg.Warn("detach key from its old lease", "key", string(key), "lease", fmt.Sprintf("%x", oldLease), "error", err)
 		}
 	}
 	if leaseID != 0 {
@@ -130,7 +130,7 @@ func (tw *writeTxn) delete(key []byte) error {
 	}
 	if id := s.le.LeaseOf(key); id != 0 {
 		if err := s.le.Detach(id, key); err != nil {
-			s.lg.Warn("detach deleted key from its lease", "key", string(key), "lease", fmt.Sprintf("%x", id), "err", err)
+			s.lg.Warn("detach deleted key from its lease", "key", string(key), "lease", fmt.Sprintf("%x", id), "error", err)
 		}
 	}
 	return nil

@@ -38,7 +38,7 @@ func Restore(lg *slog.Logger, tx *bolt.Tx) (*Index, int64, error) {
 		}
 		if e.Tombstone {
 			if err := ki.tombstone(e.Rev); err != nil {
-				lg.Warn("keyindex: restore: tombstone skipped", "key", string(e.KV.Key), "revision", e.Rev.String(), "err", err)
+				lg.Warn("keyindex: restore: tombstone skipped", "key", string(e.KV.Key), "revision", e.Rev.String(), "error", err)
 			}
 			return nil
 		}

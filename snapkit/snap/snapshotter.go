@@ -99,7 +99,7 @@ func (s *Snapshotter) Names() ([]string, error) {
 			continue
 		}
 		if _, _, err := ParseName(e.Name()); err != nil {
-			s.lg.Warn("snap: ignoring file", "dir", s.dir, "err", err)
+			s.lg.Warn("snap: ignoring file", "dir", s.dir, "error", err)
 			continue
 		}
 		names = append(names, e.Name())
@@ -138,9 +138,9 @@ func (s *Snapshotter) loadMatching(ok func(*raftpb.Snapshot) bool) (*raftpb.Snap
 		path := filepath.Join(s.dir, name)
 		snap, err := Read(path)
 		if err != nil {
-			s.lg.Warn("snap: cannot load snapshot, renaming it", "file", name, "to", name+brokenExt, "err", err)
+			s.lg.Warn("snap: cannot load snapshot, renaming it", "file", name, "to", name+brokenExt, "error", err)
 			if rerr := os.Rename(path, path+brokenExt); rerr != nil {
-				s.lg.Warn("snap: rename of broken snapshot failed", "file", name, "err", rerr)
+				s.lg.Warn("snap: rename of broken snapshot failed", "file", name, "error", rerr)
 			}
 			continue
 		}
