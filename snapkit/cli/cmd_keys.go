@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 )
 
@@ -48,8 +49,8 @@ without modifying the file (etcdutl's opens it read-write).`,
 			if err != nil {
 				return revError(err)
 			}
-			if e.output == "json" {
-				return writeJSON(e.stdout, res)
+			if e.output.Is("json") {
+				return clikit.WriteJSON(e.stdout, res)
 			}
 			t := &table{headers: []string{"hash", "hash revision", "compact revision", "revision"}}
 			t.add(strconv.FormatUint(uint64(res.Hash), 10), strconv.FormatInt(res.HashRevision, 10),
@@ -82,8 +83,8 @@ func newLsCommand(e *env, name string) *cobra.Command {
 			if err != nil {
 				return revError(err)
 			}
-			if e.output == "json" {
-				return writeJSON(e.stdout, res)
+			if e.output.Is("json") {
+				return clikit.WriteJSON(e.stdout, res)
 			}
 			headers := []string{"key", "create rev", "mod rev", "version", "lease", "value size"}
 			if !o.KeysOnly {
@@ -92,7 +93,7 @@ func newLsCommand(e *env, name string) *cobra.Command {
 			t := &table{headers: headers}
 			for _, kv := range res.KVs {
 				row := []string{kv.Key, strconv.FormatInt(kv.CreateRevision, 10), strconv.FormatInt(kv.ModRevision, 10),
-					strconv.FormatInt(kv.Version, 10), leaseString(kv.Lease), size(int64(kv.ValueSize))}
+					strconv.FormatInt(kv.Version, 10), leaseString(kv.Lease), clikit.Size(int64(kv.ValueSize))}
 				if !o.KeysOnly {
 					row = append(row, truncate(kv.Value, 60))
 				}
@@ -163,8 +164,8 @@ revisions. A key rewritten with the same value does not count.`,
 			if err != nil {
 				return inputError(err)
 			}
-			if e.output == "json" {
-				if err := writeJSON(e.stdout, r); err != nil {
+			if e.output.Is("json") {
+				if err := clikit.WriteJSON(e.stdout, r); err != nil {
 					return err
 				}
 			} else if err := renderDiff(e, r); err != nil {
@@ -228,8 +229,8 @@ func newPrefixesCommand(e *env) *cobra.Command {
 			if err != nil {
 				return inputError(err)
 			}
-			if e.output == "json" {
-				return writeJSON(e.stdout, r)
+			if e.output.Is("json") {
+				return clikit.WriteJSON(e.stdout, r)
 			}
 			t := &table{headers: []string{"prefix", "live keys", "key bytes", "value bytes", "revisions", "revision bytes"}}
 			for _, p := range r.Prefixes {
@@ -237,7 +238,7 @@ func newPrefixesCommand(e *env) *cobra.Command {
 				if name == "" {
 					name = "(none)"
 				}
-				t.add(name, strconv.Itoa(p.LiveKeys), size(p.LiveKeyBytes), size(p.LiveValueBytes), strconv.Itoa(p.Revisions), size(p.RevisionBytes))
+				t.add(name, strconv.Itoa(p.LiveKeys), clikit.Size(p.LiveKeyBytes), clikit.Size(p.LiveValueBytes), strconv.Itoa(p.Revisions), clikit.Size(p.RevisionBytes))
 			}
 			return t.render(e.stdout)
 		},

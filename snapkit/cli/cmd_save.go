@@ -10,6 +10,7 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 )
 
@@ -87,16 +88,17 @@ func newSaveCommand(e *env) *cobra.Command {
 			}
 			ctx, cancel := contextWithTimeout(cmd, o.commandTimeout)
 			defer cancel()
-			res, err := snapkit.Save(ctx, e.logger, cfg, a[0], e.progress("saving"))
-			e.endProgress()
+			progress := clikit.NewProgress(e.stderr, "saving", 0)
+			res, err := snapkit.Save(ctx, e.logger, cfg, a[0], progress.Func())
+			progress.Done()
 			if err != nil {
 				return inputError(err)
 			}
-			if e.output == "json" {
-				return writeJSON(e.stdout, res)
+			if e.output.Is("json") {
+				return clikit.WriteJSON(e.stdout, res)
 			}
 			fmt.Fprintf(e.stdout, "Snapshot saved at %s (%s from member %s, server %s, took %s)\n",
-				res.Path, size(res.Size), res.MemberID, res.Version, res.Took.Round(time.Millisecond))
+				res.Path, clikit.Size(res.Size), res.MemberID, res.Version, res.Took.Round(time.Millisecond))
 			return nil
 		},
 	}

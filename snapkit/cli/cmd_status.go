@@ -7,13 +7,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 )
 
 // inspect runs snapkit.Inspect with progress on a terminal.
 func inspect(cmd *cobra.Command, e *env, path string, skipTrailer bool) (*snapkit.Report, error) {
-	r, err := snapkit.Inspect(cmd.Context(), path, snapkit.Options{Logger: e.logger, Progress: e.progress("reading"), SkipTrailer: skipTrailer})
-	e.endProgress()
+	progress := clikit.NewProgress(e.stderr, "reading", 0)
+	r, err := snapkit.Inspect(cmd.Context(), path, snapkit.Options{Logger: e.logger, Progress: progress.Func(), SkipTrailer: skipTrailer})
+	progress.Done()
 	if err != nil {
 		return nil, inputError(err)
 	}
@@ -35,8 +37,8 @@ if any check found a problem (run verify to list them all).`,
 			if err != nil {
 				return err
 			}
-			if e.output == "json" {
-				if err := writeJSON(e.stdout, r); err != nil {
+			if e.output.Is("json") {
+				if err := clikit.WriteJSON(e.stdout, r); err != nil {
 					return err
 				}
 			} else if err := renderStatus(e, r); err != nil {
@@ -54,7 +56,7 @@ if any check found a problem (run verify to list them all).`,
 
 func renderStatus(e *env, r *snapkit.Report) error {
 	t := &table{headers: []string{"hash", "revision", "total keys", "total size", "version"}}
-	t.add(fmt.Sprintf("%x", r.Hash), strconv.FormatInt(r.Revision, 10), strconv.Itoa(r.TotalKey), size(r.TotalSize), r.Version)
+	t.add(fmt.Sprintf("%x", r.Hash), strconv.FormatInt(r.Revision, 10), strconv.Itoa(r.TotalKey), clikit.Size(r.TotalSize), r.Version)
 	if err := t.render(e.stdout); err != nil {
 		return err
 	}
@@ -70,7 +72,7 @@ func renderStatus(e *env, r *snapkit.Report) error {
 		trailer = "not checked"
 	}
 	d.add("sha-256 trailer", trailer)
-	d.add("size in use", size(r.SizeInUse))
+	d.add("size in use", clikit.Size(r.SizeInUse))
 	d.add("pairs (3.5 totalKey)", strconv.Itoa(r.TotalKeyV35))
 	m := r.Meta
 	d.add("consistent index", strconv.FormatUint(m.ConsistentIndex, 10))
@@ -110,8 +112,8 @@ Exit 0 intact, 1 a finding, 2 bad usage or unreadable input.`,
 			if err != nil {
 				return err
 			}
-			if e.output == "json" {
-				if err := writeJSON(e.stdout, r); err != nil {
+			if e.output.Is("json") {
+				if err := clikit.WriteJSON(e.stdout, r); err != nil {
 					return err
 				}
 			} else {
@@ -129,7 +131,7 @@ Exit 0 intact, 1 a finding, 2 bad usage or unreadable input.`,
 					}
 				}
 				if r.OK() {
-					fmt.Fprintf(e.stdout, "OK: %s (%s), revision %d, %d keys, %s\n", a[0], r.Source.Describe(), r.Revision, r.TotalKey, size(r.TotalSize))
+					fmt.Fprintf(e.stdout, "OK: %s (%s), revision %d, %d keys, %s\n", a[0], r.Source.Describe(), r.Revision, r.TotalKey, clikit.Size(r.TotalSize))
 				}
 			}
 			if !r.OK() {

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -40,20 +39,13 @@ func inputError(err error) error {
 type env struct {
 	stdout, stderr io.Writer
 	logger         *slog.Logger
-	output         string // table or json
+	output         *clikit.Output
 	getenv         func(string) string
-	// tty says whether stderr is a terminal, for progress.
-	tty bool
 }
 
 // NewCommand builds the snapkit command tree writing to stdout and stderr.
 func NewCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
-	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
-	if f, ok := stderr.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			e.tty = true
-		}
-	}
+	e := &env{stdout: stdout, stderr: stderr, getenv: getenv, output: clikit.NewOutput("table", "json")}
 	var verbose bool
 	root := &cobra.Command{
 		Use:   "snapkit",
@@ -67,9 +59,6 @@ usage or unreadable input.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if e.output != "table" && e.output != "json" {
-				return usage(fmt.Errorf("--write-out must be table or json, not %q", e.output))
-			}
 			level := slog.LevelWarn
 			if verbose {
 				level = slog.LevelDebug
@@ -81,7 +70,7 @@ usage or unreadable input.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
-	root.PersistentFlags().StringVarP(&e.output, "write-out", "w", "table", "output format: table or json")
+	e.output.AddFlags(root.PersistentFlags())
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log what is done to stderr")
 	root.AddCommand(
 		newSaveCommand(e),
@@ -93,6 +82,7 @@ usage or unreadable input.`,
 		newDiffCommand(e),
 		newPrefixesCommand(e),
 	)
+	clikit.AddVersion(root, clikit.Version("snapkit").Text())
 	return root
 }
 
