@@ -1,11 +1,11 @@
 package snapkit
 
 import (
+	"bytes"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit/keyindex"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
@@ -48,7 +48,22 @@ func rangeEnd(key []byte, prefix bool) []byte {
 	case len(key) == 0:
 		return []byte{}
 	}
-	return []byte(clientv3.GetPrefixRangeEnd(string(key)))
+	return prefixEnd(key)
+}
+
+// prefixEnd is the first key after every key that starts with p, as
+// etcdctl's --prefix computes it: p with its last byte below 0xff
+// incremented and what follows dropped; "\x00" (to the end) when p is all
+// 0xff.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return []byte{0}
 }
 
 // resolveRev checks rev against the compaction and the head; 0 is the head.

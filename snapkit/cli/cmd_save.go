@@ -11,7 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/lifeboat-dev/lifeboat/internal/clikit"
-	"github.com/lifeboat-dev/lifeboat/snapkit"
+	"github.com/lifeboat-dev/lifeboat/snapkit/save"
 )
 
 // saveOptions are etcdctl's connection flags, with its environment variables.
@@ -89,7 +89,7 @@ func newSaveCommand(e *env) *cobra.Command {
 			ctx, cancel := contextWithTimeout(cmd, o.commandTimeout)
 			defer cancel()
 			progress := clikit.NewProgress(e.stderr, "saving", 0)
-			res, err := snapkit.Save(ctx, e.logger, cfg, a[0], progress.Func())
+			res, err := save.Snapshot(ctx, e.logger, cfg, a[0], progress.Func())
 			progress.Done()
 			if err != nil {
 				return inputError(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
+	"github.com/lifeboat-dev/lifeboat/snapkit/save"
 )
 
 // Exit codes, the same in every Lifeboat tool (see internal/clikit).
@@ -29,7 +30,7 @@ var (
 // inputError classifies an error from the library: a problem found inside
 // a readable file exits 1, anything that stops us reading it exits 2.
 func inputError(err error) error {
-	if errors.Is(err, snapkit.ErrDamaged) || errors.Is(err, snapkit.ErrSnapshotHash) {
+	if errors.Is(err, snapkit.ErrDamaged) || errors.Is(err, save.ErrSnapshotHash) {
 		return finding(err)
 	}
 	return usage(err)
