@@ -11,19 +11,20 @@ import (
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 )
 
-// inspect runs snapkit.Inspect with progress on a terminal.
-func inspect(cmd *cobra.Command, e *env, path string, skipTrailer bool) (*snapkit.Report, error) {
-	progress := clikit.NewProgress(e.stderr, "reading", 0)
-	r, err := snapkit.Inspect(cmd.Context(), path, snapkit.Options{Logger: e.logger, Progress: progress.Func(), SkipTrailer: skipTrailer})
-	progress.Done()
-	if err != nil {
-		return nil, inputError(err)
-	}
-	return r, nil
+// statusOptions are the flags of snapkit status.
+type statusOptions struct {
+	out         *clikit.Output
+	skipTrailer bool
+}
+
+// AddFlags registers status' flags.
+func (o *statusOptions) AddFlags(cmd *cobra.Command) {
+	o.out.AddFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&o.skipTrailer, "skip-hash-check", false, "do not verify the SHA-256 trailer")
 }
 
 func newStatusCommand(e *env) *cobra.Command {
-	var skipTrailer bool
+	o := &statusOptions{out: clikit.NewOutput("table", "json")}
 	cmd := &cobra.Command{
 		Use:   "status <file|data-dir>",
 		Short: "Print etcdutl's snapshot status numbers, and the meta, members and trailer",
@@ -33,11 +34,11 @@ marks, consistent index and term, members and the SHA-256 trailer. It exits 1
 if any check found a problem (run verify to list them all).`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			r, err := inspect(cmd, e, a[0], skipTrailer)
+			r, err := inspect(cmd, e, a[0], o.skipTrailer)
 			if err != nil {
 				return err
 			}
-			if e.output.Is("json") {
+			if o.out.Is("json") {
 				if err := clikit.WriteJSON(e.stdout, r); err != nil {
 					return err
 				}
@@ -50,7 +51,7 @@ if any check found a problem (run verify to list them all).`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&skipTrailer, "skip-hash-check", false, "do not verify the SHA-256 trailer")
+	o.AddFlags(cmd)
 	return cmd
 }
 
@@ -92,54 +93,4 @@ func renderStatus(e *env, r *snapkit.Report) error {
 		d.add("removed members", strings.Join(r.Removed, ","))
 	}
 	return d.render(e.stdout)
-}
-
-func newVerifyCommand(e *env) *cobra.Command {
-	var skipTrailer bool
-	cmd := &cobra.Command{
-		Use:   "verify <file|data-dir>",
-		Short: "Check the trailer, every bbolt page and the etcd schema; exit 1 on any finding",
-		Long: `verify checks the SHA-256 trailer, walks every bbolt page (what bbolt's
-Tx.Check does, without trusting the file), decodes every revision and KeyValue
-of the key bucket and checks their order, the meta bucket (consistent index,
-term, compaction marks), the members, and that every lease a live key holds
-exists. Each finding names the page, bucket or key.
-
-Exit 0 intact, 1 a finding, 2 bad usage or unreadable input.`,
-		Args: args(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			r, err := inspect(cmd, e, a[0], skipTrailer)
-			if err != nil {
-				return err
-			}
-			if e.output.Is("json") {
-				if err := clikit.WriteJSON(e.stdout, r); err != nil {
-					return err
-				}
-			} else {
-				if len(r.Findings) > 0 {
-					t := &table{headers: []string{"check", "page", "bucket", "key", "problem"}}
-					for _, f := range r.Findings {
-						page := ""
-						if f.Page != nil {
-							page = strconv.FormatUint(*f.Page, 10)
-						}
-						t.add(f.Check, page, f.Bucket, f.Key, f.Message)
-					}
-					if err := t.render(e.stdout); err != nil {
-						return err
-					}
-				}
-				if r.OK() {
-					fmt.Fprintf(e.stdout, "OK: %s (%s), revision %d, %d keys, %s\n", a[0], r.Source.Describe(), r.Revision, r.TotalKey, clikit.Size(r.TotalSize))
-				}
-			}
-			if !r.OK() {
-				return finding(fmt.Errorf("%s: %d problem(s) found", a[0], len(r.Findings)+r.Suppressed))
-			}
-			return nil
-		},
-	}
-	cmd.Flags().BoolVar(&skipTrailer, "skip-hash-check", false, "do not verify the SHA-256 trailer")
-	return cmd
 }
