@@ -9,6 +9,7 @@ import (
 
 	"github.com/lifeboat-dev/lifeboat/snapkit/keyindex"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
+	"github.com/lifeboat-dev/lifeboat/walkit/inspect"
 )
 
 // ListOptions select keys as etcdctl get does.
@@ -20,15 +21,17 @@ type ListOptions struct {
 	Limit    int // 0: no limit
 }
 
-// Entry is one key as of a revision. Key and Value are Printable.
+// Entry is one key as of a revision, with mvccpb.KeyValue's field names.
+// Key and Value print as walkit dump prints them: UTF-8 text when
+// printable, "base64:..." otherwise (see walkit/inspect.Bytes).
 type Entry struct {
-	Key            string `json:"key"`
-	CreateRevision int64  `json:"create_revision"`
-	ModRevision    int64  `json:"mod_revision"`
-	Version        int64  `json:"version"`
-	Lease          int64  `json:"lease,omitempty"`
-	ValueSize      int    `json:"value_size"`
-	Value          string `json:"value,omitempty"`
+	Key            inspect.Bytes `json:"key"`
+	CreateRevision int64         `json:"create_revision"`
+	ModRevision    int64         `json:"mod_revision"`
+	Version        int64         `json:"version"`
+	Lease          int64         `json:"lease,omitempty"`
+	ValueSize      int           `json:"value_size"`
+	Value          inspect.Bytes `json:"value,omitzero"`
 }
 
 // ListResult is the answer to List.
@@ -109,10 +112,10 @@ func (db *DB) List(opts ListOptions) (ListResult, error) {
 			if err != nil {
 				return err
 			}
-			e := Entry{Key: Printable(kv.Key), CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision,
+			e := Entry{Key: inspect.Bytes{Raw: kv.Key}, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision,
 				Version: kv.Version, Lease: kv.Lease, ValueSize: len(kv.Value)}
 			if !opts.KeysOnly {
-				e.Value = Printable(kv.Value)
+				e.Value = inspect.Bytes{Raw: kv.Value}
 			}
 			res.KVs = append(res.KVs, e)
 		}

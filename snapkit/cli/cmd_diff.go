@@ -79,7 +79,7 @@ func renderDiff(e *env, r *snapkit.DiffReport) error {
 		}
 		t := &table{headers: []string{"change", "key", "a", "b"}}
 		for _, d := range r.Entries {
-			t.add(d.Change, d.Key, rev(d.A), rev(d.B))
+			t.add(d.Change, text(d.Key), rev(d.A), rev(d.B))
 		}
 		if err := t.render(e.stdout); err != nil {
 			return err

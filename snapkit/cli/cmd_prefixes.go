@@ -45,7 +45,7 @@ func newPrefixesCommand(e *env) *cobra.Command {
 			}
 			t := &table{headers: []string{"prefix", "live keys", "key bytes", "value bytes", "revisions", "revision bytes"}}
 			for _, p := range r.Prefixes {
-				name := p.Prefix
+				name := text(p.Prefix)
 				if name == "" {
 					name = "(none)"
 				}

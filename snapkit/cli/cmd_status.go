@@ -34,7 +34,7 @@ marks, consistent index and term, members and the SHA-256 trailer. It exits 1
 if any check found a problem (run verify to list them all).`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			r, err := inspect(cmd, e, a[0], o.skipTrailer)
+			r, err := inspectFile(cmd, e, a[0], o.skipTrailer)
 			if err != nil {
 				return err
 			}

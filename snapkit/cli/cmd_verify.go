@@ -35,7 +35,7 @@ exists. Each finding names the page, bucket or key.
 Exit 0 intact, 1 a finding, 2 bad usage or unreadable input.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			r, err := inspect(cmd, e, a[0], o.skipTrailer)
+			r, err := inspectFile(cmd, e, a[0], o.skipTrailer)
 			if err != nil {
 				return err
 			}

@@ -48,8 +48,8 @@ func revError(err error) error {
 	return finding(err)
 }
 
-// inspect runs snapkit.Inspect with progress on a terminal.
-func inspect(cmd *cobra.Command, e *env, path string, skipTrailer bool) (*snapkit.Report, error) {
+// inspectFile runs snapkit.Inspect with progress on a terminal.
+func inspectFile(cmd *cobra.Command, e *env, path string, skipTrailer bool) (*snapkit.Report, error) {
 	progress := clikit.NewProgress(e.stderr, "reading", 0)
 	r, err := snapkit.Inspect(cmd.Context(), path, snapkit.Options{Logger: e.logger, Progress: progress.Func(), SkipTrailer: skipTrailer})
 	progress.Done()

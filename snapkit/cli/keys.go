@@ -8,6 +8,7 @@ import (
 
 	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
+	"github.com/lifeboat-dev/lifeboat/walkit/inspect"
 )
 
 // listOptions are the flags ls and get share.
@@ -55,10 +56,10 @@ func renderList(e *env, res snapkit.ListResult, keysOnly bool) error {
 	}
 	t := &table{headers: headers}
 	for _, kv := range res.KVs {
-		row := []string{kv.Key, strconv.FormatInt(kv.CreateRevision, 10), strconv.FormatInt(kv.ModRevision, 10),
+		row := []string{text(kv.Key), strconv.FormatInt(kv.CreateRevision, 10), strconv.FormatInt(kv.ModRevision, 10),
 			strconv.FormatInt(kv.Version, 10), leaseString(kv.Lease), clikit.Size(int64(kv.ValueSize))}
 		if !keysOnly {
-			row = append(row, truncate(kv.Value, 60))
+			row = append(row, truncate(text(kv.Value), 60))
 		}
 		t.add(row...)
 	}
@@ -78,6 +79,13 @@ func leaseString(id int64) string {
 		return ""
 	}
 	return strconv.FormatInt(id, 16)
+}
+
+// text is a key or value as the JSON prints it: UTF-8 text when printable,
+// "base64:..." otherwise.
+func text(b inspect.Bytes) string {
+	t, _ := b.MarshalText() // never fails
+	return string(t)
 }
 
 func truncate(s string, n int) string {
