@@ -58,9 +58,11 @@ func openBolt(src Source) (*bolt.DB, error) {
 	return db, nil
 }
 
-// structural reports whether fs holds damage that makes bbolt unsafe to use.
+// structural reports whether fs holds damage that makes bbolt unsafe to
+// use. An invalid meta page beside a valid one does not: bbolt reads the
+// valid one.
 func (fs *findings) structural() bool {
-	return fs.suppressed > 0 || slices.ContainsFunc(fs.list, func(f Finding) bool { return f.Check == CheckBolt })
+	return fs.suppressed > 0 || slices.ContainsFunc(fs.list, func(f Finding) bool { return f.Check == CheckBolt && !f.metaFallback })
 }
 
 // checkSchema reads meta, cluster, members and leases through schema and

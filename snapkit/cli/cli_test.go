@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,6 +38,7 @@ func run(t *testing.T, argv ...string) (int, string, string) {
 // TestScripts runs testdata/script/*.txtar. $FIXTURES is the fixtures
 // directory; $WORK holds m1 (a v3.6 data dir), trunc.db (the first half of
 // the v3.6 snapshot), flipped.db (the snapshot with one byte changed),
+// meta.db (the snapshot with its newer bbolt meta page damaged),
 // notbolt.db (text) and empty.db.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
@@ -54,9 +56,19 @@ func TestScripts(t *testing.T) {
 			}
 			flipped := bytes.Clone(snap)
 			flipped[len(flipped)/3] ^= 0x40
+			// meta.db: the newer of the two bbolt meta pages has a bad checksum.
+			meta := bytes.Clone(snap)
+			ps := int(binary.LittleEndian.Uint32(meta[16+8:]))
+			txid := func(page int) uint64 { return binary.LittleEndian.Uint64(meta[page*ps+16+48:]) }
+			newer := 0
+			if txid(1) > txid(0) {
+				newer = 1
+			}
+			meta[newer*ps+16+56] ^= 0xff
 			for name, data := range map[string][]byte{
 				"trunc.db":   snap[:len(snap)/2],
 				"flipped.db": flipped,
+				"meta.db":    meta,
 				"notbolt.db": bytes.Repeat([]byte("this is not a bbolt file\n"), 400),
 				"empty.db":   nil,
 			} {
