@@ -217,3 +217,30 @@ func TestStatusMatchesFixtureJSON(t *testing.T) {
 		})
 	}
 }
+
+// `status -w simple` and `-w fields` print what etcdutl's do, byte for byte.
+func TestStatusFormatsMatchEtcdutl(t *testing.T) {
+	etcdutl := interoptest.Binary(t, "etcdutl")
+	for _, set := range fixture.Sets {
+		for _, format := range []string{"simple", "fields"} {
+			t.Run(set+"/"+format, func(t *testing.T) {
+				cp := filepath.Join(t.TempDir(), "copy.db")
+				b, err := os.ReadFile(fixture.Path(set, "snapshot.db"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(cp, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				want, err := exec.Command(etcdutl, "snapshot", "status", "-w", format, cp).Output()
+				if err != nil {
+					t.Fatalf("etcdutl: %v", err)
+				}
+				code, out, stderr := run(t, "status", "-w", format, cp)
+				if code != ExitOK || out != string(want) {
+					t.Errorf("exit %d, %q (%s); etcdutl printed %q", code, out, stderr, want)
+				}
+			})
+		}
+	}
+}

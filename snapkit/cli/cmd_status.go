@@ -24,25 +24,24 @@ func (o *statusOptions) AddFlags(cmd *cobra.Command) {
 }
 
 func newStatusCommand(e *env) *cobra.Command {
-	o := &statusOptions{out: clikit.NewOutput("table", "json")}
+	o := &statusOptions{out: clikit.NewOutput("table", "json", "simple", "fields")}
 	cmd := &cobra.Command{
 		Use:   "status <file|data-dir>",
 		Short: "Print etcdutl's snapshot status numbers, and the meta, members and trailer",
 		Long: `status prints what 'etcdutl snapshot status' prints (hash, revision,
-totalKey, totalSize, version; JSON fields named the same), then the compaction
-marks, consistent index and term, members and the SHA-256 trailer. It exits 1
-if any check found a problem (run verify to list them all).`,
+totalKey, totalSize, version; JSON fields named the same, and -w simple and
+-w fields as etcdutl's), then the compaction marks, consistent index and term,
+members and the SHA-256 trailer. It exits 1 if any check found a problem (run
+verify to list them all). When the bbolt structure is damaged, it prints only
+what it could read (the file, the trailer, the meta page): no numbers from a
+db it could not read whole.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			r, err := inspectFile(cmd, e, a[0], o.skipTrailer)
 			if err != nil {
 				return err
 			}
-			if o.out.Is("json") {
-				if err := clikit.WriteJSON(e.stdout, r); err != nil {
-					return err
-				}
-			} else if err := renderStatus(e, r); err != nil {
+			if err := o.write(e, r); err != nil {
 				return err
 			}
 			if !r.OK() {
@@ -55,6 +54,57 @@ if any check found a problem (run verify to list them all).`,
 	return cmd
 }
 
+// write prints r in the chosen format.
+func (o *statusOptions) write(e *env, r *snapkit.Report) error {
+	switch {
+	case o.out.Is("json"):
+		return clikit.WriteJSON(e.stdout, r)
+	case r.Partial && o.out.Is("table"):
+		return renderPartialStatus(e, r)
+	case r.Partial:
+		return nil // simple and fields hold only numbers that were not read
+	case o.out.Is("simple"):
+		// etcdutl's: the table's row, comma separated.
+		_, err := fmt.Fprintf(e.stdout, "%x, %d, %d, %s, %s\n", r.Hash, r.Revision, r.TotalKey, clikit.Size(r.TotalSize), r.Version)
+		return err
+	case o.out.Is("fields"):
+		_, err := fmt.Fprintf(e.stdout, "\"Hash\" : %d\n\"Revision\" : %d\n\"Keys\" : %d\n\"Size\" : %d\n\"Version\" : %s\n",
+			r.Hash, r.Revision, r.TotalKey, r.TotalSize, r.Version)
+		return err
+	}
+	return renderStatus(e, r)
+}
+
+// trailerText says what the SHA-256 trailer check found.
+func trailerText(r *snapkit.Report) string {
+	switch {
+	case r.Trailer.Present && r.Trailer.Valid:
+		return "valid " + r.Trailer.Got[:16] + "…"
+	case r.Trailer.Present:
+		return "MISMATCH"
+	case r.Source.HasTrailer:
+		return "not checked"
+	}
+	return "absent"
+}
+
+// renderPartialStatus prints what was read of a db whose structure is
+// damaged: the file, the trailer and the meta page, and no status number.
+func renderPartialStatus(e *env, r *snapkit.Report) error {
+	d := &table{headers: []string{"field", "value"}}
+	d.add("source", r.Source.Describe())
+	d.add("file size", clikit.Size(r.FileSize))
+	d.add("sha-256 trailer", trailerText(r))
+	d.add("bbolt page size", strconv.FormatUint(uint64(r.Bolt.PageSize), 10))
+	d.add("bbolt high-water mark", fmt.Sprintf("%d pages", r.Bolt.HWM))
+	d.add("bbolt txid", strconv.FormatUint(r.Bolt.TxID, 10))
+	if err := d.render(e.stdout); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(e.stdout, "The bbolt structure is damaged: hash, revision, keys and sizes could not be read (snapkit verify lists the damage).")
+	return err
+}
+
 func renderStatus(e *env, r *snapkit.Report) error {
 	t := &table{headers: []string{"hash", "revision", "total keys", "total size", "version"}}
 	t.add(fmt.Sprintf("%x", r.Hash), strconv.FormatInt(r.Revision, 10), strconv.Itoa(r.TotalKey), clikit.Size(r.TotalSize), r.Version)
@@ -63,16 +113,7 @@ func renderStatus(e *env, r *snapkit.Report) error {
 	}
 	d := &table{headers: []string{"field", "value"}}
 	d.add("source", r.Source.Describe())
-	trailer := "absent"
-	switch {
-	case r.Trailer.Present && r.Trailer.Valid:
-		trailer = "valid " + r.Trailer.Got[:16] + "…"
-	case r.Trailer.Present:
-		trailer = "MISMATCH"
-	case r.Source.HasTrailer:
-		trailer = "not checked"
-	}
-	d.add("sha-256 trailer", trailer)
+	d.add("sha-256 trailer", trailerText(r))
 	d.add("size in use", clikit.Size(r.SizeInUse))
 	d.add("pairs (3.5 totalKey)", strconv.Itoa(r.TotalKeyV35))
 	m := r.Meta
