@@ -16,11 +16,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 )
@@ -43,7 +45,9 @@ type Result struct {
 // Snapshot streams a snapshot from the single endpoint in cfg into path. It
 // writes path+".part", checks the SHA-256 that ends the stream as the bytes
 // go by, and renames the file to path only if it matches; on a mismatch the
-// .part file is kept for inspection. path must not exist.
+// .part file is kept for inspection. path must not exist. With
+// cfg.DialTimeout set, an endpoint that does not answer within it fails
+// then, with an error that names it.
 func Snapshot(ctx context.Context, lg *slog.Logger, cfg clientv3.Config, path string, progress snapkit.Progress) (Result, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
@@ -57,8 +61,20 @@ func Snapshot(ctx context.Context, lg *slog.Logger, cfg clientv3.Config, path st
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if cfg.DialTimeout > 0 {
+		// Without a blocking dial (etcdctl's too), clientv3.New returns at
+		// once and the snapshot request waits for the connection until ctx
+		// ends: --command-timeout, not --dial-timeout.
+		cfg.DialOptions = append(slices.Clip(cfg.DialOptions), grpc.WithBlock())
+	}
+	if cfg.Context == nil {
+		cfg.Context = ctx // SIGINT and the command timeout end the dial too
+	}
 	start := time.Now()
 	cli, err := clientv3.New(cfg)
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return Result{}, fmt.Errorf("save: connect %s: no connection within the dial timeout (%s): %w", cfg.Endpoints[0], cfg.DialTimeout, err)
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("save: connect %s: %w", cfg.Endpoints[0], err)
 	}
