@@ -44,6 +44,10 @@ type MemberStatus struct {
 	IsLearner  bool     `json:"isLearner,omitempty"`
 }
 
+func memberStatus(m schema.Member) MemberStatus {
+	return MemberStatus{ID: schema.FormatID(m.ID), Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner}
+}
+
 // lockTimeout bounds the wait for bbolt's shared lock.
 const lockTimeout = time.Second
 
@@ -172,7 +176,7 @@ func checkMembers(tx *bolt.Tx, st *Status, fs *findings) {
 		fs.add(Finding{Check: CheckMembers, Bucket: string(schema.MembersBucket), Message: err.Error()})
 	}
 	for _, m := range members {
-		st.Members = append(st.Members, MemberStatus{ID: schema.FormatID(m.ID), Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+		st.Members = append(st.Members, memberStatus(m))
 		if len(m.PeerURLs) == 0 {
 			fs.add(Finding{Check: CheckMembers, Bucket: string(schema.MembersBucket), Key: schema.FormatID(m.ID), Message: "member has no peer URLs"})
 		}

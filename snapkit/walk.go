@@ -59,6 +59,9 @@ type dbFile struct {
 // openDBFile maps src read-only, takes a shared lock (so it fails fast,
 // with ErrLocked, beside a running etcd) and picks the meta page.
 func openDBFile(src Source) (*dbFile, error) {
+	if src.Kind == KindSnap {
+		return nil, fmt.Errorf("%w: %s is a raft .snap file, which holds no db (snapkit status reads it)", ErrNotBolt, src.Path)
+	}
 	f, err := os.Open(src.DBPath)
 	if err != nil {
 		return nil, fmt.Errorf("snapkit: %w", err)

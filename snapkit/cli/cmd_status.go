@@ -26,7 +26,7 @@ func (o *statusOptions) AddFlags(cmd *cobra.Command) {
 func newStatusCommand(e *env) *cobra.Command {
 	o := &statusOptions{out: clikit.NewOutput("table", "json", "simple", "fields")}
 	cmd := &cobra.Command{
-		Use:   "status <file|data-dir>",
+		Use:   "status <file|data-dir|file.snap>",
 		Short: "Print etcdutl's snapshot status numbers, and the meta, members and trailer",
 		Long: `status prints what 'etcdutl snapshot status' prints (hash, revision,
 totalKey, totalSize, version; JSON fields named the same, and -w simple and
@@ -34,9 +34,16 @@ totalKey, totalSize, version; JSON fields named the same, and -w simple and
 members and the SHA-256 trailer. It exits 1 if any check found a problem (run
 verify to list them all). When the bbolt structure is damaged, it prints only
 what it could read (the file, the trailer, the meta page): no numbers from a
-db it could not read whole.`,
+db it could not read whole.
+
+Given a raft .snap file (member/snap/<term>-<index>.snap), it prints the
+snapshot's term, index and conf state, and the membership kept in its v2
+store.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
+			if isSnapFile(a[0]) {
+				return o.snapStatus(e, a[0])
+			}
 			r, err := inspectFile(cmd, e, a[0], o.skipTrailer)
 			if err != nil {
 				return err
@@ -123,15 +130,72 @@ func renderStatus(e *env, r *snapkit.Report) error {
 	d.add("cluster version", m.ClusterVersion)
 	d.add("revisions", fmt.Sprintf("%d (%d tombstones)", r.KeyBucket.Revisions, r.KeyBucket.Tombstones))
 	d.add("leases", fmt.Sprintf("%d (%d live keys hold one)", r.Leases, r.KeyBucket.LiveWithLease))
-	for _, mb := range r.Members {
+	addMembers(d, r.Members, r.Removed)
+	return d.render(e.stdout)
+}
+
+// addMembers adds a row per member, and one for the removed ones.
+func addMembers(d *table, members []snapkit.MemberStatus, removed []string) {
+	for _, mb := range members {
 		role := "member"
 		if mb.IsLearner {
 			role = "learner"
 		}
 		d.add(role+" "+mb.ID, fmt.Sprintf("%s %s", mb.Name, strings.Join(mb.PeerURLs, ",")))
 	}
-	if len(r.Removed) > 0 {
-		d.add("removed members", strings.Join(r.Removed, ","))
+	if len(removed) > 0 {
+		d.add("removed members", strings.Join(removed, ","))
+	}
+}
+
+// snapStatus prints a raft .snap file.
+func (o *statusOptions) snapStatus(e *env, path string) error {
+	if !o.out.Is("table") && !o.out.Is("json") {
+		return usage(fmt.Errorf("%s: a .snap file prints with -w table or json, not %s", path, o.out.Format()))
+	}
+	st, err := inspectSnap(path)
+	if err != nil {
+		return err
+	}
+	if o.out.Is("json") {
+		err = clikit.WriteJSON(e.stdout, st)
+	} else {
+		err = renderSnapStatus(e, st)
+	}
+	if err != nil {
+		return err
+	}
+	if !st.OK() {
+		return finding(fmt.Errorf("%s: %d problem(s) found, first: %s", path, len(st.Findings), st.Findings[0]))
+	}
+	return nil
+}
+
+func renderSnapStatus(e *env, st *snapkit.SnapStatus) error {
+	ids := func(ids []uint64) string {
+		s := make([]string, len(ids))
+		for i, id := range ids {
+			s[i] = strconv.FormatUint(id, 16)
+		}
+		return strings.Join(s, ",")
+	}
+	d := &table{headers: []string{"field", "value"}}
+	d.add("source", st.Source.Describe())
+	d.add("term", strconv.FormatUint(st.Term, 10))
+	d.add("index", strconv.FormatUint(st.Index, 10))
+	cs := st.ConfState
+	d.add("voters", ids(cs.Voters))
+	if len(cs.Learners) > 0 {
+		d.add("learners", ids(cs.Learners))
+	}
+	if len(cs.VotersOutgoing) > 0 || len(cs.LearnersNext) > 0 || cs.AutoLeave {
+		d.add("joint config", fmt.Sprintf("outgoing voters %s, next learners %s, auto leave %t", ids(cs.VotersOutgoing), ids(cs.LearnersNext), cs.AutoLeave))
+	}
+	d.add("v2 store", clikit.Size(int64(st.DataSize)))
+	d.add("cluster version", st.ClusterVersion)
+	addMembers(d, st.Members, st.Removed)
+	for _, f := range st.Findings {
+		d.add("PROBLEM", f.String())
 	}
 	return d.render(e.stdout)
 }

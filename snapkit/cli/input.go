@@ -58,3 +58,19 @@ func inspectFile(cmd *cobra.Command, e *env, path string, skipTrailer bool) (*sn
 	}
 	return r, nil
 }
+
+// inspectSnap reads a raft .snap file; one that does not decode is damage
+// (exit 1).
+func inspectSnap(path string) (*snapkit.SnapStatus, error) {
+	st, err := snapkit.InspectSnap(path)
+	if err != nil {
+		return nil, inputError(err)
+	}
+	return st, nil
+}
+
+// isSnapFile reports whether path is a raft .snap file.
+func isSnapFile(path string) bool {
+	src, err := snapkit.Resolve(path)
+	return err == nil && src.Kind == snapkit.KindSnap
+}
