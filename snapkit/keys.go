@@ -37,7 +37,7 @@ type Entry struct {
 // ListResult is the answer to List.
 type ListResult struct {
 	Revision        int64   `json:"revision"` // the revision read at
-	CompactRevision int64   `json:"compact_revision"`
+	CompactRevision int64   `json:"compactRevision"` // -1: never compacted
 	Count           int     `json:"count"` // every match, beyond Limit too
 	More            bool    `json:"more"`
 	KVs             []Entry `json:"kvs"`

@@ -27,7 +27,8 @@ type MetaStatus struct {
 	Term            uint64 `json:"term"`
 	// CompactRevision is meta/finishedCompactRev, the compaction done;
 	// ScheduledCompactRevision the last one asked for. They differ when a
-	// member stopped in the middle of a compaction.
+	// member stopped in the middle of a compaction. Each is -1 when the db
+	// holds none, as etcd reports a store never compacted.
 	CompactRevision          int64             `json:"compactRevision"`
 	ScheduledCompactRevision int64             `json:"scheduledCompactRevision"`
 	StorageVersion           string            `json:"storageVersion,omitempty"`
@@ -123,13 +124,20 @@ func checkMeta(tx *bolt.Tx, st *Status, fs *findings) {
 	if m.ConfState, err = schema.ConfState(tx); err != nil {
 		metaFinding(fs, schema.ConfStateKey, "%v", err)
 	}
-	finished, _, err := schema.FinishedCompactRev(tx)
+	finished, hasFinished, err := schema.FinishedCompactRev(tx)
 	if err != nil {
 		metaFinding(fs, schema.FinishedCompactRevKey, "%v", err)
 	}
 	scheduled, hasScheduled, err := schema.ScheduledCompactRev(tx)
 	if err != nil {
 		metaFinding(fs, schema.ScheduledCompactRevKey, "%v", err)
+	}
+	// Never compacted is -1, as etcd reports it (and get, diff and hashkv).
+	if !hasFinished {
+		finished = -1
+	}
+	if !hasScheduled {
+		scheduled = -1
 	}
 	m.CompactRevision, m.ScheduledCompactRevision = finished, scheduled
 	switch {

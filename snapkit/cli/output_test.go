@@ -98,3 +98,69 @@ func TestGetJSONBytes(t *testing.T) {
 		t.Errorf("%d keys, want %d:\n%s", len(got.KVs), len(kvs), out)
 	}
 }
+
+// A db never compacted reports compact revision -1, as etcd does, in every
+// command that reports one.
+func TestUncompactedIsMinusOne(t *testing.T) {
+	db := writeDB(t, [][2]string{{"a", "1"}, {"b", "2"}})
+	tests := []struct {
+		argv []string
+		path []string // to the compact revision in the JSON
+	}{
+		{[]string{"status", "-w", "json", db}, []string{"meta", "compactRevision"}},
+		{[]string{"status", "-w", "json", db}, []string{"meta", "scheduledCompactRevision"}},
+		{[]string{"get", "-w", "json", db, "a"}, []string{"compactRevision"}},
+		{[]string{"hashkv", "-w", "json", db}, []string{"compactRevision"}},
+		{[]string{"diff", "-w", "json", db, db}, []string{"a", "compactRevision"}},
+	}
+	for _, tt := range tests {
+		_, out, stderr := run(t, tt.argv...)
+		var v any
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("%v: %v: %s", tt.argv, err, stderr)
+		}
+		for _, k := range tt.path {
+			v = v.(map[string]any)[k]
+		}
+		if v != -1.0 {
+			t.Errorf("%v: %v = %v, want -1", tt.argv, tt.path, v)
+		}
+	}
+}
+
+// JSON field names follow one convention: etcdutl's camelCase, except
+// where an object mirrors an etcd proto message (KeyValue's create_revision,
+// mod_revision, ...; raftpb.ConfState's), which keeps the proto's names.
+func TestJSONFieldNames(t *testing.T) {
+	db := writeDB(t, [][2]string{{"a", "1"}, {"b", "2"}})
+	proto := map[string]bool{"create_revision": true, "mod_revision": true, "value_size": true,
+		"auto_leave": true, "voters_outgoing": true, "learners_next": true}
+	var walk func(argv []string, v any)
+	walk = func(argv []string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if strings.Contains(k, "_") && !proto[k] {
+					t.Errorf("%v: field %q", argv, k)
+				}
+				walk(argv, x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(argv, x)
+			}
+		}
+	}
+	for _, argv := range [][]string{
+		{"status", db}, {"verify", db}, {"get", "--prefix", db}, {"ls", db}, {"hashkv", db},
+		{"diff", db, db}, {"prefixes", db},
+	} {
+		argv = append([]string{argv[0], "-w", "json"}, argv[1:]...)
+		_, out, stderr := run(t, argv...)
+		var v any
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("%v: %v: %s", argv, err, stderr)
+		}
+		walk(argv, v)
+	}
+}

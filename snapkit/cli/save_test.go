@@ -174,7 +174,7 @@ func TestSaveFromRealEtcd(t *testing.T) {
 	}
 	var hk struct {
 		Hash     uint32 `json:"hash"`
-		Revision int64  `json:"hash_revision"`
+		Revision int64  `json:"hashRevision"`
 	}
 	if err := json.Unmarshal([]byte(out), &hk); err != nil {
 		t.Fatal(err)
