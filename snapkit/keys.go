@@ -36,9 +36,9 @@ type Entry struct {
 
 // ListResult is the answer to List.
 type ListResult struct {
-	Revision        int64   `json:"revision"` // the revision read at
+	Revision        int64   `json:"revision"`        // the revision read at
 	CompactRevision int64   `json:"compactRevision"` // -1: never compacted
-	Count           int     `json:"count"` // every match, beyond Limit too
+	Count           int     `json:"count"`           // every match, beyond Limit too
 	More            bool    `json:"more"`
 	KVs             []Entry `json:"kvs"`
 }

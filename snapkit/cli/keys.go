@@ -17,38 +17,32 @@ type listOptions struct {
 	list snapkit.ListOptions
 }
 
-// AddFlags registers the flags of ls (isLs) or get.
-func (o *listOptions) AddFlags(cmd *cobra.Command, isLs bool) {
+// AddFlags registers --rev and --limit, and -w.
+func (o *listOptions) AddFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	o.out.AddFlags(f)
-	f.BoolVar(&o.list.Prefix, "prefix", isLs, "treat the key as a prefix")
 	f.Int64Var(&o.list.Rev, "rev", 0, "revision to read at (default: the latest)")
-	f.BoolVar(&o.list.KeysOnly, "keys-only", isLs, "leave the values out")
 	f.IntVar(&o.list.Limit, "limit", 0, "show at most this many keys (0: all)")
 }
 
-// run lists the keys of the db at a[0] (a[1], if given, the key or prefix).
-func (o *listOptions) run(cmd *cobra.Command, e *env, a []string) error {
-	if len(a) == 2 {
-		o.list.Key = []byte(a[1])
-	} else if !o.list.Prefix {
-		return usage(fmt.Errorf("%s: give a key, or --prefix for every key", cmd.Name()))
+// read lists the keys of the db at path as o.list says.
+func (o *listOptions) read(cmd *cobra.Command, e *env, path string) (snapkit.ListResult, error) {
+	if o.list.Limit < 0 {
+		return snapkit.ListResult{}, usage(fmt.Errorf("--limit must not be negative, not %d", o.list.Limit))
 	}
-	db, err := openDB(cmd, e, a[0])
+	db, err := openDB(cmd, e, path)
 	if err != nil {
-		return err
+		return snapkit.ListResult{}, err
 	}
 	defer db.Close()
 	res, err := db.List(o.list)
 	if err != nil {
-		return revError(err)
+		return snapkit.ListResult{}, revError(err)
 	}
-	if o.out.Is("json") {
-		return clikit.WriteJSON(e.stdout, res)
-	}
-	return renderList(e, res, o.list.KeysOnly)
+	return res, nil
 }
 
+// renderList prints the keys as a table, with their values unless keysOnly.
 func renderList(e *env, res snapkit.ListResult, keysOnly bool) error {
 	headers := []string{"key", "create rev", "mod rev", "version", "lease", "value size"}
 	if !keysOnly {

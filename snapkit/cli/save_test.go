@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -146,6 +147,26 @@ func TestSaveFromRealEtcd(t *testing.T) {
 			if g.Key != string(kv.Key) || g.Value != string(kv.Value) || g.Create != kv.CreateRevision || g.Mod != kv.ModRevision || g.Ver != kv.Version {
 				t.Errorf("%v: key %d: %+v, etcd %+v", argv, i, g, kv)
 			}
+		}
+	}
+
+	// get -w simple and -w fields print what etcdctl's print, less the
+	// response header's cluster, member and raft term, which a file lacks.
+	etcdctl := interoptest.Binary(t, "etcdctl")
+	for _, format := range []string{"simple", "fields"} {
+		want, err := exec.Command(etcdctl, "--endpoints", c.ClientURLs[0], "get", "--prefix", "/save-test/k1", "-w", format).Output()
+		if err != nil {
+			t.Fatalf("etcdctl get -w %s: %v", format, err)
+		}
+		var lines []string
+		for _, l := range strings.SplitAfter(string(want), "\n") {
+			if !strings.HasPrefix(l, `"ClusterID"`) && !strings.HasPrefix(l, `"MemberID"`) && !strings.HasPrefix(l, `"RaftTerm"`) {
+				lines = append(lines, l)
+			}
+		}
+		code, out, stderr := run(t, "get", "-w", format, "--prefix", second, "/save-test/k1")
+		if code != ExitOK || out != strings.Join(lines, "") {
+			t.Errorf("get -w %s: exit %d (%s)\n%s\netcdctl printed\n%s", format, code, stderr, out, want)
 		}
 	}
 
