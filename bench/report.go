@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -88,16 +87,6 @@ func distribution(lats []time.Duration) Latency {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// WriteJSON writes v as indented JSON.
-func WriteJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("bench: writing JSON: %w", err)
-	}
-	return nil
-}
 
 // WriteTable writes one row per report.
 func WriteTable(w io.Writer, reports []*Report) error {

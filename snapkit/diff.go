@@ -6,6 +6,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/lifeboat-dev/lifeboat/walkit/inspect"
 )
 
 // DiffSide describes one side of a Diff.
@@ -28,10 +30,10 @@ type KeyRevision struct {
 // DiffEntry is one key that differs. A is nil for an added key, B for a
 // removed one.
 type DiffEntry struct {
-	Key    string       `json:"key"` // Printable
-	Change string       `json:"change"`
-	A      *KeyRevision `json:"a,omitempty"`
-	B      *KeyRevision `json:"b,omitempty"`
+	Key    inspect.Bytes `json:"key"`
+	Change string        `json:"change"`
+	A      *KeyRevision  `json:"a,omitempty"`
+	B      *KeyRevision  `json:"b,omitempty"`
 }
 
 // Changes of a DiffEntry.
@@ -89,7 +91,7 @@ func Diff(a, b *DB) (*DiffReport, error) {
 						return fmt.Errorf("%s: %w", a.Source.Path, err)
 					}
 					r.Removed++
-					r.Entries = append(r.Entries, DiffEntry{Key: Printable(ka[i]), Change: Removed, A: keyRevision(kv)})
+					r.Entries = append(r.Entries, DiffEntry{Key: inspect.Bytes{Raw: ka[i]}, Change: Removed, A: keyRevision(kv)})
 					i++
 				case 1:
 					kv, err := keyValue(txb, rb[j])
@@ -97,7 +99,7 @@ func Diff(a, b *DB) (*DiffReport, error) {
 						return fmt.Errorf("%s: %w", b.Source.Path, err)
 					}
 					r.Added++
-					r.Entries = append(r.Entries, DiffEntry{Key: Printable(kb[j]), Change: Added, B: keyRevision(kv)})
+					r.Entries = append(r.Entries, DiffEntry{Key: inspect.Bytes{Raw: kb[j]}, Change: Added, B: keyRevision(kv)})
 					j++
 				default:
 					kva, err := keyValue(txa, ra[i])
@@ -110,7 +112,7 @@ func Diff(a, b *DB) (*DiffReport, error) {
 					}
 					if !bytes.Equal(kva.Value, kvb.Value) || kva.Lease != kvb.Lease {
 						r.Changed++
-						r.Entries = append(r.Entries, DiffEntry{Key: Printable(ka[i]), Change: Changed, A: keyRevision(kva), B: keyRevision(kvb)})
+						r.Entries = append(r.Entries, DiffEntry{Key: inspect.Bytes{Raw: ka[i]}, Change: Changed, A: keyRevision(kva), B: keyRevision(kvb)})
 					}
 					i++
 					j++

@@ -27,6 +27,9 @@ type Finding struct {
 	Bucket  string  `json:"bucket,omitempty"`
 	Key     string  `json:"key,omitempty"` // printable: see Printable
 	Message string  `json:"message"`
+	// metaFallback marks an invalid meta page beside a valid one: damage,
+	// but bbolt reads the file through the other meta page.
+	metaFallback bool
 }
 
 func (f Finding) String() string {

@@ -23,8 +23,8 @@ var (
 // HashKVResult is Maintenance.HashKV's answer.
 type HashKVResult struct {
 	Hash            uint32 `json:"hash"`
-	CompactRevision int64  `json:"compact_revision"`
-	HashRevision    int64  `json:"hash_revision"`
+	CompactRevision int64  `json:"compactRevision"` // -1: never compacted
+	HashRevision    int64  `json:"hashRevision"`
 	// Revision is the store's current revision (the response header's).
 	Revision int64 `json:"revision"`
 }

@@ -1,14 +1,15 @@
 package snapkit
 
 import (
+	"bytes"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit/keyindex"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
+	"github.com/lifeboat-dev/lifeboat/walkit/inspect"
 )
 
 // ListOptions select keys as etcdctl get does.
@@ -20,22 +21,24 @@ type ListOptions struct {
 	Limit    int // 0: no limit
 }
 
-// Entry is one key as of a revision. Key and Value are Printable.
+// Entry is one key as of a revision, with mvccpb.KeyValue's field names.
+// Key and Value print as walkit dump prints them: UTF-8 text when
+// printable, "base64:..." otherwise (see walkit/inspect.Bytes).
 type Entry struct {
-	Key            string `json:"key"`
-	CreateRevision int64  `json:"create_revision"`
-	ModRevision    int64  `json:"mod_revision"`
-	Version        int64  `json:"version"`
-	Lease          int64  `json:"lease,omitempty"`
-	ValueSize      int    `json:"value_size"`
-	Value          string `json:"value,omitempty"`
+	Key            inspect.Bytes `json:"key"`
+	CreateRevision int64         `json:"create_revision"`
+	ModRevision    int64         `json:"mod_revision"`
+	Version        int64         `json:"version"`
+	Lease          int64         `json:"lease,omitempty"`
+	ValueSize      int           `json:"value_size"`
+	Value          inspect.Bytes `json:"value,omitzero"`
 }
 
 // ListResult is the answer to List.
 type ListResult struct {
-	Revision        int64   `json:"revision"` // the revision read at
-	CompactRevision int64   `json:"compact_revision"`
-	Count           int     `json:"count"` // every match, beyond Limit too
+	Revision        int64   `json:"revision"`        // the revision read at
+	CompactRevision int64   `json:"compactRevision"` // -1: never compacted
+	Count           int     `json:"count"`           // every match, beyond Limit too
 	More            bool    `json:"more"`
 	KVs             []Entry `json:"kvs"`
 }
@@ -48,7 +51,22 @@ func rangeEnd(key []byte, prefix bool) []byte {
 	case len(key) == 0:
 		return []byte{}
 	}
-	return []byte(clientv3.GetPrefixRangeEnd(string(key)))
+	return prefixEnd(key)
+}
+
+// prefixEnd is the first key after every key that starts with p, as
+// etcdctl's --prefix computes it: p with its last byte below 0xff
+// incremented and what follows dropped; "\x00" (to the end) when p is all
+// 0xff.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return []byte{0}
 }
 
 // resolveRev checks rev against the compaction and the head; 0 is the head.
@@ -94,10 +112,10 @@ func (db *DB) List(opts ListOptions) (ListResult, error) {
 			if err != nil {
 				return err
 			}
-			e := Entry{Key: Printable(kv.Key), CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision,
+			e := Entry{Key: inspect.Bytes{Raw: kv.Key}, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision,
 				Version: kv.Version, Lease: kv.Lease, ValueSize: len(kv.Value)}
 			if !opts.KeysOnly {
-				e.Value = Printable(kv.Value)
+				e.Value = inspect.Bytes{Raw: kv.Value}
 			}
 			res.KVs = append(res.KVs, e)
 		}

@@ -9,11 +9,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
+	"github.com/lifeboat-dev/lifeboat/walkit/inspect"
 )
 
 // PrefixStat sizes the keys under one prefix.
 type PrefixStat struct {
-	Prefix string `json:"prefix"` // Printable
+	Prefix inspect.Bytes `json:"prefix"`
 	// Live keys at the head, and the bytes of their keys and values.
 	LiveKeys       int   `json:"liveKeys"`
 	LiveKeyBytes   int64 `json:"liveKeyBytes"`
@@ -62,7 +63,7 @@ func (db *DB) Prefixes(depth int) (*PrefixReport, error) {
 		p := prefixOf(key, depth)
 		s, ok := stats[string(p)]
 		if !ok {
-			s = &PrefixStat{Prefix: Printable(p)}
+			s = &PrefixStat{Prefix: inspect.Bytes{Raw: bytes.Clone(p)}}
 			stats[string(p)] = s
 		}
 		return s
@@ -103,7 +104,7 @@ func (db *DB) Prefixes(depth int) (*PrefixReport, error) {
 		r.Prefixes = append(r.Prefixes, *s)
 	}
 	slices.SortFunc(r.Prefixes, func(a, b PrefixStat) int {
-		return cmp.Or(cmp.Compare(b.RevisionBytes, a.RevisionBytes), cmp.Compare(a.Prefix, b.Prefix))
+		return cmp.Or(cmp.Compare(b.RevisionBytes, a.RevisionBytes), bytes.Compare(a.Prefix.Raw, b.Prefix.Raw))
 	})
 	return r, nil
 }

@@ -27,7 +27,8 @@ type MetaStatus struct {
 	Term            uint64 `json:"term"`
 	// CompactRevision is meta/finishedCompactRev, the compaction done;
 	// ScheduledCompactRevision the last one asked for. They differ when a
-	// member stopped in the middle of a compaction.
+	// member stopped in the middle of a compaction. Each is -1 when the db
+	// holds none, as etcd reports a store never compacted.
 	CompactRevision          int64             `json:"compactRevision"`
 	ScheduledCompactRevision int64             `json:"scheduledCompactRevision"`
 	StorageVersion           string            `json:"storageVersion,omitempty"`
@@ -44,6 +45,10 @@ type MemberStatus struct {
 	IsLearner  bool     `json:"isLearner,omitempty"`
 }
 
+func memberStatus(m schema.Member) MemberStatus {
+	return MemberStatus{ID: schema.FormatID(m.ID), Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner}
+}
+
 // lockTimeout bounds the wait for bbolt's shared lock.
 const lockTimeout = time.Second
 
@@ -58,9 +63,11 @@ func openBolt(src Source) (*bolt.DB, error) {
 	return db, nil
 }
 
-// structural reports whether fs holds damage that makes bbolt unsafe to use.
+// structural reports whether fs holds damage that makes bbolt unsafe to
+// use. An invalid meta page beside a valid one does not: bbolt reads the
+// valid one.
 func (fs *findings) structural() bool {
-	return fs.suppressed > 0 || slices.ContainsFunc(fs.list, func(f Finding) bool { return f.Check == CheckBolt })
+	return fs.suppressed > 0 || slices.ContainsFunc(fs.list, func(f Finding) bool { return f.Check == CheckBolt && !f.metaFallback })
 }
 
 // checkSchema reads meta, cluster, members and leases through schema and
@@ -117,13 +124,20 @@ func checkMeta(tx *bolt.Tx, st *Status, fs *findings) {
 	if m.ConfState, err = schema.ConfState(tx); err != nil {
 		metaFinding(fs, schema.ConfStateKey, "%v", err)
 	}
-	finished, _, err := schema.FinishedCompactRev(tx)
+	finished, hasFinished, err := schema.FinishedCompactRev(tx)
 	if err != nil {
 		metaFinding(fs, schema.FinishedCompactRevKey, "%v", err)
 	}
 	scheduled, hasScheduled, err := schema.ScheduledCompactRev(tx)
 	if err != nil {
 		metaFinding(fs, schema.ScheduledCompactRevKey, "%v", err)
+	}
+	// Never compacted is -1, as etcd reports it (and get, diff and hashkv).
+	if !hasFinished {
+		finished = -1
+	}
+	if !hasScheduled {
+		scheduled = -1
 	}
 	m.CompactRevision, m.ScheduledCompactRevision = finished, scheduled
 	switch {
@@ -170,7 +184,7 @@ func checkMembers(tx *bolt.Tx, st *Status, fs *findings) {
 		fs.add(Finding{Check: CheckMembers, Bucket: string(schema.MembersBucket), Message: err.Error()})
 	}
 	for _, m := range members {
-		st.Members = append(st.Members, MemberStatus{ID: schema.FormatID(m.ID), Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+		st.Members = append(st.Members, memberStatus(m))
 		if len(m.PeerURLs) == 0 {
 			fs.add(Finding{Check: CheckMembers, Bucket: string(schema.MembersBucket), Key: schema.FormatID(m.ID), Message: "member has no peer URLs"})
 		}

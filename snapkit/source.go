@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
+	"github.com/lifeboat-dev/lifeboat/snapkit/snap"
 )
 
 // TrailerSize is the length of the SHA-256 that `etcdctl snapshot save`
@@ -33,6 +35,7 @@ const (
 	KindSnapshot Kind = "snapshot" // a file with the SHA-256 trailer
 	KindDBFile   Kind = "db"       // a bbolt file without a trailer, e.g. a copied member/snap/db
 	KindDataDir  Kind = "data-dir" // a data dir (or its member dir); the db is member/snap/db
+	KindSnap     Kind = "snap"     // a raft snapshot file, <term>-<index>.snap: no db (InspectSnap)
 )
 
 // Source is a resolved input: which bbolt file to read, and how much of it is db.
@@ -50,7 +53,8 @@ type Source struct {
 func HasTrailer(size int64) bool { return size%512 == TrailerSize }
 
 // Resolve finds the db behind a snapshot file, a db file, a data dir or a
-// member dir. It reads nothing but directory entries and sizes.
+// member dir, or recognises a raft .snap file (by its extension), which
+// holds no db. It reads nothing but directory entries and sizes.
 func Resolve(path string) (Source, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -72,6 +76,9 @@ func Resolve(path string) (Source, error) {
 	}
 	src.FileSize = fi.Size()
 	src.DBSize = src.FileSize
+	if src.Kind == "" && filepath.Ext(path) == snap.Ext {
+		src.Kind, src.DBPath, src.DBSize = KindSnap, "", 0
+	}
 	if src.Kind == "" {
 		src.Kind = KindDBFile
 		if HasTrailer(src.FileSize) {
@@ -92,6 +99,8 @@ func (s Source) Describe() string {
 		return "snapshot file with SHA-256 trailer"
 	case KindDataDir:
 		return "data dir, " + s.DBPath
+	case KindSnap:
+		return "raft .snap file (metadata and v2 store; no db)"
 	default:
 		return "no hash trailer: a copied member/snap/db?"
 	}

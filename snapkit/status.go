@@ -3,6 +3,7 @@ package snapkit
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -55,6 +56,10 @@ type BucketStatus struct {
 // make one; verify's exit status comes from Findings.
 type Report struct {
 	Status
+	// Partial says the bbolt structure is damaged, so the walk could not
+	// read the db whole: of Status, only Source, Trailer, Bolt and FileSize
+	// were read, and the rest is not to be shown.
+	Partial    bool          `json:"partial,omitempty"`
 	Findings   []Finding     `json:"findings"`
 	Suppressed int           `json:"suppressedFindings,omitempty"`
 	Took       time.Duration `json:"tookNanos"`
@@ -62,6 +67,25 @@ type Report struct {
 
 // OK reports whether no check found anything.
 func (r *Report) OK() bool { return len(r.Findings) == 0 && r.Suppressed == 0 }
+
+// MarshalJSON writes a partial report without the numbers that were not
+// read.
+func (r Report) MarshalJSON() ([]byte, error) {
+	type whole Report // without this method
+	if !r.Partial {
+		return json.Marshal(whole(r))
+	}
+	return json.Marshal(struct {
+		Partial    bool          `json:"partial"`
+		Source     Source        `json:"source"`
+		Trailer    Trailer       `json:"trailer"`
+		Bolt       boltMeta      `json:"bolt"`
+		FileSize   int64         `json:"fileSize"`
+		Findings   []Finding     `json:"findings"`
+		Suppressed int           `json:"suppressedFindings,omitempty"`
+		Took       time.Duration `json:"tookNanos"`
+	}{true, r.Source, r.Trailer, r.Bolt, r.FileSize, r.Findings, r.Suppressed, r.Took})
+}
 
 // Options tune Inspect.
 type Options struct {
@@ -158,6 +182,7 @@ func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
 	for _, b := range r.Buckets {
 		r.TotalKeyV35 += b.Pairs
 	}
+	r.Partial = fs.structural()
 	if err := checkSchema(src, &r.Status, kb, fs); err != nil {
 		return nil, err
 	}

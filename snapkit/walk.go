@@ -52,11 +52,16 @@ type dbFile struct {
 	data     []byte
 	pageSize int
 	meta     boltMeta
+	// badMeta is the finding of an invalid meta page beside the valid one.
+	badMeta []Finding
 }
 
 // openDBFile maps src read-only, takes a shared lock (so it fails fast,
 // with ErrLocked, beside a running etcd) and picks the meta page.
 func openDBFile(src Source) (*dbFile, error) {
+	if src.Kind == KindSnap {
+		return nil, fmt.Errorf("%w: %s is a raft .snap file, which holds no db (snapkit status reads it)", ErrNotBolt, src.Path)
+	}
 	f, err := os.Open(src.DBPath)
 	if err != nil {
 		return nil, fmt.Errorf("snapkit: %w", err)
@@ -121,17 +126,19 @@ func parseMeta(data []byte, off int) (boltMeta, uint32, error) {
 }
 
 // pickMeta finds the page size as bbolt does (meta 0, else meta 1 at each
-// candidate size), then takes the valid meta with the higher txid.
+// candidate size), then takes the valid meta with the higher txid. An
+// invalid meta page beside a valid one is kept as a finding: bbolt falls
+// back to the other silently, and the other may be the older transaction.
 func (d *dbFile) pickMeta() error {
 	m0, ps, err0 := parseMeta(d.data, 0)
 	if err0 != nil {
-		for i := 0; i <= 14 && err0 != nil; i++ {
+		ps = 0
+		for i := 0; i <= 14 && ps == 0; i++ {
 			if _, p, err := parseMeta(d.data, 1024<<i); err == nil && p == 1024<<i {
 				ps = p
-				err0 = nil
 			}
 		}
-		if err0 != nil {
+		if ps == 0 {
 			return fmt.Errorf("%w: %s: no valid meta page (%v)", ErrNotBolt, d.src.DBPath, err0)
 		}
 	}
@@ -149,6 +156,13 @@ func (d *dbFile) pickMeta() error {
 		d.meta = m1
 	}
 	d.meta.PageSize = ps
+	for id, err := range []error{err0, err1} {
+		if err != nil {
+			page := uint64(id)
+			d.badMeta = append(d.badMeta, Finding{Check: CheckBolt, Page: &page, metaFallback: true,
+				Message: fmt.Sprintf("meta page invalid (%v): read as of meta page %d, txid %d; the transaction after it, if one was written, is lost", err, 1-id, d.meta.TxID)})
+		}
+	}
 	return nil
 }
 
@@ -269,6 +283,9 @@ func walk(ctx context.Context, d *dbFile, v visitor, fs *findings, progress Prog
 		}
 	}()
 	w := &walker{ctx: ctx, db: d, v: v, fs: fs, progress: progress}
+	for _, f := range d.badMeta {
+		fs.add(f)
+	}
 	hwm := d.meta.HWM
 	if int64(hwm)*int64(d.pageSize) > d.src.DBSize {
 		fs.add(Finding{Check: CheckBolt, Message: fmt.Sprintf("truncated: high-water mark %d pages of %d bytes needs %d bytes, the db part has %d",

@@ -19,7 +19,7 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{"unknown workload", []string{"run", "--workload", "scan"}, `unknown workload "scan"`},
 		{"unbounded", []string{"run", "--total", "0"}, "total 0 out of range"},
-		{"bad output", []string{"run", "-w", "yaml"}, "--write-out must be table or json"},
+		{"bad output", []string{"run", "-w", "yaml"}, "want one of: table, json"},
 		{"compare without etcd", []string{"compare"}, "compare needs the etcd binary"},
 		{"compare with a missing binary", []string{"compare", "--etcd", "/nonexistent/etcd"}, "/nonexistent/etcd is not an executable"},
 		{"unknown flag", []string{"run", "--qps", "5"}, "unknown flag: --qps"},
@@ -49,5 +49,24 @@ func TestRunJSON(t *testing.T) {
 	}
 	if rep.Workload != bench.Txn || rep.Requests != 100 || rep.Clients != 4 || rep.Throughput <= 0 {
 		t.Fatalf("report %+v, want 100 txn requests by 4 clients", rep)
+	}
+}
+
+// The help marks only --etcd as required: compare runs etcd alone without
+// --lifeboat. And the binary says its version.
+func TestHelpAndVersion(t *testing.T) {
+	tests := []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"compare", "--help"}, "compare --etcd PATH [--lifeboat PATH] [flags]"},
+		{[]string{"--version"}, "lifeboat-bench version: "},
+		{[]string{"version"}, "API version: 3.6\n"},
+	}
+	for _, tt := range tests {
+		var stdout, stderr bytes.Buffer
+		if code := Run(context.Background(), tt.argv, &stdout, &stderr); code != ExitOK || !strings.Contains(stdout.String(), tt.want) {
+			t.Errorf("%v: exit %d, stdout %q; want %q", tt.argv, code, stdout.String(), tt.want)
+		}
 	}
 }

@@ -14,11 +14,14 @@ import (
 type compareOptions struct {
 	cfg       bench.CompareConfig
 	workloads []string
+	out       *clikit.Output
 }
 
 func (o *compareOptions) AddFlags(cmd *cobra.Command) {
 	o.cfg = bench.DefaultCompareConfig()
+	o.out = clikit.NewOutput("table", "json")
 	f := cmd.Flags()
+	o.out.AddFlags(f)
 	f.StringVar(&o.cfg.EtcdBinary, "etcd", "", "path of the real etcd v3.6 binary (required)")
 	f.StringVar(&o.cfg.LifeboatBinary, "lifeboat", "", "path of the lifeboat binary; without it only etcd runs")
 	f.IntSliceVar(&o.cfg.Members, "members", o.cfg.Members, "cluster sizes")
@@ -37,7 +40,7 @@ func (o *compareOptions) AddFlags(cmd *cobra.Command) {
 func newCompareCommand(e *env) *cobra.Command {
 	var o compareOptions
 	cmd := &cobra.Command{
-		Use:   "compare --etcd PATH --lifeboat PATH",
+		Use:   "compare --etcd PATH [--lifeboat PATH]",
 		Short: "Start real etcd and lifeboat side by side and run the same workloads against each",
 		Long: `compare starts, for each cluster size, a real etcd cluster and a
 lifeboat cluster on fresh data dirs and 127.0.0.1 ports, runs every workload
@@ -61,7 +64,7 @@ its cells, and the command exits 1.`,
 			if err != nil {
 				return usage(err)
 			}
-			if err := e.write(func(w io.Writer) error { return bench.WriteCompareTable(w, c) }, c); err != nil {
+			if err := e.write(o.out, func(w io.Writer) error { return bench.WriteCompareTable(w, c) }, c); err != nil {
 				return err
 			}
 			for _, r := range c.Results {

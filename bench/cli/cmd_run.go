@@ -14,11 +14,14 @@ import (
 type runOptions struct {
 	cfg      bench.Config
 	workload string
+	out      *clikit.Output
 }
 
 func (o *runOptions) AddFlags(cmd *cobra.Command) {
 	o.cfg = bench.DefaultConfig()
+	o.out = clikit.NewOutput("table", "json")
 	f := cmd.Flags()
+	o.out.AddFlags(f)
 	f.StringSliceVar(&o.cfg.Endpoints, "endpoints", o.cfg.Endpoints, "client endpoints (host:port), comma separated")
 	f.StringVar(&o.workload, "workload", string(o.cfg.Workload), "put, range (linearizable), range-serializable or txn")
 	f.IntVar(&o.cfg.Clients, "clients", o.cfg.Clients, "concurrent clients, one request in flight each")
@@ -54,7 +57,7 @@ first, unmeasured.`,
 			if err != nil {
 				return clikit.Finding(err)
 			}
-			return e.write(func(w io.Writer) error { return bench.WriteTable(w, []*bench.Report{rep}) }, rep)
+			return e.write(o.out, func(w io.Writer) error { return bench.WriteTable(w, []*bench.Report{rep}) }, rep)
 		},
 	}
 	o.AddFlags(cmd)

@@ -2,13 +2,11 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 
 	"github.com/spf13/cobra"
 
-	"github.com/lifeboat-dev/lifeboat/bench"
 	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 )
 
@@ -24,12 +22,12 @@ var usage = clikit.Usage
 // env is what a command needs from its process.
 type env struct {
 	stdout, stderr io.Writer
-	output         string // table or json
 }
 
-func (e *env) write(table func(io.Writer) error, v any) error {
-	if e.output == "json" {
-		return bench.WriteJSON(e.stdout, v)
+// write prints v as JSON, or as table prints it, as out says.
+func (e *env) write(out *clikit.Output, table func(io.Writer) error, v any) error {
+	if out.Is("json") {
+		return clikit.WriteJSON(e.stdout, v)
 	}
 	return table(e.stdout)
 }
@@ -47,18 +45,12 @@ each (compare). Every run is bounded by a request count and a duration.
 Exit codes: 0 ok; 1 a run failed; 2 bad usage.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRunE: func(*cobra.Command, []string) error {
-			if e.output != "table" && e.output != "json" {
-				return usage(fmt.Errorf("--write-out must be table or json, not %q", e.output))
-			}
-			return nil
-		},
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
-	root.PersistentFlags().StringVarP(&e.output, "write-out", "w", "table", "output format: table or json")
 	root.AddCommand(newRunCommand(e), newCompareCommand(e))
+	clikit.AddVersion(root, clikit.Version("lifeboat-bench").Text())
 	return root
 }
 

@@ -160,15 +160,3 @@ func portFree(host string, port int) error {
 	}
 	return ln.Close()
 }
-
-func newVersionCommand(stdout io.Writer) *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the etcd versions lifeboat reports",
-		Args:  cobra.NoArgs,
-		Run: func(*cobra.Command, []string) {
-			fmt.Fprintf(stdout, "lifeboat (etcd-compatible)\netcd Version: %s\nCluster Version: %s\nStorage Version: %s\n",
-				server.Version, server.ClusterVersion, server.StorageVersion)
-		},
-	}
-}

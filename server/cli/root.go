@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 	"github.com/lifeboat-dev/lifeboat/server"
 )
 
@@ -57,7 +58,6 @@ func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 each flag can also be set with its ETCD_* environment variable (--data-dir is
 ETCD_DATA_DIR), and a flag given on the command line wins over the variable.`,
 		Args:          cobra.NoArgs,
-		Version:       server.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -80,7 +80,9 @@ ETCD_DATA_DIR), and a flag given on the command line wins over the variable.`,
 	cmd.SetErr(stderr)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	opts.addFlags(cmd.Flags())
-	cmd.AddCommand(newDemoCommand(stdout, stderr), newVersionCommand(stdout))
+	cmd.AddCommand(newDemoCommand(stdout, stderr))
+	clikit.AddVersion(cmd, clikit.Version("lifeboat").EtcdText(server.Version)+
+		fmt.Sprintf("Cluster Version: %s\nStorage Version: %s\n", server.ClusterVersion, server.StorageVersion))
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,6 +38,8 @@ func run(t *testing.T, argv ...string) (int, string, string) {
 // TestScripts runs testdata/script/*.txtar. $FIXTURES is the fixtures
 // directory; $WORK holds m1 (a v3.6 data dir), trunc.db (the first half of
 // the v3.6 snapshot), flipped.db (the snapshot with one byte changed),
+// meta.db (the snapshot with its newer bbolt meta page damaged), bad.snap
+// (a .snap of m1 with a byte changed), the same .snap misnamed,
 // notbolt.db (text) and empty.db.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
@@ -54,11 +57,30 @@ func TestScripts(t *testing.T) {
 			}
 			flipped := bytes.Clone(snap)
 			flipped[len(flipped)/3] ^= 0x40
+			// meta.db: the newer of the two bbolt meta pages has a bad checksum.
+			meta := bytes.Clone(snap)
+			ps := int(binary.LittleEndian.Uint32(meta[16+8:]))
+			txid := func(page int) uint64 { return binary.LittleEndian.Uint64(meta[page*ps+16+48:]) }
+			newer := 0
+			if txid(1) > txid(0) {
+				newer = 1
+			}
+			meta[newer*ps+16+56] ^= 0xff
+			// bad.snap: a .snap with one byte changed; and one under a wrong name.
+			snapFile, err := os.ReadFile(filepath.Join(env.WorkDir, "m1", "member", "snap", "0000000000000002-000000000000025e.snap"))
+			if err != nil {
+				return err
+			}
+			badSnap := bytes.Clone(snapFile)
+			badSnap[len(badSnap)/2] ^= 0x01
 			for name, data := range map[string][]byte{
-				"trunc.db":   snap[:len(snap)/2],
-				"flipped.db": flipped,
-				"notbolt.db": bytes.Repeat([]byte("this is not a bbolt file\n"), 400),
-				"empty.db":   nil,
+				"bad.snap":                               badSnap,
+				"0000000000000002-0000000000000001.snap": snapFile,
+				"trunc.db":                               snap[:len(snap)/2],
+				"flipped.db":                             flipped,
+				"meta.db":                                meta,
+				"notbolt.db":                             bytes.Repeat([]byte("this is not a bbolt file\n"), 400),
+				"empty.db":                               nil,
 			} {
 				if err := os.WriteFile(filepath.Join(env.WorkDir, name), data, 0o600); err != nil {
 					return err
@@ -203,5 +225,75 @@ func TestStatusMatchesFixtureJSON(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// `status -w simple` and `-w fields` print what etcdutl's do, byte for byte.
+func TestStatusFormatsMatchEtcdutl(t *testing.T) {
+	etcdutl := interoptest.Binary(t, "etcdutl")
+	for _, set := range fixture.Sets {
+		for _, format := range []string{"simple", "fields"} {
+			t.Run(set+"/"+format, func(t *testing.T) {
+				cp := filepath.Join(t.TempDir(), "copy.db")
+				b, err := os.ReadFile(fixture.Path(set, "snapshot.db"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(cp, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				want, err := exec.Command(etcdutl, "snapshot", "status", "-w", format, cp).Output()
+				if err != nil {
+					t.Fatalf("etcdutl: %v", err)
+				}
+				code, out, stderr := run(t, "status", "-w", format, cp)
+				if code != ExitOK || out != string(want) {
+					t.Errorf("exit %d, %q (%s); etcdutl printed %q", code, out, stderr, want)
+				}
+			})
+		}
+	}
+}
+
+// `status -w json` of every .snap file of the fixtures has the term, index
+// and voters that etcd's own snap.Read finds (the snapread oracle).
+func TestSnapStatusMatchesEtcd(t *testing.T) {
+	snapread := interoptest.Oracle(t, "snapread")
+	for _, set := range fixture.Sets {
+		files, err := filepath.Glob(filepath.Join(fixture.DataDir(t, set, "m1"), "member", "snap", "*.snap"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("%s: no .snap files: %v", set, err)
+		}
+		for _, f := range files {
+			out, err := exec.Command(snapread, f).Output()
+			if err != nil {
+				t.Fatalf("snapread %s: %v", f, err)
+			}
+			var want struct {
+				Metadata struct {
+					Index, Term uint64
+					ConfState   struct{ Voters []uint64 }
+				}
+			}
+			if err := json.Unmarshal(out, &want); err != nil {
+				t.Fatal(err)
+			}
+			code, got, stderr := run(t, "status", "-w", "json", f)
+			if code != ExitOK {
+				t.Fatalf("%s: exit %d: %s", f, code, stderr)
+			}
+			var st struct {
+				Index, Term uint64
+				ConfState   struct{ Voters []uint64 }
+				Members     []struct{ ID string }
+			}
+			if err := json.Unmarshal([]byte(got), &st); err != nil {
+				t.Fatal(err)
+			}
+			w := want.Metadata
+			if st.Index != w.Index || st.Term != w.Term || fmt.Sprint(st.ConfState.Voters) != fmt.Sprint(w.ConfState.Voters) || len(st.Members) != len(w.ConfState.Voters) {
+				t.Errorf("%s: snapkit %+v, etcd %+v", f, st, w)
+			}
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"strings"
@@ -10,11 +11,13 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/lifeboat-dev/lifeboat/snapkit"
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
+	"github.com/lifeboat-dev/lifeboat/snapkit/save"
 )
 
 // saveOptions are etcdctl's connection flags, with its environment variables.
 type saveOptions struct {
+	out            *clikit.Output
 	endpoints      []string
 	dialTimeout    time.Duration
 	commandTimeout time.Duration
@@ -24,8 +27,10 @@ type saveOptions struct {
 	insecureSkip   bool
 }
 
+// AddFlags registers save's flags.
 func (o *saveOptions) AddFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
+	o.out.AddFlags(f)
 	f.StringSliceVar(&o.endpoints, "endpoints", nil, "the one endpoint to snapshot (env ETCDCTL_ENDPOINTS; default 127.0.0.1:2379)")
 	f.DurationVar(&o.dialTimeout, "dial-timeout", 2*time.Second, "dial timeout")
 	f.DurationVar(&o.commandTimeout, "command-timeout", 5*time.Minute, "timeout for the whole download")
@@ -72,7 +77,7 @@ func (o *saveOptions) config(e *env) (clientv3.Config, error) {
 }
 
 func newSaveCommand(e *env) *cobra.Command {
-	var o saveOptions
+	o := &saveOptions{out: clikit.NewOutput("table", "json")}
 	cmd := &cobra.Command{
 		Use:   "save <file>",
 		Short: "Stream a snapshot from one member into <file>, checking its SHA-256 on the way",
@@ -85,18 +90,19 @@ func newSaveCommand(e *env) *cobra.Command {
 			if err != nil {
 				return usage(err)
 			}
-			ctx, cancel := contextWithTimeout(cmd, o.commandTimeout)
+			ctx, cancel := context.WithTimeout(cmd.Context(), o.commandTimeout)
 			defer cancel()
-			res, err := snapkit.Save(ctx, e.logger, cfg, a[0], e.progress("saving"))
-			e.endProgress()
+			progress := clikit.NewProgress(e.stderr, "saving", 0)
+			res, err := save.Snapshot(ctx, e.logger, cfg, a[0], progress.Func())
+			progress.Done()
 			if err != nil {
 				return inputError(err)
 			}
-			if e.output == "json" {
-				return writeJSON(e.stdout, res)
+			if o.out.Is("json") {
+				return clikit.WriteJSON(e.stdout, res)
 			}
 			fmt.Fprintf(e.stdout, "Snapshot saved at %s (%s from member %s, server %s, took %s)\n",
-				res.Path, size(res.Size), res.MemberID, res.Version, res.Took.Round(time.Millisecond))
+				res.Path, clikit.Size(res.Size), res.MemberID, res.Version, res.Took.Round(time.Millisecond))
 			return nil
 		},
 	}

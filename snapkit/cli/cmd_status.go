@@ -7,39 +7,48 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 )
 
-// inspect runs snapkit.Inspect with progress on a terminal.
-func inspect(cmd *cobra.Command, e *env, path string, skipTrailer bool) (*snapkit.Report, error) {
-	r, err := snapkit.Inspect(cmd.Context(), path, snapkit.Options{Logger: e.logger, Progress: e.progress("reading"), SkipTrailer: skipTrailer})
-	e.endProgress()
-	if err != nil {
-		return nil, inputError(err)
-	}
-	return r, nil
+// statusOptions are the flags of snapkit status.
+type statusOptions struct {
+	out         *clikit.Output
+	skipTrailer bool
+}
+
+// AddFlags registers status' flags.
+func (o *statusOptions) AddFlags(cmd *cobra.Command) {
+	o.out.AddFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&o.skipTrailer, "skip-hash-check", false, "do not verify the SHA-256 trailer")
 }
 
 func newStatusCommand(e *env) *cobra.Command {
-	var skipTrailer bool
+	o := &statusOptions{out: clikit.NewOutput("table", "json", "simple", "fields")}
 	cmd := &cobra.Command{
-		Use:   "status <file|data-dir>",
+		Use:   "status <file|data-dir|file.snap>",
 		Short: "Print etcdutl's snapshot status numbers, and the meta, members and trailer",
 		Long: `status prints what 'etcdutl snapshot status' prints (hash, revision,
-totalKey, totalSize, version; JSON fields named the same), then the compaction
-marks, consistent index and term, members and the SHA-256 trailer. It exits 1
-if any check found a problem (run verify to list them all).`,
+totalKey, totalSize, version; JSON fields named the same, and -w simple and
+-w fields as etcdutl's), then the compaction marks, consistent index and term,
+members and the SHA-256 trailer. It exits 1 if any check found a problem (run
+verify to list them all). When the bbolt structure is damaged, it prints only
+what it could read (the file, the trailer, the meta page): no numbers from a
+db it could not read whole.
+
+Given a raft .snap file (member/snap/<term>-<index>.snap), it prints the
+snapshot's term, index and conf state, and the membership kept in its v2
+store.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			r, err := inspect(cmd, e, a[0], skipTrailer)
+			if isSnapFile(a[0]) {
+				return o.snapStatus(e, a[0])
+			}
+			r, err := inspectFile(cmd, e, a[0], o.skipTrailer)
 			if err != nil {
 				return err
 			}
-			if e.output == "json" {
-				if err := writeJSON(e.stdout, r); err != nil {
-					return err
-				}
-			} else if err := renderStatus(e, r); err != nil {
+			if err := o.write(e, r); err != nil {
 				return err
 			}
 			if !r.OK() {
@@ -48,29 +57,71 @@ if any check found a problem (run verify to list them all).`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&skipTrailer, "skip-hash-check", false, "do not verify the SHA-256 trailer")
+	o.AddFlags(cmd)
 	return cmd
+}
+
+// write prints r in the chosen format.
+func (o *statusOptions) write(e *env, r *snapkit.Report) error {
+	switch {
+	case o.out.Is("json"):
+		return clikit.WriteJSON(e.stdout, r)
+	case r.Partial && o.out.Is("table"):
+		return renderPartialStatus(e, r)
+	case r.Partial:
+		return nil // simple and fields hold only numbers that were not read
+	case o.out.Is("simple"):
+		// etcdutl's: the table's row, comma separated.
+		_, err := fmt.Fprintf(e.stdout, "%x, %d, %d, %s, %s\n", r.Hash, r.Revision, r.TotalKey, clikit.Size(r.TotalSize), r.Version)
+		return err
+	case o.out.Is("fields"):
+		_, err := fmt.Fprintf(e.stdout, "\"Hash\" : %d\n\"Revision\" : %d\n\"Keys\" : %d\n\"Size\" : %d\n\"Version\" : %s\n",
+			r.Hash, r.Revision, r.TotalKey, r.TotalSize, r.Version)
+		return err
+	}
+	return renderStatus(e, r)
+}
+
+// trailerText says what the SHA-256 trailer check found.
+func trailerText(r *snapkit.Report) string {
+	switch {
+	case r.Trailer.Present && r.Trailer.Valid:
+		return "valid " + r.Trailer.Got[:16] + "…"
+	case r.Trailer.Present:
+		return "MISMATCH"
+	case r.Source.HasTrailer:
+		return "not checked"
+	}
+	return "absent"
+}
+
+// renderPartialStatus prints what was read of a db whose structure is
+// damaged: the file, the trailer and the meta page, and no status number.
+func renderPartialStatus(e *env, r *snapkit.Report) error {
+	d := &table{headers: []string{"field", "value"}}
+	d.add("source", r.Source.Describe())
+	d.add("file size", clikit.Size(r.FileSize))
+	d.add("sha-256 trailer", trailerText(r))
+	d.add("bbolt page size", strconv.FormatUint(uint64(r.Bolt.PageSize), 10))
+	d.add("bbolt high-water mark", fmt.Sprintf("%d pages", r.Bolt.HWM))
+	d.add("bbolt txid", strconv.FormatUint(r.Bolt.TxID, 10))
+	if err := d.render(e.stdout); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(e.stdout, "The bbolt structure is damaged: hash, revision, keys and sizes could not be read (snapkit verify lists the damage).")
+	return err
 }
 
 func renderStatus(e *env, r *snapkit.Report) error {
 	t := &table{headers: []string{"hash", "revision", "total keys", "total size", "version"}}
-	t.add(fmt.Sprintf("%x", r.Hash), strconv.FormatInt(r.Revision, 10), strconv.Itoa(r.TotalKey), size(r.TotalSize), r.Version)
+	t.add(fmt.Sprintf("%x", r.Hash), strconv.FormatInt(r.Revision, 10), strconv.Itoa(r.TotalKey), clikit.Size(r.TotalSize), r.Version)
 	if err := t.render(e.stdout); err != nil {
 		return err
 	}
 	d := &table{headers: []string{"field", "value"}}
 	d.add("source", r.Source.Describe())
-	trailer := "absent"
-	switch {
-	case r.Trailer.Present && r.Trailer.Valid:
-		trailer = "valid " + r.Trailer.Got[:16] + "…"
-	case r.Trailer.Present:
-		trailer = "MISMATCH"
-	case r.Source.HasTrailer:
-		trailer = "not checked"
-	}
-	d.add("sha-256 trailer", trailer)
-	d.add("size in use", size(r.SizeInUse))
+	d.add("sha-256 trailer", trailerText(r))
+	d.add("size in use", clikit.Size(r.SizeInUse))
 	d.add("pairs (3.5 totalKey)", strconv.Itoa(r.TotalKeyV35))
 	m := r.Meta
 	d.add("consistent index", strconv.FormatUint(m.ConsistentIndex, 10))
@@ -79,65 +130,72 @@ func renderStatus(e *env, r *snapkit.Report) error {
 	d.add("cluster version", m.ClusterVersion)
 	d.add("revisions", fmt.Sprintf("%d (%d tombstones)", r.KeyBucket.Revisions, r.KeyBucket.Tombstones))
 	d.add("leases", fmt.Sprintf("%d (%d live keys hold one)", r.Leases, r.KeyBucket.LiveWithLease))
-	for _, mb := range r.Members {
+	addMembers(d, r.Members, r.Removed)
+	return d.render(e.stdout)
+}
+
+// addMembers adds a row per member, and one for the removed ones.
+func addMembers(d *table, members []snapkit.MemberStatus, removed []string) {
+	for _, mb := range members {
 		role := "member"
 		if mb.IsLearner {
 			role = "learner"
 		}
 		d.add(role+" "+mb.ID, fmt.Sprintf("%s %s", mb.Name, strings.Join(mb.PeerURLs, ",")))
 	}
-	if len(r.Removed) > 0 {
-		d.add("removed members", strings.Join(r.Removed, ","))
+	if len(removed) > 0 {
+		d.add("removed members", strings.Join(removed, ","))
 	}
-	return d.render(e.stdout)
 }
 
-func newVerifyCommand(e *env) *cobra.Command {
-	var skipTrailer bool
-	cmd := &cobra.Command{
-		Use:   "verify <file|data-dir>",
-		Short: "Check the trailer, every bbolt page and the etcd schema; exit 1 on any finding",
-		Long: `verify checks the SHA-256 trailer, walks every bbolt page (what bbolt's
-Tx.Check does, without trusting the file), decodes every revision and KeyValue
-of the key bucket and checks their order, the meta bucket (consistent index,
-term, compaction marks), the members, and that every lease a live key holds
-exists. Each finding names the page, bucket or key.
-
-Exit 0 intact, 1 a finding, 2 bad usage or unreadable input.`,
-		Args: args(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			r, err := inspect(cmd, e, a[0], skipTrailer)
-			if err != nil {
-				return err
-			}
-			if e.output == "json" {
-				if err := writeJSON(e.stdout, r); err != nil {
-					return err
-				}
-			} else {
-				if len(r.Findings) > 0 {
-					t := &table{headers: []string{"check", "page", "bucket", "key", "problem"}}
-					for _, f := range r.Findings {
-						page := ""
-						if f.Page != nil {
-							page = strconv.FormatUint(*f.Page, 10)
-						}
-						t.add(f.Check, page, f.Bucket, f.Key, f.Message)
-					}
-					if err := t.render(e.stdout); err != nil {
-						return err
-					}
-				}
-				if r.OK() {
-					fmt.Fprintf(e.stdout, "OK: %s (%s), revision %d, %d keys, %s\n", a[0], r.Source.Describe(), r.Revision, r.TotalKey, size(r.TotalSize))
-				}
-			}
-			if !r.OK() {
-				return finding(fmt.Errorf("%s: %d problem(s) found", a[0], len(r.Findings)+r.Suppressed))
-			}
-			return nil
-		},
+// snapStatus prints a raft .snap file.
+func (o *statusOptions) snapStatus(e *env, path string) error {
+	if !o.out.Is("table") && !o.out.Is("json") {
+		return usage(fmt.Errorf("%s: a .snap file prints with -w table or json, not %s", path, o.out.Format()))
 	}
-	cmd.Flags().BoolVar(&skipTrailer, "skip-hash-check", false, "do not verify the SHA-256 trailer")
-	return cmd
+	st, err := inspectSnap(path)
+	if err != nil {
+		return err
+	}
+	if o.out.Is("json") {
+		err = clikit.WriteJSON(e.stdout, st)
+	} else {
+		err = renderSnapStatus(e, st)
+	}
+	if err != nil {
+		return err
+	}
+	if !st.OK() {
+		return finding(fmt.Errorf("%s: %d problem(s) found, first: %s", path, len(st.Findings), st.Findings[0]))
+	}
+	return nil
+}
+
+func renderSnapStatus(e *env, st *snapkit.SnapStatus) error {
+	ids := func(ids []uint64) string {
+		s := make([]string, len(ids))
+		for i, id := range ids {
+			s[i] = strconv.FormatUint(id, 16)
+		}
+		return strings.Join(s, ",")
+	}
+	d := &table{headers: []string{"field", "value"}}
+	d.add("source", st.Source.Describe())
+	d.add("term", strconv.FormatUint(st.Term, 10))
+	d.add("index", strconv.FormatUint(st.Index, 10))
+	cs := st.ConfState
+	d.add("voters", ids(cs.Voters))
+	if len(cs.Learners) > 0 {
+		d.add("learners", ids(cs.Learners))
+	}
+	if len(cs.VotersOutgoing) > 0 || len(cs.LearnersNext) > 0 || cs.AutoLeave {
+		d.add("joint config", fmt.Sprintf("outgoing voters %s, next learners %s, auto leave %t", ids(cs.VotersOutgoing), ids(cs.LearnersNext), cs.AutoLeave))
+	}
+	d.add("v2 store", clikit.Size(int64(st.DataSize)))
+	d.add("cluster version", st.ClusterVersion)
+	addMembers(d, st.Members, st.Removed)
+	for _, f := range st.Findings {
+		d.add("PROBLEM", f.String())
+	}
+	return d.render(e.stdout)
 }

@@ -2,17 +2,13 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-dev/lifeboat/internal/clikit"
-	"github.com/lifeboat-dev/lifeboat/snapkit"
 )
 
 // Exit codes, the same in every Lifeboat tool (see internal/clikit).
@@ -27,33 +23,16 @@ var (
 	usage   = clikit.Usage
 )
 
-// inputError classifies an error from the library: a problem found inside
-// a readable file exits 1, anything that stops us reading it exits 2.
-func inputError(err error) error {
-	if errors.Is(err, snapkit.ErrDamaged) || errors.Is(err, snapkit.ErrSnapshotHash) {
-		return finding(err)
-	}
-	return usage(err)
-}
-
 // env is what a command needs from its process.
 type env struct {
 	stdout, stderr io.Writer
 	logger         *slog.Logger
-	output         string // table or json
 	getenv         func(string) string
-	// tty says whether stderr is a terminal, for progress.
-	tty bool
 }
 
 // NewCommand builds the snapkit command tree writing to stdout and stderr.
 func NewCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
 	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
-	if f, ok := stderr.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			e.tty = true
-		}
-	}
 	var verbose bool
 	root := &cobra.Command{
 		Use:   "snapkit",
@@ -66,44 +45,30 @@ Exit codes: 0 ok; 1 a finding (damage, hash mismatch, differences); 2 bad
 usage or unreadable input.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if e.output != "table" && e.output != "json" {
-				return usage(fmt.Errorf("--write-out must be table or json, not %q", e.output))
-			}
+		PersistentPreRun: func(*cobra.Command, []string) {
 			level := slog.LevelWarn
 			if verbose {
 				level = slog.LevelDebug
 			}
 			e.logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-			return nil
 		},
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
-	root.PersistentFlags().StringVarP(&e.output, "write-out", "w", "table", "output format: table or json")
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log what is done to stderr")
 	root.AddCommand(
 		newSaveCommand(e),
 		newStatusCommand(e),
 		newVerifyCommand(e),
 		newHashKVCommand(e),
-		newLsCommand(e, "ls"),
-		newLsCommand(e, "get"),
+		newLsCommand(e),
+		newGetCommand(e),
 		newDiffCommand(e),
 		newPrefixesCommand(e),
 	)
+	clikit.AddVersion(root, clikit.Version("snapkit").Text())
 	return root
-}
-
-// args wraps a cobra argument check so that its error exits 2.
-func args(check cobra.PositionalArgs) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, a []string) error {
-		if err := check(cmd, a); err != nil {
-			return usage(err)
-		}
-		return nil
-	}
 }
 
 // Run executes the tree with argv (without the program name) and returns
@@ -116,9 +81,4 @@ func Run(ctx context.Context, argv []string, stdout, stderr io.Writer, getenv fu
 // cancel the work in progress.
 func Execute() int {
 	return clikit.Execute(func(ctx context.Context) int { return Run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv) })
-}
-
-// contextWithTimeout derives the command's context with a deadline.
-func contextWithTimeout(cmd *cobra.Command, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(cmd.Context(), d)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -149,6 +150,26 @@ func TestSaveFromRealEtcd(t *testing.T) {
 		}
 	}
 
+	// get -w simple and -w fields print what etcdctl's print, less the
+	// response header's cluster, member and raft term, which a file lacks.
+	etcdctl := interoptest.Binary(t, "etcdctl")
+	for _, format := range []string{"simple", "fields"} {
+		want, err := exec.Command(etcdctl, "--endpoints", c.ClientURLs[0], "get", "--prefix", "/save-test/k1", "-w", format).Output()
+		if err != nil {
+			t.Fatalf("etcdctl get -w %s: %v", format, err)
+		}
+		var lines []string
+		for _, l := range strings.SplitAfter(string(want), "\n") {
+			if !strings.HasPrefix(l, `"ClusterID"`) && !strings.HasPrefix(l, `"MemberID"`) && !strings.HasPrefix(l, `"RaftTerm"`) {
+				lines = append(lines, l)
+			}
+		}
+		code, out, stderr := run(t, "get", "-w", format, "--prefix", second, "/save-test/k1")
+		if code != ExitOK || out != strings.Join(lines, "") {
+			t.Errorf("get -w %s: exit %d (%s)\n%s\netcdctl printed\n%s", format, code, stderr, out, want)
+		}
+	}
+
 	// diff counts exactly the changes made.
 	code, out, _ = run(t, "diff", "-w", "json", path, second)
 	var d struct{ Added, Removed, Changed int }
@@ -174,7 +195,7 @@ func TestSaveFromRealEtcd(t *testing.T) {
 	}
 	var hk struct {
 		Hash     uint32 `json:"hash"`
-		Revision int64  `json:"hash_revision"`
+		Revision int64  `json:"hashRevision"`
 	}
 	if err := json.Unmarshal([]byte(out), &hk); err != nil {
 		t.Fatal(err)

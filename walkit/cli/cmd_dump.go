@@ -16,7 +16,7 @@ import (
 // dumpOptions are the flags of walkit dump.
 type dumpOptions struct {
 	in         walInput
-	out        format
+	out        *clikit.Output
 	startIndex uint64
 	endIndex   uint64
 	term       uint64
@@ -58,7 +58,7 @@ func (o *dumpOptions) filter() (inspect.Filter, error) {
 }
 
 func newDumpCommand(e *env) *cobra.Command {
-	o := &dumpOptions{out: format{allowed: []string{"table", "json", "jsonl"}}}
+	o := &dumpOptions{out: clikit.NewOutput("table", "json", "jsonl")}
 	cmd := &cobra.Command{
 		Use:   "dump [flags] <data-dir | wal-dir>",
 		Short: "Print the entries of a WAL, decoded (what etcd-dump-logs does, and more)",
@@ -75,9 +75,6 @@ dump stops at the first damaged record (exit 1); with --raw it shows every
 record and every damage inline, filters applying to entries only.`,
 		Args: func(cmd *cobra.Command, args []string) error { return o.in.args(cmd, args) },
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.out.check(); err != nil {
-				return err
-			}
 			filter, err := o.filter()
 			if err != nil {
 				return err
@@ -96,7 +93,7 @@ record and every damage inline, filters applying to entries only.`,
 func (o *dumpOptions) run(cmd *cobra.Command, e *env, dir string, filter inspect.Filter) error {
 	w := bufio.NewWriterSize(e.stdout, 64<<10)
 	var out dumpWriter
-	switch o.out.value {
+	switch o.out.Format() {
 	case "table":
 		out = &dumpTable{w: w, raw: o.raw}
 	case "json":

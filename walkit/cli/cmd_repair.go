@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 	"github.com/lifeboat-dev/lifeboat/walkit"
 	"github.com/lifeboat-dev/lifeboat/walkit/inspect"
 )
@@ -15,7 +16,7 @@ import (
 // repairOptions are the flags of walkit repair.
 type repairOptions struct {
 	in     walInput
-	out    format
+	out    *clikit.Output
 	dryRun bool
 	apply  bool
 	show   int
@@ -40,7 +41,7 @@ type repairReport struct {
 }
 
 func newRepairCommand(e *env) *cobra.Command {
-	o := &repairOptions{out: format{allowed: []string{"table", "json"}}}
+	o := &repairOptions{out: clikit.NewOutput("table", "json")}
 	cmd := &cobra.Command{
 		Use:   "repair [flags] <data-dir | wal-dir>",
 		Short: "Plan (default) or apply the truncation of a damaged WAL at its first bad record",
@@ -56,9 +57,6 @@ damage (data would be lost, or the damage cannot be repaired); 2 bad usage,
 unreadable input, or a WAL that cannot be changed (in use, .broken present).`,
 		Args: func(cmd *cobra.Command, args []string) error { return o.in.args(cmd, args) },
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.out.check(); err != nil {
-				return err
-			}
 			if o.apply && o.dryRun {
 				return usage(errors.New("--apply and --dry-run exclude each other"))
 			}
@@ -108,8 +106,8 @@ func (o *repairOptions) run(cmd *cobra.Command, e *env, dir string) error {
 		}
 		rep.Applied = true
 	}
-	if o.out.value == "json" {
-		err = writeJSON(e.stdout, rep)
+	if o.out.Is("json") {
+		err = clikit.WriteJSON(e.stdout, rep)
 	} else {
 		err = renderRepair(e.stdout, &rep)
 	}

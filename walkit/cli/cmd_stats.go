@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 	"github.com/lifeboat-dev/lifeboat/walkit"
 	"github.com/lifeboat-dev/lifeboat/walkit/inspect"
 )
@@ -18,7 +19,7 @@ import (
 // statsOptions are the flags of walkit stats.
 type statsOptions struct {
 	in    walInput
-	out   format
+	out   *clikit.Output
 	depth int
 	top   int
 	hex   bool
@@ -42,7 +43,7 @@ type statsReport struct {
 }
 
 func newStatsCommand(e *env) *cobra.Command {
-	o := &statsOptions{out: format{allowed: []string{"table", "json"}}}
+	o := &statsOptions{out: clikit.NewOutput("table", "json")}
 	cmd := &cobra.Command{
 		Use:   "stats [flags] <data-dir | wal-dir>",
 		Short: "Count what a WAL holds: entries by type, indexes, terms, snapshots, top key prefixes",
@@ -53,9 +54,6 @@ IDs, and the key prefixes (the first --depth path segments) with the most
 bytes written. Damage is counted and listed, and makes the exit code 1.`,
 		Args: func(cmd *cobra.Command, args []string) error { return o.in.args(cmd, args) },
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.out.check(); err != nil {
-				return err
-			}
 			if o.depth < 0 || o.top < 0 {
 				return usage(fmt.Errorf("--depth and --top must not be negative"))
 			}
@@ -97,8 +95,8 @@ func (o *statsOptions) run(cmd *cobra.Command, e *env, dir string) error {
 		b.AddSegment(s.Size)
 	}
 	rep.Stats = b.Stats()
-	if o.out.value == "json" {
-		err = writeJSON(e.stdout, rep)
+	if o.out.Is("json") {
+		err = clikit.WriteJSON(e.stdout, rep)
 	} else {
 		err = renderStats(e.stdout, &rep)
 	}
@@ -123,9 +121,9 @@ func renderStats(w io.Writer, r *statsReport) error {
 	line("WAL", "%s", r.Dir)
 	line("Node ID", "%s", s.NodeID)
 	line("Cluster ID", "%s", s.ClusterID)
-	line("Segments", "%d (%s)", s.Segments, size(s.SegmentBytes))
+	line("Segments", "%d (%s)", s.Segments, clikit.Size(s.SegmentBytes))
 	line("Records", "%s", counts(s.Records))
-	line("Entries", "%d (%s of data)", s.Entries, size(s.EntryBytes))
+	line("Entries", "%d (%s of data)", s.Entries, clikit.Size(s.EntryBytes))
 	if s.Entries > 0 {
 		line("Index range", "%d..%d", s.FirstIndex, s.LastIndex)
 		line("Term range", "%d..%d", s.FirstTerm, s.LastTerm)
@@ -164,7 +162,7 @@ func renderStats(w io.Writer, r *statsReport) error {
 	}
 	fmt.Fprintf(tw, "\nKEY PREFIX (depth %d)\tPUTS\tDELETES\tBYTES\n", s.Depth)
 	for _, p := range s.TopPrefixes {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", p.Prefix, p.Puts, p.Deletes, size(p.Bytes))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", p.Prefix, p.Puts, p.Deletes, clikit.Size(p.Bytes))
 	}
 	return tw.Flush()
 }

@@ -9,13 +9,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 	"github.com/lifeboat-dev/lifeboat/walkit"
 )
 
 // verifyOptions are the flags of walkit verify.
 type verifyOptions struct {
 	in   walInput
-	out  format
+	out  *clikit.Output
 	cont bool
 }
 
@@ -27,7 +28,7 @@ func (o *verifyOptions) AddFlags(cmd *cobra.Command) {
 }
 
 func newVerifyCommand(e *env) *cobra.Command {
-	o := &verifyOptions{out: format{allowed: []string{"table", "json"}}}
+	o := &verifyOptions{out: clikit.NewOutput("table", "json")}
 	cmd := &cobra.Command{
 		Use:   "verify [flags] <data-dir | wal-dir>",
 		Short: "Check every record of every segment: framing, CRC, encoding, order",
@@ -40,9 +41,6 @@ then every problem found. It stops at the first problem unless --continue.
 Exit codes: 0 clean; 1 damage found; 2 bad usage or unreadable input.`,
 		Args: func(cmd *cobra.Command, args []string) error { return o.in.args(cmd, args) },
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.out.check(); err != nil {
-				return err
-			}
 			dir, err := o.in.dir(args)
 			if err != nil {
 				return err
@@ -62,11 +60,11 @@ func (o *verifyOptions) run(ctx context.Context, e *env, dir string) error {
 	for _, s := range segs {
 		total += s.Size
 	}
-	progress, end := e.progress("verify", total)
+	progress := clikit.NewProgress(e.stderr, "verify", total)
 	rep, err := interruptible(ctx, func() (*walkit.VerifyReport, error) {
-		return walkit.Verify(dir, walkit.VerifyOptions{ContinueOnError: o.cont, Progress: progress})
+		return walkit.Verify(dir, walkit.VerifyOptions{ContinueOnError: o.cont, Progress: progress.Func()})
 	})
-	end()
+	progress.Done()
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -82,8 +80,8 @@ func (o *verifyOptions) run(ctx context.Context, e *env, dir string) error {
 			return usage(fmt.Errorf("walkit: %s: not a WAL: %s holds no records", dir, rep.Segments[0].Name))
 		}
 	}
-	if o.out.value == "json" {
-		err = writeJSON(e.stdout, rep)
+	if o.out.Is("json") {
+		err = clikit.WriteJSON(e.stdout, rep)
 	} else {
 		err = renderVerify(e.stdout, rep)
 	}
@@ -108,14 +106,14 @@ func renderVerify(w io.Writer, rep *walkit.VerifyReport) error {
 		if s.FirstBadOffset >= 0 {
 			bad = fmt.Sprint(s.FirstBadOffset)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", s.Name, size(s.Size), s.Records, s.Entries,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", s.Name, clikit.Size(s.Size), s.Records, s.Entries,
 			s.FirstIndex, s.LastIndex, terms(s.Terms), crc, bad)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%d segments, %d records, %d entries, %s of records\n", len(rep.Segments), rep.Records, rep.Entries, size(rep.Bytes))
+	fmt.Fprintf(&b, "\n%d segments, %d records, %d entries, %s of records\n", len(rep.Segments), rep.Records, rep.Entries, clikit.Size(rep.Bytes))
 	if rep.OK() {
 		b.WriteString("OK: no damage found\n")
 	} else {

@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 )
@@ -28,16 +27,11 @@ var (
 type env struct {
 	stdout, stderr io.Writer
 	logger         *slog.Logger
-	// tty says whether stderr is a terminal, for progress.
-	tty bool
 }
 
 // NewCommand builds the walkit command tree writing to stdout and stderr.
 func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	e := &env{stdout: stdout, stderr: stderr}
-	if f, ok := stderr.(*os.File); ok {
-		e.tty = term.IsTerminal(int(f.Fd()))
-	}
 	var verbose bool
 	root := &cobra.Command{
 		Use:   "walkit",
@@ -63,6 +57,7 @@ Exit codes: 0 ok; 1 a finding (damage, or data a repair would lose);
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log what is done to stderr")
 	root.AddCommand(newDumpCommand(e), newVerifyCommand(e), newStatsCommand(e), newRepairCommand(e))
+	clikit.AddVersion(root, clikit.Version("walkit").Text())
 	return root
 }
 

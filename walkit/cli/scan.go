@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 	"github.com/lifeboat-dev/lifeboat/walkit"
 )
 
@@ -31,17 +32,15 @@ func (e *env) scan(ctx context.Context, dir, what string, fn visit) error {
 		start[s.Name] = total
 		total += s.Size
 	}
-	report, end := e.progress(what, total)
-	defer end()
+	progress := clikit.NewProgress(e.stderr, what, total)
+	defer progress.Done()
 	for n := 0; ; n++ {
 		rec, pos, err := r.Next()
 		if n%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if report != nil {
-				report(start[pos.Segment]+pos.Offset, total)
-			}
+			progress.Set(start[pos.Segment] + pos.Offset)
 		}
 		if errors.Is(err, io.EOF) {
 			if n == 0 {
