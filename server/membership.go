@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
+	"github.com/lifeboat-dev/lifeboat/snapkit/snap"
 )
 
 // cluster is the member's view of the membership: the members, the removed
@@ -278,6 +279,25 @@ func (c *cluster) update(tx *bolt.Tx, id uint64, fn func(*schema.Member)) error 
 	c.mu.Unlock()
 	if tx != nil {
 		return schema.PutMember(tx, nm)
+	}
+	return nil
+}
+
+// restore records the members, removed IDs and version of ms in c and, if
+// tx is non-nil, in the backend.
+func (c *cluster) restore(tx *bolt.Tx, ms *snap.Membership) error {
+	for _, m := range ms.Members {
+		if err := c.add(tx, m); err != nil {
+			return err
+		}
+	}
+	for _, id := range ms.Removed {
+		if err := c.remove(tx, id); err != nil {
+			return err
+		}
+	}
+	if ms.ClusterVersion != "" {
+		return c.setVersion(tx, ms.ClusterVersion)
 	}
 	return nil
 }

@@ -162,6 +162,10 @@ func (s *Server) start(bs *bootState) error {
 	if s.alarms, err = loadAlarms(st.be); err != nil {
 		return err
 	}
+	replay, err := s.replayCluster(bs.snapshot)
+	if err != nil {
+		return err
+	}
 	s.applied.Store(bs.snapshot.Metadata.Index)
 	s.applyWait = newIndexWaiter(bs.snapshot.Metadata.Index)
 	rc := &raft.Config{
@@ -199,7 +203,7 @@ func (s *Server) start(bs *bootState) error {
 	}
 	s.wg.Add(3)
 	go s.runRaft(bs.snapshot)
-	go s.runApply(bs.snapshot)
+	go s.runApply(bs.snapshot, replay)
 	go s.linearizableReadLoop()
 	s.startBackground()
 	if err := s.listenClients(); err != nil {

@@ -117,6 +117,9 @@ func (s *Server) applySnapshot(as *applyState, sn raftpb.Snapshot) error {
 	}
 	as.applied, as.appliedTerm, as.snapIndex = idx, sn.Metadata.Term, idx
 	as.confState = sn.Metadata.ConfState
+	if as.replay, err = s.replayCluster(sn); err != nil {
+		return err
+	}
 	s.applied.Store(idx)
 	s.applyWait.setApplied(idx)
 	s.lg.Info("applied snapshot", "index", idx)
@@ -130,22 +133,7 @@ func (s *Server) membershipFromSnapshot(sn raftpb.Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("server: membership of snapshot %d: %w", sn.Metadata.Index, err)
 	}
-	return s.withTx(s.st.Load(), func(tx *bolt.Tx) error {
-		for _, m := range ms.Members {
-			if err := s.cluster.add(tx, m); err != nil {
-				return err
-			}
-		}
-		for _, id := range ms.Removed {
-			if err := s.cluster.remove(tx, id); err != nil {
-				return err
-			}
-		}
-		if ms.ClusterVersion != "" {
-			return s.cluster.setVersion(tx, ms.ClusterVersion)
-		}
-		return nil
-	})
+	return s.withTx(s.st.Load(), func(tx *bolt.Tx) error { return s.cluster.restore(tx, ms) })
 }
 
 // SnapshotDB streams the backend for a MsgSnap (transport.Raft).
