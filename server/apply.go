@@ -69,6 +69,8 @@ func (s *Server) runApply(boot raftpb.Snapshot, replay *cluster) {
 				return
 			}
 			close(ap.applied)
+		case m := <-s.msgSnapc:
+			s.sendSnapshot(as, m)
 		case <-s.stopping:
 			return
 		}

@@ -35,6 +35,33 @@ func (c *testCluster) snapshotIndex(i int) uint64 {
 	return sn.Metadata.Index
 }
 
+// putUntilSnapshot writes through member lead until every member has just
+// taken a snapshot: the next one is more than snapshotCount entries away.
+func (c *testCluster) putUntilSnapshot(t *testing.T, lead int, snapshotCount int) {
+	t.Helper()
+	first := make([]uint64, len(c.srvs))
+	for i := range c.srvs {
+		first[i] = c.snapshotIndex(i)
+	}
+	snapshotted := func() bool {
+		for i := range c.srvs {
+			if c.snapshotIndex(i) == first[i] {
+				return false
+			}
+		}
+		return true
+	}
+	for i := 0; !snapshotted(); i++ {
+		if i == 3*snapshotCount {
+			t.Fatalf("no snapshot on every member after %d writes", i)
+		}
+		putKeys(t, c.client(lead), fmt.Sprintf("snap%d-", i), 1)
+		for j := range c.srvs {
+			c.waitApplied(j, c.srvs[lead].applied.Load())
+		}
+	}
+}
+
 // memberVoters returns the voters and learners of member i's membership.
 func (c *testCluster) memberVoters(i int) (voters, learners []uint64) {
 	for _, m := range c.srvs[i].cluster.Members() {
@@ -103,29 +130,7 @@ func TestRejectedConfChangeStaysRejectedAfterRestart(t *testing.T) {
 			lead := c.waitLeader()
 			ls := c.srvs[lead]
 			if tc.afterSnapshot {
-				// Write until every member has just taken a snapshot: the
-				// next one is more than snapshotCount entries away.
-				first := make([]uint64, len(c.srvs))
-				for i := range c.srvs {
-					first[i] = c.snapshotIndex(i)
-				}
-				snapshotted := func() bool {
-					for i := range c.srvs {
-						if c.snapshotIndex(i) == first[i] {
-							return false
-						}
-					}
-					return true
-				}
-				for i := 0; !snapshotted(); i++ {
-					if i == 3*snapshotCount {
-						t.Fatalf("no snapshot on every member after %d writes", i)
-					}
-					putKeys(t, c.client(lead), fmt.Sprintf("s%d-", i), 1)
-					for j := range c.srvs {
-						c.waitApplied(j, ls.applied.Load())
-					}
-				}
+				c.putUntilSnapshot(t, lead, snapshotCount)
 			}
 			before := ls.applied.Load()
 			if _, err := ls.proposeConfChange(ctxT(t), tc.cc(c)); !sameRPCError(err, tc.want) {

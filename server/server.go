@@ -67,6 +67,8 @@ type Server struct {
 	readStatec   chan raft.ReadState
 
 	applyc chan *toApply
+	// msgSnapc carries raft's MsgSnaps to the apply loop (sendSnapshot).
+	msgSnapc chan raftpb.Message
 
 	grpc      *grpc.Server
 	httpSrvs  []*http.Server
@@ -98,6 +100,7 @@ func New(cfg *Config) (*Server, error) {
 		readwaitc:     make(chan struct{}, 1),
 		readStatec:    make(chan raft.ReadState, 1),
 		applyc:        make(chan *toApply, 64),
+		msgSnapc:      make(chan raftpb.Message, maxInFlightMsgSnap),
 		leaderChanged: make(chan struct{}),
 		stopping:      make(chan struct{}),
 		done:          make(chan struct{}),
