@@ -97,7 +97,7 @@ func (s *Server) applyAll(as *applyState, ap *toApply) error {
 		case raftpb.EntryNormal:
 			s.applyNormal(e)
 		case raftpb.EntryConfChange:
-			if err := s.applyConfChange(as, e); err != nil {
+			if err := s.applyConfChange(as, e, ap.advanced); err != nil {
 				return err
 			}
 		default:
@@ -318,7 +318,11 @@ type confChangeContext struct {
 // approach (its v2 store, recovered from the .snap and replayed forward),
 // and it works on the data dirs etcd writes, which store no outcome either;
 // persisting each outcome would be a format of our own.
-func (s *Server) applyConfChange(as *applyState, e *raftpb.Entry) error {
+//
+// Its proposer hears of the outcome once raft has advanced past the batch
+// (confChangeResult), so that its next change is not dropped as proposed
+// while this one is pending (etcd's issue 15528).
+func (s *Server) applyConfChange(as *applyState, e *raftpb.Entry, advanced <-chan struct{}) error {
 	var cc raftpb.ConfChange
 	if err := cc.Unmarshal(e.Data); err != nil {
 		return fmt.Errorf("server: decode ConfChange at index %d: %w", e.Index, err)
@@ -341,7 +345,7 @@ func (s *Server) applyConfChange(as *applyState, e *raftpb.Entry) error {
 			_ = st.kv.Apply(e.Index, e.Term, func() error { return nil })
 		}
 		s.lg.Info("rejected membership change", "type", cc.Type.String(), "index", e.Index, "replay", replay, "error", verr)
-		s.waits.trigger(cc.ID, result{err: verr})
+		s.waits.trigger(cc.ID, result{resp: confChangeResult{advanced: advanced}, err: verr})
 		return nil
 	}
 	var ctx confChangeContext
@@ -385,8 +389,15 @@ func (s *Server) applyConfChange(as *applyState, e *raftpb.Entry) error {
 		}
 	}
 	s.lg.Info("applied membership change", "type", cc.Type.String(), "member-id", schema.FormatID(cc.NodeID), "index", e.Index, "replay", replay)
-	s.waits.trigger(cc.ID, result{resp: s.cluster.Members()})
+	s.waits.trigger(cc.ID, result{resp: confChangeResult{members: s.cluster.Members(), advanced: advanced}})
 	return nil
+}
+
+// confChangeResult is what the proposer of a ConfChange waits for.
+type confChangeResult struct {
+	members []schema.Member
+	// advanced is closed once raft knows the change applied.
+	advanced <-chan struct{}
 }
 
 // validateConfChange checks a change against membership c.

@@ -170,3 +170,18 @@ func TestRejectedConfChangeStaysRejectedAfterRestart(t *testing.T) {
 		})
 	}
 }
+
+// A ConfChange's proposer hears of its outcome only once raft has been
+// told the change applied: raft drops a ConfChange proposed while another
+// is pending, so back-to-back changes would otherwise time out at random
+// (etcd's issue 15528).
+func TestBackToBackConfChanges(t *testing.T) {
+	c := newTestCluster(t, 1, nil)
+	s := c.srvs[c.waitLeader()]
+	for i := range 200 {
+		cc := raftpb.ConfChange{Type: raftpb.ConfChangeRemoveNode, NodeID: 0x1234}
+		if _, err := s.proposeConfChange(ctxT(t), cc); !sameRPCError(err, rpctypes.ErrGRPCMemberNotFound) {
+			t.Fatalf("change %d: %v, want member not found", i, err)
+		}
+	}
+}

@@ -19,6 +19,10 @@ type toApply struct {
 	persisted chan struct{}
 	// applied is closed once the apply loop is done with this batch.
 	applied chan struct{}
+	// advanced is closed once raft has been told the batch applied
+	// (Advance). Raft drops a ConfChange proposed before then, while the
+	// last one is pending.
+	advanced chan struct{}
 }
 
 // runRaft drives the raft node: it ticks, persists each Ready (WAL, .snap,
@@ -53,6 +57,7 @@ func (s *Server) runRaft(boot raftpb.Snapshot) {
 				entries:   rd.CommittedEntries,
 				persisted: make(chan struct{}),
 				applied:   make(chan struct{}),
+				advanced:  make(chan struct{}),
 			}
 			select {
 			case s.applyc <- ap:
@@ -80,6 +85,7 @@ func (s *Server) runRaft(boot raftpb.Snapshot) {
 				}
 			}
 			s.node.Advance()
+			close(ap.advanced)
 		}
 	}
 }

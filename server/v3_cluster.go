@@ -62,8 +62,9 @@ type clusterServer struct {
 	s *Server
 }
 
-func (c *clusterServer) members() []*pb.Member {
-	ms := c.s.cluster.Members()
+func (c *clusterServer) members() []*pb.Member { return pbMembers(c.s.cluster.Members()) }
+
+func pbMembers(ms []schema.Member) []*pb.Member {
 	out := make([]*pb.Member, len(ms))
 	for i, m := range ms {
 		out[i] = pbMember(m)
@@ -109,10 +110,11 @@ func (c *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (
 	if r.IsLearner {
 		cc.Type = raftpb.ConfChangeAddLearnerNode
 	}
-	if _, err := c.s.proposeConfChange(ctx, cc); err != nil {
+	ms, err := c.s.proposeConfChange(ctx, cc)
+	if err != nil {
 		return nil, toGRPCError(err)
 	}
-	return &pb.MemberAddResponse{Header: c.s.header(nil), Member: pbMember(m), Members: c.members()}, nil
+	return &pb.MemberAddResponse{Header: c.s.header(nil), Member: pbMember(m), Members: pbMembers(ms)}, nil
 }
 
 func (c *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
@@ -123,10 +125,11 @@ func (c *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequ
 		return nil, rpctypes.ErrGRPCMemberNotEnoughStarted
 	}
 	cc := raftpb.ConfChange{Type: raftpb.ConfChangeRemoveNode, NodeID: r.ID}
-	if _, err := c.s.proposeConfChange(ctx, cc); err != nil {
+	ms, err := c.s.proposeConfChange(ctx, cc)
+	if err != nil {
 		return nil, toGRPCError(err)
 	}
-	return &pb.MemberRemoveResponse{Header: c.s.header(nil), Members: c.members()}, nil
+	return &pb.MemberRemoveResponse{Header: c.s.header(nil), Members: pbMembers(ms)}, nil
 }
 
 func (c *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
@@ -145,10 +148,11 @@ func (c *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequ
 		return nil, toGRPCError(err)
 	}
 	cc := raftpb.ConfChange{Type: raftpb.ConfChangeUpdateNode, NodeID: r.ID, Context: ctxJSON}
-	if _, err := c.s.proposeConfChange(ctx, cc); err != nil {
+	ms, err := c.s.proposeConfChange(ctx, cc)
+	if err != nil {
 		return nil, toGRPCError(err)
 	}
-	return &pb.MemberUpdateResponse{Header: c.s.header(nil), Members: c.members()}, nil
+	return &pb.MemberUpdateResponse{Header: c.s.header(nil), Members: pbMembers(ms)}, nil
 }
 
 func (c *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
@@ -169,10 +173,11 @@ func (c *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRe
 		return nil, toGRPCError(err)
 	}
 	cc := raftpb.ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: r.ID, Context: ctxJSON}
-	if _, err := c.s.proposeConfChange(ctx, cc); err != nil {
+	ms, err := c.s.proposeConfChange(ctx, cc)
+	if err != nil {
 		return nil, toGRPCError(err)
 	}
-	return &pb.MemberPromoteResponse{Header: c.s.header(nil), Members: c.members()}, nil
+	return &pb.MemberPromoteResponse{Header: c.s.header(nil), Members: pbMembers(ms)}, nil
 }
 
 // activeVoters counts the voters this member can reach (itself included).
