@@ -4,52 +4,10 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
-
-// retryWhile calls op until it returns an error other than the retriable
-// ones, for at most 30 s; strict reconfiguration checks refuse changes
-// until the leader has been connected to the members for a while, and a
-// promote until the learner has caught up.
-func retryWhile[T any](t *testing.T, op func(ctx context.Context) (T, error), retriable ...error) (T, error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r, err := op(ctxT(t))
-		again := false
-		for _, e := range retriable {
-			again = again || sameRPCError(err, e)
-		}
-		if !again || time.Now().After(deadline) {
-			return r, err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// addMember adds a member named name through cli (as a learner if asked),
-// starts it, and returns its index in c.
-func (c *testCluster) addMember(t *testing.T, cli *clientv3.Client, name string, learner bool) int {
-	t.Helper()
-	cfg := c.joinConfig(t, name)
-	add := cli.MemberAdd
-	if learner {
-		add = cli.MemberAddAsLearner
-	}
-	if _, err := retryWhile(t, func(ctx context.Context) (*clientv3.MemberAddResponse, error) {
-		return add(ctx, cfg.AdvertisePeerURLs)
-	}, rpctypes.ErrGRPCUnhealthy); err != nil {
-		t.Fatalf("add member %s: %v", name, err)
-	}
-	c.cfgs = append(c.cfgs, cfg)
-	c.srvs = append(c.srvs, nil)
-	i := len(c.srvs) - 1
-	c.start(i)
-	return i
-}
 
 // checkKeys checks that member i serves n keys under prefix.
 func (c *testCluster) checkKeys(t *testing.T, i int, prefix string, n int64) {
