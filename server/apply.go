@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
+	"github.com/lifeboat-dev/lifeboat/snapkit/snap"
 )
 
 // applyState belongs to the apply loop.
@@ -20,16 +21,44 @@ type applyState struct {
 	applied, appliedTerm uint64
 	snapIndex            uint64
 	confState            raftpb.ConfState
+	// replay validates the ConfChanges a restart replays (see
+	// applyConfChange); nil when there are none to replay.
+	replay *cluster
+}
+
+// replayCluster is the membership that validates the ConfChanges replayed
+// above snapshot sn (see applyConfChange): that of sn, or none when sn is
+// empty and the log starts at the bootstrap changes. It is nil when the
+// backend holds no entry above sn. Replays happen after a restart, and
+// after a snapshot from the leader whose db is newer than the snapshot.
+func (s *Server) replayCluster(sn raftpb.Snapshot) (*cluster, error) {
+	ci, _ := s.st.Load().kv.ConsistentIndex()
+	if ci <= sn.Metadata.Index {
+		return nil, nil
+	}
+	c := newCluster(s.cluster.ID(), nil)
+	if raft.IsEmptySnap(sn) {
+		return c, nil
+	}
+	ms, err := snap.DecodeMembership(sn.Data)
+	if err != nil {
+		return nil, fmt.Errorf("server: membership of snapshot %d, to replay the log up to index %d: %w", sn.Metadata.Index, ci, err)
+	}
+	if err := c.restore(nil, ms); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // runApply applies what raft committed, in order, and takes snapshots.
-func (s *Server) runApply(boot raftpb.Snapshot) {
+func (s *Server) runApply(boot raftpb.Snapshot, replay *cluster) {
 	defer s.wg.Done()
 	as := &applyState{
 		applied:     boot.Metadata.Index,
 		appliedTerm: boot.Metadata.Term,
 		snapIndex:   boot.Metadata.Index,
 		confState:   boot.Metadata.ConfState,
+		replay:      replay,
 	}
 	for {
 		select {
@@ -40,6 +69,8 @@ func (s *Server) runApply(boot raftpb.Snapshot) {
 				return
 			}
 			close(ap.applied)
+		case m := <-s.msgSnapc:
+			s.sendSnapshot(as, m)
 		case <-s.stopping:
 			return
 		}
@@ -66,7 +97,7 @@ func (s *Server) applyAll(as *applyState, ap *toApply) error {
 		case raftpb.EntryNormal:
 			s.applyNormal(e)
 		case raftpb.EntryConfChange:
-			if err := s.applyConfChange(as, e); err != nil {
+			if err := s.applyConfChange(as, e, ap.advanced); err != nil {
 				return err
 			}
 		default:
@@ -273,7 +304,25 @@ type confChangeContext struct {
 
 // applyConfChange applies a membership change to raft, the transport, the
 // member view and the members bucket.
-func (s *Server) applyConfChange(as *applyState, e *raftpb.Entry) error {
+//
+// A change the membership refuses becomes a no-op for raft (NodeID None),
+// as in etcd. The refusal is not stored anywhere: a restart that replays
+// the WAL (entries up to the backend's consistent index) must reach it
+// again. It cannot ask s.cluster, which is the backend's membership and so
+// already holds every replayed change and the ones after it: a change
+// refused then may be valid now (a duplicate peer URL since removed), and a
+// valid one may look refused (a member since added). Replayed changes are
+// validated instead against as.replay, the membership of the snapshot the
+// replay starts from, carried forward by each replayed change: exactly the
+// membership each change was first validated against. This is etcd's
+// approach (its v2 store, recovered from the .snap and replayed forward),
+// and it works on the data dirs etcd writes, which store no outcome either;
+// persisting each outcome would be a format of our own.
+//
+// Its proposer hears of the outcome once raft has advanced past the batch
+// (confChangeResult), so that its next change is not dropped as proposed
+// while this one is pending (etcd's issue 15528).
+func (s *Server) applyConfChange(as *applyState, e *raftpb.Entry, advanced <-chan struct{}) error {
 	var cc raftpb.ConfChange
 	if err := cc.Unmarshal(e.Data); err != nil {
 		return fmt.Errorf("server: decode ConfChange at index %d: %w", e.Index, err)
@@ -281,50 +330,42 @@ func (s *Server) applyConfChange(as *applyState, e *raftpb.Entry) error {
 	st := s.st.Load()
 	ci, _ := st.kv.ConsistentIndex()
 	replay := e.Index <= ci
-	var verr error
-	if !replay {
-		verr = s.validateConfChange(cc)
+	cl := s.cluster
+	if replay {
+		if as.replay == nil {
+			return fmt.Errorf("server: ConfChange at index %d is below the consistent index %d, with no membership to replay it against", e.Index, ci)
+		}
+		cl = as.replay
 	}
-	if verr != nil {
+	if verr := cl.validateConfChange(cc); verr != nil {
 		// Raft must still see the entry; it changes nothing.
 		cc.NodeID = raft.None
 		as.confState = *s.node.ApplyConfChange(cc)
-		_ = st.kv.Apply(e.Index, e.Term, func() error { return nil })
-		s.waits.trigger(cc.ID, result{err: verr})
+		if !replay {
+			_ = st.kv.Apply(e.Index, e.Term, func() error { return nil })
+		}
+		s.lg.Info("rejected membership change", "type", cc.Type.String(), "index", e.Index, "replay", replay, "error", verr)
+		s.waits.trigger(cc.ID, result{resp: confChangeResult{advanced: advanced}, err: verr})
 		return nil
 	}
-	as.confState = *s.node.ApplyConfChange(cc)
 	var ctx confChangeContext
 	if len(cc.Context) > 0 && cc.Type != raftpb.ConfChangeRemoveNode {
 		if err := json.Unmarshal(cc.Context, &ctx); err != nil {
 			return fmt.Errorf("server: decode member of ConfChange at index %d: %w", e.Index, err)
 		}
 	}
-	apply := func(tx *bolt.Tx) error {
-		switch cc.Type {
-		case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
-			if ctx.IsPromote {
-				return s.cluster.update(tx, cc.NodeID, func(m *schema.Member) { m.IsLearner = false })
-			}
-			m := ctx.Member
-			m.ID = cc.NodeID
-			m.IsLearner = cc.Type == raftpb.ConfChangeAddLearnerNode
-			return s.cluster.add(tx, m)
-		case raftpb.ConfChangeRemoveNode:
-			return s.cluster.remove(tx, cc.NodeID)
-		case raftpb.ConfChangeUpdateNode:
-			return s.cluster.update(tx, cc.NodeID, func(m *schema.Member) { m.PeerURLs = ctx.PeerURLs })
+	as.confState = *s.node.ApplyConfChange(cc)
+	if replay {
+		// The backend has it already; applying it there again would undo
+		// later attribute and URL updates.
+		if err := cl.applyConfChange(nil, cc, ctx); err != nil {
+			return fmt.Errorf("server: replay ConfChange at index %d: %w", e.Index, err)
 		}
-		return nil
-	}
-	if !replay {
-		// Replayed changes are in the backend, and so in the membership
-		// loaded from it at boot; applying them again would undo later
-		// attribute and URL updates.
+	} else {
 		var aerr error
 		_ = st.kv.Apply(e.Index, e.Term, func() error {
 			aerr = s.withTx(st, func(tx *bolt.Tx) error {
-				if err := apply(tx); err != nil {
+				if err := cl.applyConfChange(tx, cc, ctx); err != nil {
 					return err
 				}
 				return schema.SetConfState(tx, as.confState)
@@ -347,13 +388,20 @@ func (s *Server) applyConfChange(as *applyState, e *raftpb.Entry) error {
 			go s.fail(errors.New("server: the member has been removed from the cluster"))
 		}
 	}
-	s.lg.Info("applied membership change", "type", cc.Type.String(), "member-id", schema.FormatID(cc.NodeID), "index", e.Index)
-	s.waits.trigger(cc.ID, result{resp: s.cluster.Members()})
+	s.lg.Info("applied membership change", "type", cc.Type.String(), "member-id", schema.FormatID(cc.NodeID), "index", e.Index, "replay", replay)
+	s.waits.trigger(cc.ID, result{resp: confChangeResult{members: s.cluster.Members(), advanced: advanced}})
 	return nil
 }
 
-// validateConfChange checks a change against the current membership.
-func (s *Server) validateConfChange(cc raftpb.ConfChange) error {
+// confChangeResult is what the proposer of a ConfChange waits for.
+type confChangeResult struct {
+	members []schema.Member
+	// advanced is closed once raft knows the change applied.
+	advanced <-chan struct{}
+}
+
+// validateConfChange checks a change against membership c.
+func (c *cluster) validateConfChange(cc raftpb.ConfChange) error {
 	switch cc.Type {
 	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
 		var ctx confChangeContext
@@ -361,19 +409,39 @@ func (s *Server) validateConfChange(cc raftpb.ConfChange) error {
 			return fmt.Errorf("server: decode member of ConfChange: %w", err)
 		}
 		if ctx.IsPromote {
-			return s.cluster.validatePromote(cc.NodeID)
+			return c.validatePromote(cc.NodeID)
 		}
 		ctx.Member.ID = cc.NodeID
 		ctx.Member.IsLearner = cc.Type == raftpb.ConfChangeAddLearnerNode
-		return s.cluster.validateAdd(ctx.Member)
+		return c.validateAdd(ctx.Member)
 	case raftpb.ConfChangeRemoveNode:
-		return s.cluster.validateRemove(cc.NodeID)
+		return c.validateRemove(cc.NodeID)
 	case raftpb.ConfChangeUpdateNode:
 		var ctx confChangeContext
 		if err := json.Unmarshal(cc.Context, &ctx); err != nil {
 			return fmt.Errorf("server: decode member of ConfChange: %w", err)
 		}
-		return s.cluster.validateUpdate(cc.NodeID, ctx.PeerURLs)
+		return c.validateUpdate(cc.NodeID, ctx.PeerURLs)
+	}
+	return nil
+}
+
+// applyConfChange records a validated change in c and, if tx is non-nil,
+// in the backend.
+func (c *cluster) applyConfChange(tx *bolt.Tx, cc raftpb.ConfChange, ctx confChangeContext) error {
+	switch cc.Type {
+	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
+		if ctx.IsPromote {
+			return c.update(tx, cc.NodeID, func(m *schema.Member) { m.IsLearner = false })
+		}
+		m := ctx.Member
+		m.ID = cc.NodeID
+		m.IsLearner = cc.Type == raftpb.ConfChangeAddLearnerNode
+		return c.add(tx, m)
+	case raftpb.ConfChangeRemoveNode:
+		return c.remove(tx, cc.NodeID)
+	case raftpb.ConfChangeUpdateNode:
+		return c.update(tx, cc.NodeID, func(m *schema.Member) { m.PeerURLs = ctx.PeerURLs })
 	}
 	return nil
 }

@@ -132,8 +132,7 @@ func (c *testCluster) stop(i int) {
 func (c *testCluster) crash(i int) {
 	c.t.Helper()
 	s := c.srvs[i]
-	s.stopOnce.Do(func() { s.stopErr = s.shutdown(context.Background()) })
-	<-s.Done()
+	_ = s.stop(context.Background(), nil, nil)
 	c.srvs[i] = nil
 }
 

@@ -51,6 +51,9 @@ type Config struct {
 	InitialClusterToken string // --initial-cluster-token
 	NewCluster          bool   // --initial-cluster-state new (true) or existing (false)
 	ForceNewCluster     bool   // --force-new-cluster
+	// StrictReconfigCheck refuses member changes that could break quorum,
+	// as etcd's (--strict-reconfig-check; NewConfig turns it on).
+	StrictReconfigCheck bool
 
 	SnapshotCount          uint64 // --snapshot-count
 	SnapshotCatchUpEntries uint64 // entries kept in the raft log after a snapshot
@@ -77,6 +80,7 @@ func NewConfig() *Config {
 		AdvertisePeerURLs:      []string{DefaultListenPeerURL},
 		InitialClusterToken:    DefaultInitialClusterToken,
 		NewCluster:             true,
+		StrictReconfigCheck:    true,
 		SnapshotCount:          DefaultSnapshotCount,
 		SnapshotCatchUpEntries: DefaultSnapshotCatchUp,
 		HeartbeatMs:            DefaultHeartbeatMs,

@@ -19,7 +19,14 @@
 // Every --snapshot-count applied entries the member commits the backend,
 // writes a .snap file, then the WAL snapshot record, releases older WAL
 // segments and compacts the raft log. A lagging follower receives the
-// bbolt db through server/transport and swaps its stores for it.
+// bbolt db through server/transport and swaps its stores for it; the leader
+// sends with it a snapshot made at its applied index with the current
+// ConfState, not raft's stored one, which may predate the follower.
+//
+// Membership changes are ConfChange entries, validated when they apply
+// (and again, against the snapshot's membership carried forward, when a
+// restart replays them), after etcd's strict reconfiguration checks on
+// the member that takes the request (--strict-reconfig-check).
 //
 // Clients reach the gRPC services (KV, Watch, Lease, Cluster, Maintenance,
 // with etcdserverpb types and etcd's rpctypes errors) and the HTTP

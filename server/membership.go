@@ -7,12 +7,14 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
+	"github.com/lifeboat-dev/lifeboat/snapkit/snap"
 )
 
 // cluster is the member's view of the membership: the members, the removed
@@ -282,6 +284,25 @@ func (c *cluster) update(tx *bolt.Tx, id uint64, fn func(*schema.Member)) error 
 	return nil
 }
 
+// restore records the members, removed IDs and version of ms in c and, if
+// tx is non-nil, in the backend.
+func (c *cluster) restore(tx *bolt.Tx, ms *snap.Membership) error {
+	for _, m := range ms.Members {
+		if err := c.add(tx, m); err != nil {
+			return err
+		}
+	}
+	for _, id := range ms.Removed {
+		if err := c.remove(tx, id); err != nil {
+			return err
+		}
+	}
+	if ms.ClusterVersion != "" {
+		return c.setVersion(tx, ms.ClusterVersion)
+	}
+	return nil
+}
+
 // setVersion records the cluster version.
 func (c *cluster) setVersion(tx *bolt.Tx, v string) error {
 	if tx != nil {
@@ -292,6 +313,111 @@ func (c *cluster) setVersion(tx *bolt.Tx, v string) error {
 	c.mu.Lock()
 	c.version = v
 	c.mu.Unlock()
+	return nil
+}
+
+// healthInterval is etcd's HealthInterval: the strict reconfiguration
+// checks count a peer as connected once its stream has been up this long.
+const healthInterval = 5 * time.Second
+
+// reconfigCheck is what etcd's strict reconfiguration checks
+// (--strict-reconfig-check) look at: the members, this member, since when
+// each peer's stream has been up (zero: down), and the time. A member has
+// started once it has published its name.
+type reconfigCheck struct {
+	members     []schema.Member
+	self        uint64
+	activeSince func(id uint64) time.Time
+	now         time.Time
+}
+
+func (r reconfigCheck) voters() []schema.Member {
+	var out []schema.Member
+	for _, m := range r.members {
+		if !m.IsLearner {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// connected counts the voters connected for healthInterval, this member
+// included (etcd's numConnectedSince).
+func (r reconfigCheck) connected(voters []schema.Member) int {
+	since := r.now.Add(-healthInterval)
+	n := 0
+	for _, m := range voters {
+		if t := r.activeSince(m.ID); m.ID == r.self || (!t.IsZero() && t.Before(since)) {
+			n++
+		}
+	}
+	return n
+}
+
+// countStarted counts the voters but skip, and those of them started.
+func countStarted(voters []schema.Member, skip uint64) (members, started int) {
+	for _, m := range voters {
+		if m.ID == skip {
+			continue
+		}
+		members++
+		if m.Name != "" {
+			started++
+		}
+	}
+	return members, started
+}
+
+// mayAdd is etcd's mayAddMember: a voter only if the started voters stay a
+// quorum of the larger cluster (the new member counts, not started), or if
+// it is the second member of a cluster of one, which is the recipe to
+// restore a cluster from one member; and anything only once every voter
+// has been connected for healthInterval.
+func (r reconfigCheck) mayAdd(learner bool) error {
+	voters := r.voters()
+	if !learner {
+		members, started := countStarted(voters, 0)
+		members++
+		if !(started == 1 && members == 2) && started < members/2+1 {
+			return rpctypes.ErrGRPCMemberNotEnoughStarted
+		}
+	}
+	if r.connected(voters) != len(voters) {
+		return rpctypes.ErrGRPCUnhealthy
+	}
+	return nil
+}
+
+// mayRemove is etcd's mayRemoveMember: a learner always; a voter only if
+// the started voters left are a quorum of those left (so never the last
+// one), and, unless it is a peer whose stream is down, only if the voters
+// connected for healthInterval stay a quorum without it.
+func (r reconfigCheck) mayRemove(id uint64) error {
+	for _, m := range r.members {
+		if m.ID == id && m.IsLearner {
+			return nil
+		}
+	}
+	voters := r.voters()
+	if members, started := countStarted(voters, id); started < members/2+1 {
+		return rpctypes.ErrGRPCMemberNotEnoughStarted
+	}
+	if id != r.self && r.activeSince(id).IsZero() {
+		return nil
+	}
+	if r.connected(voters)-1 < 1+(len(voters)-1)/2 {
+		return rpctypes.ErrGRPCUnhealthy
+	}
+	return nil
+}
+
+// mayPromote is etcd's IsReadyToPromoteMember: the started voters and the
+// learner, counted as started, are a quorum of the voters and the learner.
+func (r reconfigCheck) mayPromote() error {
+	members, started := countStarted(r.voters(), 0)
+	if started+1 < (members+1)/2+1 {
+		return rpctypes.ErrGRPCMemberNotEnoughStarted
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"strconv"
@@ -37,6 +38,47 @@ func (c *testCluster) joinConfig(t *testing.T, name string) Config {
 	return cfg
 }
 
+// retryWhile calls op until it returns an error other than the retriable
+// ones, for at most 30 s; strict reconfiguration checks refuse changes
+// until the leader has been connected to the members for a while, and a
+// promote until the learner has caught up.
+func retryWhile[T any](t *testing.T, op func(ctx context.Context) (T, error), retriable ...error) (T, error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := op(ctxT(t))
+		again := false
+		for _, e := range retriable {
+			again = again || sameRPCError(err, e)
+		}
+		if !again || time.Now().After(deadline) {
+			return r, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// addMember adds a member named name through cli (as a learner if asked),
+// starts it, and returns its index in c.
+func (c *testCluster) addMember(t *testing.T, cli *clientv3.Client, name string, learner bool) int {
+	t.Helper()
+	cfg := c.joinConfig(t, name)
+	add := cli.MemberAdd
+	if learner {
+		add = cli.MemberAddAsLearner
+	}
+	if _, err := retryWhile(t, func(ctx context.Context) (*clientv3.MemberAddResponse, error) {
+		return add(ctx, cfg.AdvertisePeerURLs)
+	}, rpctypes.ErrGRPCUnhealthy); err != nil {
+		t.Fatalf("add member %s: %v", name, err)
+	}
+	c.cfgs = append(c.cfgs, cfg)
+	c.srvs = append(c.srvs, nil)
+	i := len(c.srvs) - 1
+	c.start(i)
+	return i
+}
+
 func TestLearnerJoinsPromotesAndLeaves(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
 	c.waitLeader()
@@ -45,7 +87,9 @@ func TestLearnerJoinsPromotesAndLeaves(t *testing.T) {
 	putKeys(t, cli, "j", 10)
 
 	cfg := c.joinConfig(t, "m3")
-	add, err := cli.MemberAddAsLearner(ctx, cfg.AdvertisePeerURLs)
+	add, err := retryWhile(t, func(ctx context.Context) (*clientv3.MemberAddResponse, error) {
+		return cli.MemberAddAsLearner(ctx, cfg.AdvertisePeerURLs)
+	}, rpctypes.ErrGRPCUnhealthy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,16 +112,10 @@ func TestLearnerJoinsPromotesAndLeaves(t *testing.T) {
 	// Ask a follower: it forwards the promote to the leader, the only
 	// member that knows whether the learner has caught up.
 	follower := (c.waitLeader() + 1) % 3
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		_, err := c.client(follower).MemberPromote(ctx, add.Member.ID)
-		if err == nil {
-			break
-		}
-		if !sameRPCError(err, rpctypes.ErrGRPCLearnerNotReady) || time.Now().After(deadline) {
-			t.Fatalf("promote: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if _, err := retryWhile(t, func(ctx context.Context) (*clientv3.MemberPromoteResponse, error) {
+		return c.client(follower).MemberPromote(ctx, add.Member.ID)
+	}, rpctypes.ErrGRPCLearnerNotReady); err != nil {
+		t.Fatalf("promote: %v", err)
 	}
 	list, err := cli.MemberList(ctx)
 	if err != nil {
@@ -89,7 +127,9 @@ func TestLearnerJoinsPromotesAndLeaves(t *testing.T) {
 		}
 	}
 
-	if _, err := cli.MemberRemove(ctx, add.Member.ID); err != nil {
+	if _, err := retryWhile(t, func(ctx context.Context) (*clientv3.MemberRemoveResponse, error) {
+		return cli.MemberRemove(ctx, add.Member.ID)
+	}, rpctypes.ErrGRPCUnhealthy); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -144,7 +184,9 @@ func TestRemovingTheLeader(t *testing.T) {
 	other := (lead + 1) % 3
 	cli := c.client(other)
 	ctx := ctxT(t)
-	if _, err := cli.MemberRemove(ctx, c.srvs[lead].ID()); err != nil {
+	if _, err := retryWhile(t, func(ctx context.Context) (*clientv3.MemberRemoveResponse, error) {
+		return cli.MemberRemove(ctx, c.srvs[lead].ID())
+	}, rpctypes.ErrGRPCUnhealthy); err != nil {
 		t.Fatal(err)
 	}
 	select {

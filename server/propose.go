@@ -8,6 +8,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
 
 // propose sends r through raft and waits for the apply loop's result.
@@ -43,9 +45,9 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (any, e
 	}
 }
 
-// proposeConfChange proposes cc and waits until it applies; it returns the
-// members after the change.
-func (s *Server) proposeConfChange(ctx context.Context, cc raftpb.ConfChange) (any, error) {
+// proposeConfChange proposes cc and waits until it applies and raft knows
+// it (see applyConfChange); it returns the members after the change.
+func (s *Server) proposeConfChange(ctx context.Context, cc raftpb.ConfChange) ([]schema.Member, error) {
 	cc.ID = s.reqIDs.next()
 	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
 	defer cancel()
@@ -54,18 +56,25 @@ func (s *Server) proposeConfChange(ctx context.Context, cc raftpb.ConfChange) (a
 		s.waits.cancel(cc.ID)
 		return nil, s.proposeError(err)
 	}
+	var res result
 	select {
-	case res := <-ch:
-		if res.err != nil {
-			return nil, membershipRPCError(res.err)
-		}
-		return res.resp, nil
+	case res = <-ch:
 	case <-ctx.Done():
 		s.waits.cancel(cc.ID)
 		return nil, s.proposeError(ctx.Err())
 	case <-s.stopping:
 		return nil, rpctypes.ErrGRPCStopped
 	}
+	cr := res.resp.(confChangeResult)
+	select {
+	case <-cr.advanced:
+	case <-s.stopping:
+		return nil, rpctypes.ErrGRPCStopped
+	}
+	if res.err != nil {
+		return nil, membershipRPCError(res.err)
+	}
+	return cr.members, nil
 }
 
 // proposeError maps a failed proposal to etcd's error.

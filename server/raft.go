@@ -19,6 +19,10 @@ type toApply struct {
 	persisted chan struct{}
 	// applied is closed once the apply loop is done with this batch.
 	applied chan struct{}
+	// advanced is closed once raft has been told the batch applied
+	// (Advance). Raft drops a ConfChange proposed before then, while the
+	// last one is pending.
+	advanced chan struct{}
 }
 
 // runRaft drives the raft node: it ticks, persists each Ready (WAL, .snap,
@@ -53,6 +57,7 @@ func (s *Server) runRaft(boot raftpb.Snapshot) {
 				entries:   rd.CommittedEntries,
 				persisted: make(chan struct{}),
 				applied:   make(chan struct{}),
+				advanced:  make(chan struct{}),
 			}
 			select {
 			case s.applyc <- ap:
@@ -60,7 +65,7 @@ func (s *Server) runRaft(boot raftpb.Snapshot) {
 				return
 			}
 			if isLeader {
-				s.tr.Send(s.filterMessages(rd.Messages))
+				s.sendMessages(rd.Messages)
 			}
 			if err := s.persist(rd); err != nil {
 				s.fail(err)
@@ -68,7 +73,7 @@ func (s *Server) runRaft(boot raftpb.Snapshot) {
 			}
 			close(ap.persisted)
 			if !isLeader {
-				s.tr.Send(s.filterMessages(rd.Messages))
+				s.sendMessages(rd.Messages)
 			}
 			if hasConfChange(rd.CommittedEntries) || !raft.IsEmptySnap(rd.Snapshot) {
 				// Apply membership before raft goes on, so that the
@@ -80,6 +85,7 @@ func (s *Server) runRaft(boot raftpb.Snapshot) {
 				}
 			}
 			s.node.Advance()
+			close(ap.advanced)
 		}
 	}
 }
@@ -129,21 +135,40 @@ func hasConfChange(ents []raftpb.Entry) bool {
 	return false
 }
 
-// filterMessages drops messages to removed members (without copying when
-// there are none, the usual case).
-func (s *Server) filterMessages(ms []raftpb.Message) []raftpb.Message {
+// maxInFlightMsgSnap bounds the MsgSnaps waiting for the apply loop, as
+// etcd's.
+const maxInFlightMsgSnap = 16
+
+// sendMessages sends raft's messages, but for those to removed members, and
+// hands each MsgSnap to the apply loop, which sends a snapshot of its own
+// in its place (sendSnapshot). It copies ms only when it leaves one out.
+func (s *Server) sendMessages(ms []raftpb.Message) {
+	var out []raftpb.Message
 	for i := range ms {
-		if s.cluster.IsRemoved(ms[i].To) {
-			out := append([]raftpb.Message(nil), ms[:i]...)
-			for _, m := range ms[i+1:] {
-				if !s.cluster.IsRemoved(m.To) {
-					out = append(out, m)
-				}
+		m := ms[i]
+		snap := m.Type == raftpb.MsgSnap
+		if snap {
+			select {
+			case s.msgSnapc <- m:
+			default:
+				// Too many in flight: raft sends it again later.
+				s.node.ReportSnapshot(m.To, raft.SnapshotFailure)
 			}
-			return out
+		}
+		if snap || s.cluster.IsRemoved(m.To) {
+			if out == nil {
+				out = append(make([]raftpb.Message, 0, len(ms)), ms[:i]...)
+			}
+			continue
+		}
+		if out != nil {
+			out = append(out, m)
 		}
 	}
-	return ms
+	if out == nil {
+		out = ms
+	}
+	s.tr.Send(out)
 }
 
 // setLeader records the leader and wakes whoever waits on a change.

@@ -67,14 +67,20 @@ type Server struct {
 	readStatec   chan raft.ReadState
 
 	applyc chan *toApply
+	// msgSnapc carries raft's MsgSnaps to the apply loop (sendSnapshot).
+	msgSnapc chan raftpb.Message
 
 	grpc      *grpc.Server
 	httpSrvs  []*http.Server
 	listeners []func() error
 
-	stopping chan struct{} // closed when Stop begins
+	// started is closed once New is done starting the member, whether it
+	// succeeded or not: a fatal error (fail) waits for it before it stops
+	// the member, so that it never stops one that New is still starting.
+	started  chan struct{}
+	stopping chan struct{} // closed when the shutdown begins
 	done     chan struct{} // closed when everything has stopped
-	stopOnce sync.Once
+	stopOnce sync.Once     // one shutdown, whoever asks: Stop, fail or New
 	stopErr  error
 	failOnce sync.Once
 	wg       sync.WaitGroup
@@ -98,7 +104,9 @@ func New(cfg *Config) (*Server, error) {
 		readwaitc:     make(chan struct{}, 1),
 		readStatec:    make(chan raft.ReadState, 1),
 		applyc:        make(chan *toApply, 64),
+		msgSnapc:      make(chan raftpb.Message, maxInFlightMsgSnap),
 		leaderChanged: make(chan struct{}),
+		started:       make(chan struct{}),
 		stopping:      make(chan struct{}),
 		done:          make(chan struct{}),
 	}
@@ -118,8 +126,14 @@ func New(cfg *Config) (*Server, error) {
 	s.wal = bs.wal
 	s.lg = s.lg.With("local-member-id", schema.FormatID(s.id))
 	s.reqIDs = newIDGenerator(s.id, time.Now())
-	if err := s.start(bs); err != nil {
-		s.shutdown(context.Background())
+	err = s.start(bs)
+	if err != nil {
+		// A loop that start ran may have failed already: its stop waits
+		// for started, and then finds this one done.
+		_ = s.stop(context.Background(), nil, nil)
+	}
+	close(s.started)
+	if err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -162,6 +176,10 @@ func (s *Server) start(bs *bootState) error {
 	if s.alarms, err = loadAlarms(st.be); err != nil {
 		return err
 	}
+	replay, err := s.replayCluster(bs.snapshot)
+	if err != nil {
+		return err
+	}
 	s.applied.Store(bs.snapshot.Metadata.Index)
 	s.applyWait = newIndexWaiter(bs.snapshot.Metadata.Index)
 	rc := &raft.Config{
@@ -199,7 +217,7 @@ func (s *Server) start(bs *bootState) error {
 	}
 	s.wg.Add(3)
 	go s.runRaft(bs.snapshot)
-	go s.runApply(bs.snapshot)
+	go s.runApply(bs.snapshot, replay)
 	go s.linearizableReadLoop()
 	s.startBackground()
 	if err := s.listenClients(); err != nil {
@@ -225,27 +243,35 @@ func (s *Server) Done() <-chan struct{} { return s.done }
 // Stop transfers leadership if this member leads a multi-member cluster,
 // then stops serving and closes the stores. It is safe to call twice.
 func (s *Server) Stop(ctx context.Context) error {
-	s.stopOnce.Do(func() {
-		s.transferLeadershipOnStop(ctx)
-		s.stopErr = s.shutdown(ctx)
-	})
-	<-s.done
-	return s.stopErr
+	return s.stop(ctx, func() { s.transferLeadershipOnStop(ctx) }, nil)
 }
 
 // fail stops the member after an error it cannot recover from, such as a
-// WAL write that failed.
+// WAL write that failed, once New is done with it.
 func (s *Server) fail(err error) {
 	s.failOnce.Do(func() {
 		s.lg.Error("member stopping after a fatal error", "error", err)
 		go func() {
-			s.stopOnce.Do(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				s.stopErr = errors.Join(err, s.shutdown(ctx))
-			})
+			<-s.started
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = s.stop(ctx, nil, err)
 		}()
 	})
+}
+
+// stop shuts the member down once, whoever asks first (Stop, fail, or New
+// when the start fails): first runs before the shutdown, and cause joins
+// its errors. Every caller waits for the shutdown and gets its outcome.
+func (s *Server) stop(ctx context.Context, first func(), cause error) error {
+	s.stopOnce.Do(func() {
+		if first != nil {
+			first()
+		}
+		s.stopErr = errors.Join(cause, s.shutdown(ctx))
+	})
+	<-s.done
+	return s.stopErr
 }
 
 // shutdown stops every part in dependency order and closes done.

@@ -192,13 +192,35 @@ func TestThreeMembersLeaderLossLosesNoWrite(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	// waitAcked waits until more than n writes are acknowledged.
+	waitAcked := func(n int) int {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			mu.Lock()
+			got := len(acked)
+			mu.Unlock()
+			if got > n {
+				return got
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d writes acknowledged, waiting for more than %d", got, n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// The crash comes in the middle of the writes, and the writes go on
+	// under the new leader.
+	waitAcked(100)
 	c.crash(lead)
 	newLead := c.waitLeader()
 	if newLead == lead {
 		t.Fatalf("crashed member %d still leads", lead)
 	}
-	time.Sleep(500 * time.Millisecond)
+	mu.Lock()
+	beforeNewLeader := len(acked)
+	mu.Unlock()
+	waitAcked(beforeNewLeader + 100)
 	stop.Store(true)
 	wg.Wait()
 

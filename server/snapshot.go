@@ -15,6 +15,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
+	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 	"github.com/lifeboat-dev/lifeboat/snapkit/snap"
 	"github.com/lifeboat-dev/lifeboat/walkit"
 )
@@ -30,13 +31,9 @@ func (s *Server) snapshot(as *applyState) error {
 	if err := st.be.ForceCommit(); err != nil {
 		return fmt.Errorf("server: snapshot: commit backend: %w", err)
 	}
-	data, err := snap.EncodeMembership(snap.Membership{
-		Members:        s.cluster.Members(),
-		Removed:        s.cluster.RemovedIDs(),
-		ClusterVersion: s.cluster.Version(),
-	})
+	data, err := s.snapshotData()
 	if err != nil {
-		return fmt.Errorf("server: snapshot: %w", err)
+		return err
 	}
 	cs := as.confState
 	sn, err := s.raftStorage.CreateSnapshot(as.applied, &cs, data)
@@ -66,6 +63,42 @@ func (s *Server) snapshot(as *applyState) error {
 	s.m.snapshotSave.Observe(time.Since(start).Seconds())
 	s.lg.Info("saved snapshot", "index", sn.Metadata.Index, "term", sn.Metadata.Term, "compacted-to", compactIndex)
 	return nil
+}
+
+// snapshotData is the Data of a raft snapshot: the membership as a v2
+// store, as etcd writes it.
+func (s *Server) snapshotData() ([]byte, error) {
+	data, err := snap.EncodeMembership(snap.Membership{
+		Members:        s.cluster.Members(),
+		Removed:        s.cluster.RemovedIDs(),
+		ClusterVersion: s.cluster.Version(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: snapshot membership: %w", err)
+	}
+	return data, nil
+}
+
+// sendSnapshot sends m, a MsgSnap that raft made from its stored snapshot,
+// with a snapshot at the applied index in its place, as etcd does: the
+// stored one may predate the member it goes to (raft ignores a snapshot
+// whose ConfState lacks it, so a member added since would never catch
+// up), and the db sent with it (SnapshotDB) is the backend as it is now,
+// at or past the applied index, whatever the snapshot. Entries between the
+// two are replayed by the receiver (applyConfChange).
+func (s *Server) sendSnapshot(as *applyState, m raftpb.Message) {
+	data, err := s.snapshotData()
+	if err != nil {
+		s.lg.Warn("snapshot for a follower", "to", schema.FormatID(m.To), "error", err)
+		s.node.ReportSnapshot(m.To, raft.SnapshotFailure)
+		return
+	}
+	m.Snapshot = &raftpb.Snapshot{
+		Data:     data,
+		Metadata: raftpb.SnapshotMetadata{Index: as.applied, Term: as.appliedTerm, ConfState: as.confState},
+	}
+	s.lg.Info("sending snapshot", "to", schema.FormatID(m.To), "index", as.applied, "term", as.appliedTerm)
+	s.tr.Send([]raftpb.Message{m})
 }
 
 // applySnapshot replaces the stores with the db that came with a snapshot
@@ -117,6 +150,9 @@ func (s *Server) applySnapshot(as *applyState, sn raftpb.Snapshot) error {
 	}
 	as.applied, as.appliedTerm, as.snapIndex = idx, sn.Metadata.Term, idx
 	as.confState = sn.Metadata.ConfState
+	if as.replay, err = s.replayCluster(sn); err != nil {
+		return err
+	}
 	s.applied.Store(idx)
 	s.applyWait.setApplied(idx)
 	s.lg.Info("applied snapshot", "index", idx)
@@ -130,22 +166,7 @@ func (s *Server) membershipFromSnapshot(sn raftpb.Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("server: membership of snapshot %d: %w", sn.Metadata.Index, err)
 	}
-	return s.withTx(s.st.Load(), func(tx *bolt.Tx) error {
-		for _, m := range ms.Members {
-			if err := s.cluster.add(tx, m); err != nil {
-				return err
-			}
-		}
-		for _, id := range ms.Removed {
-			if err := s.cluster.remove(tx, id); err != nil {
-				return err
-			}
-		}
-		if ms.ClusterVersion != "" {
-			return s.cluster.setVersion(tx, ms.ClusterVersion)
-		}
-		return nil
-	})
+	return s.withTx(s.st.Load(), func(tx *bolt.Tx) error { return s.cluster.restore(tx, ms) })
 }
 
 // SnapshotDB streams the backend for a MsgSnap (transport.Raft).

@@ -9,7 +9,6 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3/raftpb"
-	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -62,8 +61,9 @@ type clusterServer struct {
 	s *Server
 }
 
-func (c *clusterServer) members() []*pb.Member {
-	ms := c.s.cluster.Members()
+func (c *clusterServer) members() []*pb.Member { return pbMembers(c.s.cluster.Members()) }
+
+func pbMembers(ms []schema.Member) []*pb.Member {
 	out := make([]*pb.Member, len(ms))
 	for i, m := range ms {
 		out[i] = pbMember(m)
@@ -95,11 +95,14 @@ func (c *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (
 		return nil, rpctypes.ErrGRPCMemberBadURLs
 	}
 	m := schema.Member{ID: id, PeerURLs: r.PeerURLs, IsLearner: r.IsLearner}
+	if c.s.cfg.StrictReconfigCheck {
+		if err := c.s.reconfigCheck().mayAdd(r.IsLearner); err != nil {
+			return nil, err
+		}
+	}
+	// The apply loop checks again (applyConfChange); this answers early.
 	if err := c.s.cluster.validateAdd(m); err != nil {
 		return nil, membershipRPCError(err)
-	}
-	if !r.IsLearner && !c.s.readyToAddVoter() {
-		return nil, rpctypes.ErrGRPCMemberNotEnoughStarted
 	}
 	ctxJSON, err := json.Marshal(confChangeContext{Member: m})
 	if err != nil {
@@ -109,24 +112,28 @@ func (c *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (
 	if r.IsLearner {
 		cc.Type = raftpb.ConfChangeAddLearnerNode
 	}
-	if _, err := c.s.proposeConfChange(ctx, cc); err != nil {
+	ms, err := c.s.proposeConfChange(ctx, cc)
+	if err != nil {
 		return nil, toGRPCError(err)
 	}
-	return &pb.MemberAddResponse{Header: c.s.header(nil), Member: pbMember(m), Members: c.members()}, nil
+	return &pb.MemberAddResponse{Header: c.s.header(nil), Member: pbMember(m), Members: pbMembers(ms)}, nil
 }
 
 func (c *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
+	if c.s.cfg.StrictReconfigCheck {
+		if err := c.s.reconfigCheck().mayRemove(r.ID); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.s.cluster.validateRemove(r.ID); err != nil {
 		return nil, membershipRPCError(err)
 	}
-	if m, _ := c.s.cluster.Member(r.ID); !m.IsLearner && !c.s.readyToRemoveVoter(r.ID) {
-		return nil, rpctypes.ErrGRPCMemberNotEnoughStarted
-	}
 	cc := raftpb.ConfChange{Type: raftpb.ConfChangeRemoveNode, NodeID: r.ID}
-	if _, err := c.s.proposeConfChange(ctx, cc); err != nil {
+	ms, err := c.s.proposeConfChange(ctx, cc)
+	if err != nil {
 		return nil, toGRPCError(err)
 	}
-	return &pb.MemberRemoveResponse{Header: c.s.header(nil), Members: c.members()}, nil
+	return &pb.MemberRemoveResponse{Header: c.s.header(nil), Members: pbMembers(ms)}, nil
 }
 
 func (c *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
@@ -145,22 +152,28 @@ func (c *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequ
 		return nil, toGRPCError(err)
 	}
 	cc := raftpb.ConfChange{Type: raftpb.ConfChangeUpdateNode, NodeID: r.ID, Context: ctxJSON}
-	if _, err := c.s.proposeConfChange(ctx, cc); err != nil {
+	ms, err := c.s.proposeConfChange(ctx, cc)
+	if err != nil {
 		return nil, toGRPCError(err)
 	}
-	return &pb.MemberUpdateResponse{Header: c.s.header(nil), Members: c.members()}, nil
+	return &pb.MemberUpdateResponse{Header: c.s.header(nil), Members: pbMembers(ms)}, nil
 }
 
 func (c *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
-	if err := c.s.cluster.validatePromote(r.ID); err != nil {
-		return nil, membershipRPCError(err)
-	}
 	if c.s.lead.Load() != c.s.id {
 		// Only the leader knows how far the learner has caught up.
 		return c.s.forwardPromote(ctx, r)
 	}
-	if !c.s.learnerReady(r.ID) {
-		return nil, rpctypes.ErrGRPCLearnerNotReady
+	if err := c.s.learnerReady(r.ID); err != nil {
+		return nil, membershipRPCError(err)
+	}
+	if c.s.cfg.StrictReconfigCheck {
+		if err := c.s.reconfigCheck().mayPromote(); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.s.cluster.validatePromote(r.ID); err != nil {
+		return nil, membershipRPCError(err)
 	}
 	m, _ := c.s.cluster.Member(r.ID)
 	m.IsLearner = false
@@ -169,47 +182,29 @@ func (c *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRe
 		return nil, toGRPCError(err)
 	}
 	cc := raftpb.ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: r.ID, Context: ctxJSON}
-	if _, err := c.s.proposeConfChange(ctx, cc); err != nil {
+	ms, err := c.s.proposeConfChange(ctx, cc)
+	if err != nil {
 		return nil, toGRPCError(err)
 	}
-	return &pb.MemberPromoteResponse{Header: c.s.header(nil), Members: c.members()}, nil
+	return &pb.MemberPromoteResponse{Header: c.s.header(nil), Members: pbMembers(ms)}, nil
 }
 
-// activeVoters counts the voters this member can reach (itself included).
-func (s *Server) activeVoters(exclude uint64) (active, total int) {
-	for _, m := range s.cluster.Members() {
-		if m.IsLearner || m.ID == exclude {
-			continue
-		}
-		total++
-		if m.ID == s.id || s.tr.PeerActive(m.ID) {
-			active++
-		}
-	}
-	return active, total
+// reconfigCheck is what the strict reconfiguration checks look at now.
+func (s *Server) reconfigCheck() reconfigCheck {
+	return reconfigCheck{members: s.cluster.Members(), self: s.id, activeSince: s.tr.ActiveSince, now: time.Now()}
 }
 
-// readyToAddVoter is etcd's strict reconfiguration check for an add: the
-// started voters must stay a quorum of the larger cluster.
-func (s *Server) readyToAddVoter() bool {
-	active, total := s.activeVoters(0)
-	return active >= (total+1)/2+1
-}
-
-// readyToRemoveVoter: after removing id the started voters must still be a
-// quorum.
-func (s *Server) readyToRemoveVoter(id uint64) bool {
-	active, total := s.activeVoters(id)
-	return total == 0 || active >= total/2+1
-}
-
-// learnerReady reports whether learner id has caught up with the leader.
-func (s *Server) learnerReady(id uint64) bool {
+// learnerReady is etcd's isLearnerReady, on the leader: learner id is in
+// raft's progress, and its match index is at least learnerReadyPercent of
+// the leader's.
+func (s *Server) learnerReady(id uint64) error {
 	st := s.node.Status()
 	pr, ok := st.Progress[id]
 	if !ok {
-		return false
+		return errIDNotFound
 	}
-	leader := st.Progress[s.id]
-	return pr.State != tracker.StateSnapshot && float64(pr.Match) >= learnerReadyPercent*float64(leader.Match)
+	if float64(pr.Match) < learnerReadyPercent*float64(st.Progress[s.id].Match) {
+		return rpctypes.ErrGRPCLearnerNotReady
+	}
+	return nil
 }

@@ -30,6 +30,7 @@ type memberOptions struct {
 	maxWALs             uint
 	maxSnapshots        uint
 	forceNewCluster     bool
+	strictReconfigCheck bool
 	leaseCheckpoint     time.Duration
 	logLevel            string
 }
@@ -57,6 +58,7 @@ func (o *memberOptions) addFlags(fs *pflag.FlagSet) {
 	fs.UintVar(&o.maxSnapshots, "max-snapshots", d.MaxSnapshots, "maximum number of snapshot files to retain (0 is unlimited)")
 	fs.DurationVar(&o.leaseCheckpoint, "experimental-lease-checkpoint-interval", lease.DefaultCheckpointInterval, "how often the leader persists leases' remaining TTLs")
 	fs.BoolVar(&o.forceNewCluster, "force-new-cluster", false, "force to create a new one-member cluster from this member's data")
+	fs.BoolVar(&o.strictReconfigCheck, "strict-reconfig-check", d.StrictReconfigCheck, "reject reconfiguration requests that would cause quorum loss")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
 
@@ -94,6 +96,7 @@ func (o *memberOptions) config() (*server.Config, error) {
 	c.MaxWALs = o.maxWALs
 	c.MaxSnapshots = o.maxSnapshots
 	c.ForceNewCluster = o.forceNewCluster
+	c.StrictReconfigCheck = o.strictReconfigCheck
 	c.LeaseCheckpointInterval = o.leaseCheckpoint
 	if err := c.Validate(); err != nil {
 		return nil, err

@@ -42,7 +42,8 @@ func TestFlagsAndEnv(t *testing.T) {
 					t.Fatal(err)
 				}
 				if c.Name != "default" || c.DataDir != "default.etcd" || c.SnapshotCount != 10000 ||
-					c.HeartbeatMs != 100 || c.ElectionMs != 1000 || c.QuotaBackendBytes != 2<<30 || c.MaxSnapshots != 5 || !c.NewCluster {
+					c.HeartbeatMs != 100 || c.ElectionMs != 1000 || c.QuotaBackendBytes != 2<<30 || c.MaxSnapshots != 5 || !c.NewCluster ||
+					!c.StrictReconfigCheck {
 					t.Fatalf("defaults: %+v", c)
 				}
 			},
@@ -94,6 +95,24 @@ func TestFlagsAndEnv(t *testing.T) {
 				}
 				if c.LeaseCheckpointInterval != 30*time.Second {
 					t.Fatalf("lease checkpoint interval %v, want 30s", c.LeaseCheckpointInterval)
+				}
+			},
+		},
+		{
+			name: "strict reconfiguration check off by flag",
+			args: []string{"--strict-reconfig-check=false"},
+			check: func(t *testing.T, o *memberOptions) {
+				if c, err := o.config(); err != nil || c.StrictReconfigCheck {
+					t.Fatalf("strict reconfig check %v, %v; want off", c, err)
+				}
+			},
+		},
+		{
+			name: "strict reconfiguration check off by the env",
+			env:  map[string]string{"ETCD_STRICT_RECONFIG_CHECK": "false"},
+			check: func(t *testing.T, o *memberOptions) {
+				if c, err := o.config(); err != nil || c.StrictReconfigCheck {
+					t.Fatalf("strict reconfig check %v, %v; want off", c, err)
 				}
 			},
 		},

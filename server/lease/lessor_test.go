@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -149,151 +149,163 @@ func TestRevokeDeletesKeysInOneTransaction(t *testing.T) {
 	}
 }
 
+// The lessor's clocks are synctest's fake clock: the tests below wait for
+// exact (fake) durations, and synctest.Wait for the lessor's goroutines.
+
 func TestExpiryOnTheLeaderOnly(t *testing.T) {
-	m := openMember(t, filepath.Join(t.TempDir(), "db"), lease.Config{ExpiredRetryInterval: 50 * time.Millisecond})
-	if _, err := m.le.Grant(1, 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.le.Renew(context.Background(), 1); !errors.Is(err, lease.ErrNotPrimary) {
-		t.Errorf("renew on a follower: %v", err)
-	}
-	if _, err := m.le.TimeToLive(1, false); !errors.Is(err, lease.ErrNotPrimary) {
-		t.Errorf("ttl on a follower: %v", err)
-	}
-	select {
-	case ids := <-m.le.ExpiredLeases():
-		t.Fatalf("a follower reported %v", ids)
-	case <-time.After(1200 * time.Millisecond):
-	}
-	m.le.Promote(0)
-	m.put(t, "k", 1)
-	in, err := m.le.TimeToLive(1, true)
-	if err != nil || in.TTL != 1 || in.Remaining <= 0 || fmt.Sprint(in.Keys) != "[[107]]" {
-		t.Errorf("time to live %+v, %v", in, err)
-	}
-	start := time.Now()
-	var ids []int64
-	select {
-	case ids = <-m.le.ExpiredLeases():
-	case <-time.After(5 * time.Second):
-		t.Fatal("lease never expired")
-	}
-	if fmt.Sprint(ids) != "[1]" || time.Since(start) > 2*time.Second {
-		t.Errorf("expired %v after %v", ids, time.Since(start))
-	}
-	// Not revoked yet: it is reported again.
-	select {
-	case ids = <-m.le.ExpiredLeases():
-	case <-time.After(5 * time.Second):
-		t.Fatal("expired lease not reported again")
-	}
-	// A renewal of an expired lease waits for its revocation.
-	var renewErr error
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_, renewErr = m.le.Renew(context.Background(), 1)
-	}()
-	time.Sleep(20 * time.Millisecond)
-	if err := m.le.Revoke(1); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	if !errors.Is(renewErr, rpctypes.ErrGRPCLeaseNotFound) {
-		t.Errorf("renew of a revoked lease: %v", renewErr)
-	}
-	if got := m.keys(t); len(got) != 0 {
-		t.Errorf("keys left: %v", got)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		m := openMember(t, filepath.Join(t.TempDir(), "db"), lease.Config{ExpiredRetryInterval: 50 * time.Millisecond})
+		if _, err := m.le.Grant(1, 1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.le.Renew(t.Context(), 1); !errors.Is(err, lease.ErrNotPrimary) {
+			t.Errorf("renew on a follower: %v", err)
+		}
+		if _, err := m.le.TimeToLive(1, false); !errors.Is(err, lease.ErrNotPrimary) {
+			t.Errorf("ttl on a follower: %v", err)
+		}
+		// Well past the TTL, a follower has reported nothing.
+		time.Sleep(3 * time.Second)
+		select {
+		case ids := <-m.le.ExpiredLeases():
+			t.Fatalf("a follower reported %v", ids)
+		default:
+		}
+		m.le.Promote(0)
+		m.put(t, "k", 1)
+		in, err := m.le.TimeToLive(1, true)
+		if err != nil || in.TTL != 1 || in.Remaining != time.Second || fmt.Sprint(in.Keys) != "[[107]]" {
+			t.Errorf("time to live %+v, %v", in, err)
+		}
+		start := time.Now()
+		ids := <-m.le.ExpiredLeases()
+		// Reported at the first tick (10 ms) at or after the expiry.
+		if waited := time.Since(start); fmt.Sprint(ids) != "[1]" || waited < time.Second || waited > time.Second+10*time.Millisecond {
+			t.Errorf("expired %v after %v", ids, waited)
+		}
+		// Not revoked yet: it is reported again after the retry interval.
+		start = time.Now()
+		ids = <-m.le.ExpiredLeases()
+		if waited := time.Since(start); fmt.Sprint(ids) != "[1]" || waited < 50*time.Millisecond {
+			t.Errorf("reported again %v after %v", ids, waited)
+		}
+		// A renewal of an expired lease waits for its revocation.
+		renewErr := make(chan error, 1)
+		go func() {
+			_, err := m.le.Renew(t.Context(), 1)
+			renewErr <- err
+		}()
+		synctest.Wait()
+		select {
+		case err := <-renewErr:
+			t.Fatalf("renew of an expired lease returned before its revocation: %v", err)
+		default:
+		}
+		if err := m.le.Revoke(1); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-renewErr; !errors.Is(err, rpctypes.ErrGRPCLeaseNotFound) {
+			t.Errorf("renew of a revoked lease: %v", err)
+		}
+		if got := m.keys(t); len(got) != 0 {
+			t.Errorf("keys left: %v", got)
+		}
+	})
 }
 
 func TestRenew(t *testing.T) {
-	m := openMember(t, filepath.Join(t.TempDir(), "db"), lease.Config{})
-	m.le.Promote(0)
-	if _, err := m.le.Grant(1, 2); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(1100 * time.Millisecond)
-	ttl, err := m.le.Renew(context.Background(), 1)
-	if err != nil || ttl != 2 {
-		t.Fatalf("renew: %d, %v", ttl, err)
-	}
-	in, err := m.le.TimeToLive(1, false)
-	if err != nil || in.Remaining < 1500*time.Millisecond {
-		t.Errorf("after renew %+v, %v", in, err)
-	}
-	if _, err := m.le.Renew(context.Background(), 9); !errors.Is(err, rpctypes.ErrGRPCLeaseNotFound) {
-		t.Errorf("renew of a missing lease: %v", err)
-	}
-	m.le.Demote()
-	if _, err := m.le.Renew(context.Background(), 1); !errors.Is(err, lease.ErrNotPrimary) {
-		t.Errorf("renew after demote: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		m := openMember(t, filepath.Join(t.TempDir(), "db"), lease.Config{})
+		m.le.Promote(0)
+		if _, err := m.le.Grant(1, 2); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1100 * time.Millisecond)
+		if in, err := m.le.TimeToLive(1, false); err != nil || in.Remaining != 900*time.Millisecond {
+			t.Fatalf("before renew %+v, %v", in, err)
+		}
+		ttl, err := m.le.Renew(t.Context(), 1)
+		if err != nil || ttl != 2 {
+			t.Fatalf("renew: %d, %v", ttl, err)
+		}
+		in, err := m.le.TimeToLive(1, false)
+		if err != nil || in.Remaining != 2*time.Second {
+			t.Errorf("after renew %+v, %v", in, err)
+		}
+		if _, err := m.le.Renew(t.Context(), 9); !errors.Is(err, rpctypes.ErrGRPCLeaseNotFound) {
+			t.Errorf("renew of a missing lease: %v", err)
+		}
+		m.le.Demote()
+		if _, err := m.le.Renew(t.Context(), 1); !errors.Is(err, lease.ErrNotPrimary) {
+			t.Errorf("renew after demote: %v", err)
+		}
+	})
 }
 
 // TestCheckpointSurvivesRestart: a checkpointed remaining TTL is stored, so
 // a member that restarts and becomes leader resumes it.
 func TestCheckpointSurvivesRestart(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "db")
-	m := openMember(t, path, lease.Config{})
-	if _, err := m.le.Grant(1, 3600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.le.Grant(2, 3600); err != nil {
-		t.Fatal(err)
-	}
-	m.put(t, "k", 1)
-	if err := m.le.Checkpoint(1, 2); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.le.Checkpoint(99, 2); err != nil {
-		t.Errorf("checkpoint of a missing lease: %v", err)
-	}
-	m.close()
-
-	again := openMember(t, path, lease.Config{})
-	again.le.Promote(0)
-	in, err := again.le.TimeToLive(1, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if in.TTL != 3600 || in.RemainingTTL != 2 || in.Remaining > 2*time.Second || fmt.Sprint(in.Keys) != "[[107]]" {
-		t.Errorf("after restart %+v", in)
-	}
-	if in, _ := again.le.TimeToLive(2, false); in.Remaining < time.Hour-time.Minute {
-		t.Errorf("lease 2 without checkpoint: %+v", in)
-	}
-	select {
-	case ids := <-again.le.ExpiredLeases():
-		if fmt.Sprint(ids) != "[1]" {
-			t.Errorf("expired %v", ids)
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "db")
+		m := openMember(t, path, lease.Config{})
+		if _, err := m.le.Grant(1, 3600); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("checkpointed lease did not expire")
-	}
+		if _, err := m.le.Grant(2, 3600); err != nil {
+			t.Fatal(err)
+		}
+		m.put(t, "k", 1)
+		if err := m.le.Checkpoint(1, 2); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.le.Checkpoint(99, 2); err != nil {
+			t.Errorf("checkpoint of a missing lease: %v", err)
+		}
+		m.close()
+
+		again := openMember(t, path, lease.Config{})
+		again.le.Promote(0)
+		in, err := again.le.TimeToLive(1, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.TTL != 3600 || in.RemainingTTL != 2 || in.Remaining != 2*time.Second || fmt.Sprint(in.Keys) != "[[107]]" {
+			t.Errorf("after restart %+v", in)
+		}
+		if in, _ := again.le.TimeToLive(2, false); in.Remaining != time.Hour {
+			t.Errorf("lease 2 without checkpoint: %+v", in)
+		}
+		start := time.Now()
+		ids := <-again.le.ExpiredLeases()
+		if waited := time.Since(start); fmt.Sprint(ids) != "[1]" || waited < 2*time.Second || waited > 2*time.Second+10*time.Millisecond {
+			t.Errorf("expired %v after %v, want lease 1 after its checkpointed 2 s", ids, waited)
+		}
+	})
 }
 
 func TestLeaderProposesCheckpoints(t *testing.T) {
-	m := openMember(t, filepath.Join(t.TempDir(), "db"), lease.Config{CheckpointInterval: 50 * time.Millisecond})
-	got := make(chan *pb.LeaseCheckpointRequest, 10)
-	m.le.SetCheckpointer(func(_ context.Context, req *pb.LeaseCheckpointRequest) error {
-		got <- req
-		return nil
-	})
-	if _, err := m.le.Grant(1, 3600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.le.Grant(2, 0); err != nil { // shorter than the interval: not checkpointed
-		t.Fatal(err)
-	}
-	m.le.Promote(0)
-	select {
-	case req := <-got:
-		if len(req.Checkpoints) != 1 || req.Checkpoints[0].ID != 1 || req.Checkpoints[0].Remaining_TTL < 3590 {
+	synctest.Test(t, func(t *testing.T) {
+		m := openMember(t, filepath.Join(t.TempDir(), "db"), lease.Config{CheckpointInterval: 50 * time.Millisecond})
+		got := make(chan *pb.LeaseCheckpointRequest, 10)
+		m.le.SetCheckpointer(func(_ context.Context, req *pb.LeaseCheckpointRequest) error {
+			got <- req
+			return nil
+		})
+		if _, err := m.le.Grant(1, 3600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.le.Grant(2, 0); err != nil { // shorter than the interval: not checkpointed
+			t.Fatal(err)
+		}
+		m.le.Promote(0)
+		start := time.Now()
+		req := <-got
+		// The first tick (10 ms) at or after the interval (50 ms).
+		if waited := time.Since(start); waited != 50*time.Millisecond {
+			t.Errorf("first checkpoint after %v, want 50ms", waited)
+		}
+		if len(req.Checkpoints) != 1 || req.Checkpoints[0].ID != 1 || req.Checkpoints[0].Remaining_TTL != 3600 {
 			t.Errorf("checkpoint %v", req)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no checkpoint proposed")
-	}
+	})
 }

@@ -29,7 +29,9 @@ type peer struct {
 	next    int  // index of the URL to try next
 	sending bool // a snapshot send is running
 
-	up atomic.Bool
+	// activeSince is when the stream connected (Unix nanoseconds), 0
+	// while it is down.
+	activeSince atomic.Int64
 }
 
 func newPeer(t *Transport, id uint64, urls []string) *peer {
@@ -66,12 +68,12 @@ func (p *peer) rotate() {
 	p.mu.Unlock()
 }
 
-func (p *peer) connected() bool { return p.up.Load() }
+func (p *peer) connected() bool { return p.activeSince.Load() != 0 }
 
 func (p *peer) stop() { p.once.Do(func() { close(p.done) }) }
 
 func (p *peer) enqueue(m raftpb.Message) {
-	if !p.up.Load() {
+	if !p.connected() {
 		p.t.cfg.Raft.ReportUnreachable(p.id)
 		return
 	}
@@ -89,7 +91,7 @@ func (p *peer) run() {
 	for {
 		start := time.Now()
 		err := p.stream()
-		p.up.Store(false)
+		p.activeSince.Store(0)
 		select {
 		case <-p.done:
 			return
@@ -162,7 +164,7 @@ func (p *peer) stream() error {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		close(closed)
 	}()
-	p.up.Store(true)
+	p.activeSince.Store(time.Now().UnixNano())
 	p.t.lg.Info("peer stream connected", "peer-id", strconv.FormatUint(p.id, 16), "url", u)
 
 	bw := bufio.NewWriterSize(pw, 64<<10)

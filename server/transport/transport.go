@@ -205,6 +205,21 @@ func (t *Transport) PeerActive(id uint64) bool {
 	return ok && p.connected()
 }
 
+// ActiveSince is when the stream to member id connected, zero while it is
+// down (etcd's Transporter.ActiveSince).
+func (t *Transport) ActiveSince(id uint64) time.Time {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	p, ok := t.peers[id]
+	if !ok {
+		return time.Time{}
+	}
+	if ns := p.activeSince.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
 // Close stops every peer stream and waits for them.
 func (t *Transport) Close() {
 	t.cancel()

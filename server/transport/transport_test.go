@@ -115,6 +115,9 @@ func TestStreamDeliversInOrder(t *testing.T) {
 	_, urlB := serve(t, 2, 7, recB)
 	a.AddPeer(2, []string{urlB})
 	waitFor(t, "stream up", func() bool { return a.PeerActive(2) })
+	if a.ActiveSince(2).IsZero() || !a.ActiveSince(3).IsZero() {
+		t.Fatalf("active since: peer 2 %v, unknown peer 3 %v", a.ActiveSince(2), a.ActiveSince(3))
+	}
 
 	const n = 2000
 	for i := range n {
