@@ -125,6 +125,9 @@ type decoder struct {
 	skipCRC  uint32
 	skipped  int64 // bytes passed over by the last resynchronisation
 	lastGood uint64
+	// lastEnd is the raft index at which the intact records so far end the
+	// log: the last entry's, raised by a later snapshot record above it.
+	lastEnd uint64
 
 	// keepData makes the read buffer append-only: instead of reusing it,
 	// fill continues in a new one, so that entry data can point into it and
@@ -464,8 +467,11 @@ func (d *decoder) decodeData(rec Record) error {
 			return err
 		}
 	}
-	if rec.Type == EntryType {
-		d.lastGood = d.ent.Index
+	switch rec.Type {
+	case EntryType:
+		d.lastGood, d.lastEnd = d.ent.Index, d.ent.Index
+	case SnapshotType:
+		d.lastEnd = max(d.lastEnd, d.snap.Index)
 	}
 	return nil
 }
