@@ -232,8 +232,8 @@ func (s *Server) bootRestart() (*bootState, error) {
 			return nil, fmt.Errorf("server: read WAL %s: %w", walDir, err)
 		}
 		s.lg.Warn("WAL ends with a torn record, repairing", "dir", walDir, "error", err)
-		if !walkit.Repair(s.lg, walDir) {
-			return nil, fmt.Errorf("server: read WAL %s: repair failed: %w", walDir, err)
+		if rerr := walkit.Repair(s.lg, walDir); rerr != nil {
+			return nil, fmt.Errorf("server: read WAL %s: %v; repair failed: %w", walDir, err, rerr)
 		}
 	}
 	meta, err := walkit.ParseMetadata(md)

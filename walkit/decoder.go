@@ -68,6 +68,9 @@ type DamageError struct {
 	Err           error
 }
 
+// where is "at segment <name> offset <n>", for errors about a record.
+func (p Position) where() string { return fmt.Sprintf("at segment %s offset %d", p.Segment, p.Offset) }
+
 func (e *DamageError) Error() string {
 	return fmt.Sprintf("walkit: segment %s offset %d record %d: %s: %v (last good entry %d)",
 		e.Pos.Segment, e.Pos.Offset, e.Pos.Record, e.Kind, e.Err, e.LastGoodIndex)

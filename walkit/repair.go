@@ -17,21 +17,20 @@ var ErrUnrepairable = errors.New("walkit: damage cannot be repaired by truncatio
 
 // Repair is etcd's repair of a torn tail: it decodes the last segment and, if
 // it ends in a torn or short record, copies the segment to <name>.broken,
-// truncates it where that record starts and syncs it. It reports whether the
-// WAL now ends cleanly; damage of any other kind is not repaired. Unlike
-// etcd it does not wait for a lock: a segment in use is left alone.
-func Repair(lg *slog.Logger, dir string) bool {
+// truncates it where that record starts and syncs it. It returns nil when
+// the WAL now ends cleanly, and otherwise why not: damage of any other kind
+// (a *DamageError) is not repaired. Unlike etcd it does not wait for a
+// lock: a segment in use is left alone (ErrLocked).
+func Repair(lg *slog.Logger, dir string) error {
 	lg = discardLogger(lg)
 	segs, err := listSegments(dir)
 	if err != nil {
-		lg.Warn("WAL repair: no segments", "dir", dir, "err", err)
-		return false
+		return err
 	}
 	last := segs[len(segs)-1]
 	f, err := openLocked(last.Path, os.O_RDWR, false)
 	if err != nil {
-		lg.Warn("WAL repair: cannot lock the last segment", "segment", last.Path, "err", err)
-		return false
+		return err
 	}
 	defer f.Close()
 	d := newDecoder(fileSources([]Segment{last}), false)
@@ -42,25 +41,25 @@ func Repair(lg *slog.Logger, dir string) bool {
 		case err == nil:
 			continue
 		case errors.Is(err, io.EOF):
-			return true
+			return nil
 		case errors.Is(err, io.ErrUnexpectedEOF):
-			lg.Info("WAL repair: truncating torn tail", "segment", last.Name, "offset", pos.Offset, "err", err)
+			lg.Info("WAL repair: truncating torn tail", "segment", last.Name, "offset", pos.Offset, "error", err)
 			if err := copyFile(last.Path, last.Path+".broken", -1); err != nil {
-				lg.Warn("WAL repair: cannot keep the broken segment", "err", err)
-				return false
+				return fmt.Errorf("walkit: repair: keep the torn segment: %w", err)
 			}
 			if err := f.Truncate(pos.Offset); err != nil {
-				lg.Warn("WAL repair: truncate failed", "segment", last.Path, "err", err)
-				return false
+				return fmt.Errorf("walkit: repair: truncate %s at %d: %w", last.Path, pos.Offset, err)
 			}
 			if err := f.Sync(); err != nil {
-				lg.Warn("WAL repair: fsync failed", "segment", last.Path, "err", err)
-				return false
+				return fmt.Errorf("walkit: repair: fsync %s: %w", last.Path, err)
 			}
-			return true
+			return nil
 		default:
-			lg.Warn("WAL repair: damage is not a torn tail", "segment", last.Name, "err", err)
-			return false
+			var de *DamageError
+			if errors.As(err, &de) {
+				return fmt.Errorf("%w; not a torn tail, so not repaired (walkit repair plans a cut)", err)
+			}
+			return err
 		}
 	}
 }

@@ -56,8 +56,8 @@ func TestRepairTruncatesTornTail(t *testing.T) {
 		t.Fatalf("ReadAll for append over a torn tail: %v, want unexpected EOF", err)
 	}
 	w.Close()
-	if !Repair(nil, dir) {
-		t.Fatal("Repair failed")
+	if err := Repair(nil, dir); err != nil {
+		t.Fatalf("Repair: %v", err)
 	}
 	if got := readFile(t, last.Path+".broken"); !bytes.Equal(got, torn) {
 		t.Fatal(".broken copy differs from the segment before repair")
@@ -74,8 +74,8 @@ func TestRepairTruncatesTornTail(t *testing.T) {
 	}
 	w.Close()
 	compareWithOracle(t, dir, Snapshot{})
-	if !Repair(nil, dir) {
-		t.Fatal("Repair of a clean WAL reported failure")
+	if err := Repair(nil, dir); err != nil {
+		t.Fatalf("Repair of a clean WAL: %v", err)
 	}
 }
 
@@ -87,8 +87,10 @@ func TestRepairRefusesMidFileCorruption(t *testing.T) {
 	f := fs[len(fs)/2]
 	b[(f.start+f.end)/2] ^= 0x10
 	mustWriteFile(t, last.Path, b)
-	if Repair(nil, dir) {
-		t.Fatal("Repair accepted a CRC mismatch that is not a torn tail")
+	err := Repair(nil, dir)
+	var de *DamageError
+	if !errors.As(err, &de) || !errors.Is(err, ErrCRCMismatch) || de.Pos.Segment != last.Name || de.Pos.Offset != int64(f.start) {
+		t.Fatalf("Repair of a CRC mismatch that is not a torn tail: %v, want the damage at %s offset %d", err, last.Name, f.start)
 	}
 }
 
