@@ -17,6 +17,22 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // ErrCRCMismatch is a record whose stored CRC differs from the running CRC-32C.
 var ErrCRCMismatch = errors.New("walkit: crc mismatch")
 
+// detailError is one occurrence of a sentinel error told by its details
+// alone, for damage whose kind already names the sentinel: the report says
+// "crc-mismatch: stored crc ..., computed ...", not "crc-mismatch: walkit:
+// crc mismatch ...". errors.Is still finds the sentinel.
+type detailError struct {
+	sentinel error
+	detail   string
+}
+
+func detailf(sentinel error, format string, args ...any) error {
+	return &detailError{sentinel: sentinel, detail: fmt.Sprintf(format, args...)}
+}
+
+func (e *detailError) Error() string { return e.detail }
+func (e *detailError) Unwrap() error { return e.sentinel }
+
 // DamageKind classifies damage found while decoding.
 type DamageKind int
 
@@ -410,7 +426,7 @@ func (d *decoder) decodeFrame(pos Position, lenField uint64) (Record, error) {
 	case rec.Type == CrcType:
 		if d.crc != 0 && rec.CRC != d.crc {
 			d.skipCRC = rec.CRC
-			return fail(CRCMismatch, fmt.Errorf("%w: crc record holds %#08x, running crc of the previous segment is %#08x", ErrCRCMismatch, rec.CRC, d.crc))
+			return fail(CRCMismatch, detailf(ErrCRCMismatch, "crc record holds %#08x, running crc of the previous segment is %#08x", rec.CRC, d.crc))
 		}
 		d.skipCRC = rec.CRC
 	default:
@@ -419,7 +435,7 @@ func (d *decoder) decodeFrame(pos Position, lenField uint64) (Record, error) {
 			if !d.haveAlt || crc32.Update(d.altCRC, crcTable, rec.Data) != rec.CRC {
 				d.altCRC, d.haveAlt = c, true
 				d.skipCRC = rec.CRC
-				return fail(CRCMismatch, fmt.Errorf("%w (want %#08x, got %#08x)", ErrCRCMismatch, rec.CRC, c))
+				return fail(CRCMismatch, detailf(ErrCRCMismatch, "stored crc %#08x, computed %#08x", rec.CRC, c))
 			}
 			// The previous record's CRC field was the damaged part: the chain holds from its data.
 		}
@@ -495,7 +511,7 @@ func (d *decoder) plausible(rec Record) error {
 	switch rec.Type {
 	case MetadataType:
 		if d.haveMeta && !bytes.Equal(d.metadata, rec.Data) {
-			return fmt.Errorf("%w: %x differs from the first metadata %x", ErrMetadataConflict, rec.Data, d.metadata)
+			return detailf(ErrMetadataConflict, "metadata %x differs from the first metadata %x", rec.Data, d.metadata)
 		}
 		if !d.haveMeta {
 			d.metadata, d.haveMeta = bytes.Clone(rec.Data), true

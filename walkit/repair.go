@@ -45,7 +45,7 @@ func Repair(lg *slog.Logger, dir string) error {
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			lg.Info("WAL repair: truncating torn tail", "segment", last.Name, "offset", pos.Offset, "error", err)
 			if err := copyFile(last.Path, last.Path+".broken", -1); err != nil {
-				return fmt.Errorf("walkit: repair: keep the torn segment: %w", err)
+				return err // names the segment and its copy
 			}
 			if err := f.Truncate(pos.Offset); err != nil {
 				return fmt.Errorf("walkit: repair: truncate %s at %d: %w", last.Path, pos.Offset, err)

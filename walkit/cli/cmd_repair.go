@@ -127,7 +127,7 @@ func (o *repairOptions) run(cmd *cobra.Command, e *env, dir string, member *memb
 		}
 		return finding(err)
 	case err != nil:
-		return usage(fmt.Errorf("walkit: plan repair of %s: %w", dir, err))
+		return usage(err) // walkit's errors name the dir or segment
 	}
 	rep := repairReport{RepairPlan: plan, LostIndexes: plan.LostIndexes(), LostReadable: len(plan.LostEntries),
 		LostEntries: []inspect.Record{}, Member: member}
@@ -151,7 +151,10 @@ func (o *repairOptions) run(cmd *cobra.Command, e *env, dir string, member *memb
 		if err := plan.Apply(e.logger); err != nil {
 			// A WAL in use (locked), a .broken already there, a file that
 			// changed: nothing was lost, the input could not be worked on.
-			return usage(fmt.Errorf("walkit: repair %s: %w", dir, err))
+			if errors.Is(err, walkit.ErrLocked) {
+				err = fmt.Errorf("%w (is the member running?)", err)
+			}
+			return usage(err)
 		}
 		rep.Applied = true
 	}

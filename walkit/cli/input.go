@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
+	"github.com/lifeboat-dev/lifeboat/walkit"
 )
 
 // walInput is the WAL a command reads: a positional data dir or WAL dir,
@@ -81,6 +82,9 @@ func (in *walInput) dir(args []string) (string, error) {
 			what = "empty directory"
 		}
 		return "", usage(fmt.Errorf("walkit: %s: %s: not a data dir (no member/wal) nor a WAL dir (no *.wal)", path, what))
+	}
+	if _, err := walkit.ListSegments(path); errors.Is(err, walkit.ErrFileNotFound) {
+		return "", usage(err) // *.wal files, none named as a segment
 	}
 	return path, nil
 }
