@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -165,4 +167,57 @@ func TestBootRefusesWALBelowAppliedData(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A refused --force-new-cluster leaves the disk as it found it: no member
+// dir and no db, which the tools would take for a member.
+func TestForceNewClusterWithoutWALTouchesNothing(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dataDir string)
+	}{
+		{"missing data dir", func(*testing.T, string) {}},
+		{"empty data dir", func(t *testing.T, dataDir string) {
+			if err := os.Mkdir(dataDir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			dataDir := filepath.Join(root, "m")
+			tt.setup(t, dataDir)
+			before := dirTree(t, root)
+			cfg := soloConfig(t, dataDir)
+			cfg.ForceNewCluster = true
+			s, err := New(cfg)
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				s.Stop(ctx)
+				t.Fatal("--force-new-cluster started on a data dir without a WAL")
+			}
+			if !strings.Contains(err.Error(), "--force-new-cluster needs an existing data dir") {
+				t.Fatalf("New: %v", err)
+			}
+			if after := dirTree(t, root); !slices.Equal(after, before) {
+				t.Fatalf("a refused --force-new-cluster left %v (before: %v)", after, before)
+			}
+		})
+	}
+}
+
+// dirTree lists every path under root.
+func dirTree(t *testing.T, root string) []string {
+	t.Helper()
+	var paths []string
+	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+		paths = append(paths, p)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return paths
 }

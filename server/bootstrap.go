@@ -47,10 +47,16 @@ type bootState struct {
 	restart bool
 }
 
-// prepareDirs creates the member dirs and removes leftovers of an
-// interrupted snapshot receive, as etcd does on start.
+// prepareDirs refuses a boot that cannot start before it touches the disk,
+// then creates the member dirs and removes leftovers of an interrupted
+// snapshot receive, as etcd does on start. A refused --force-new-cluster
+// must leave no member dir or db behind, which tools would take for a
+// member.
 func prepareDirs(c *Config) error {
 	layout := c.Layout()
+	if c.ForceNewCluster && !walkit.Exist(layout.WALDir()) {
+		return fmt.Errorf("server: --force-new-cluster needs an existing data dir, and %s has no WAL", layout.WALDir())
+	}
 	for _, d := range layout.Dirs() {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("server: create %s: %w", d, err)
