@@ -47,10 +47,16 @@ type bootState struct {
 	restart bool
 }
 
-// prepareDirs creates the member dirs and removes leftovers of an
-// interrupted snapshot receive, as etcd does on start.
+// prepareDirs refuses a boot that cannot start before it touches the disk,
+// then creates the member dirs and removes leftovers of an interrupted
+// snapshot receive, as etcd does on start. A refused --force-new-cluster
+// must leave no member dir or db behind, which tools would take for a
+// member.
 func prepareDirs(c *Config) error {
 	layout := c.Layout()
+	if c.ForceNewCluster && !walkit.Exist(layout.WALDir()) {
+		return fmt.Errorf("server: --force-new-cluster needs an existing data dir, and %s has no WAL", layout.WALDir())
+	}
 	for _, d := range layout.Dirs() {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("server: create %s: %w", d, err)
@@ -232,8 +238,8 @@ func (s *Server) bootRestart() (*bootState, error) {
 			return nil, fmt.Errorf("server: read WAL %s: %w", walDir, err)
 		}
 		s.lg.Warn("WAL ends with a torn record, repairing", "dir", walDir, "error", err)
-		if !walkit.Repair(s.lg, walDir) {
-			return nil, fmt.Errorf("server: read WAL %s: repair failed: %w", walDir, err)
+		if rerr := walkit.Repair(s.lg, walDir); rerr != nil {
+			return nil, fmt.Errorf("server: read WAL %s: %v; repair failed: %w", walDir, err, rerr)
 		}
 	}
 	meta, err := walkit.ParseMetadata(md)
@@ -242,6 +248,10 @@ func (s *Server) bootRestart() (*bootState, error) {
 		return nil, fmt.Errorf("server: WAL metadata: %w", err)
 	}
 	bs.id, bs.clusterID = meta.NodeID, meta.ClusterID
+	if err := s.checkWALEnd(bs, ents); err != nil {
+		bs.wal.Close()
+		return nil, err
+	}
 	if !raft.IsEmptySnap(bs.snapshot) {
 		if err := s.raftStorage.ApplySnapshot(bs.snapshot); err != nil {
 			bs.wal.Close()
@@ -265,6 +275,57 @@ func (s *Server) bootRestart() (*bootState, error) {
 	s.lg.Info("restarting member", "member-id", schema.FormatID(bs.id), "cluster-id", schema.FormatID(bs.clusterID),
 		"snapshot-index", bs.snapshot.Metadata.Index, "commit", st.Commit, "term", st.Term, "entries", len(ents))
 	return bs, nil
+}
+
+// ErrWALBehind means a member's WAL ends below what the member has applied.
+var ErrWALBehind = errors.New("server: the WAL ends below the member's applied data")
+
+// checkWALEnd refuses a WAL that ends below the db's consistent index or
+// below the newest .snap file, as a WAL cut by a repair does. Raft would
+// start from the WAL's end and hand out the indexes above it again, and
+// the apply loop would skip those new entries as already applied: every
+// write would be acknowledged and dropped. A .snap above the WAL whose
+// received db still waits beside it is a snapshot from the leader that a
+// crash interrupted before its WAL record; the leader sends it again.
+func (s *Server) checkWALEnd(bs *bootState, ents []raftpb.Entry) error {
+	end := bs.snapshot.Metadata.Index
+	if n := len(ents); n > 0 {
+		end = ents[n-1].Index
+	}
+	layout := s.cfg.Layout()
+	var above []string
+	if ci, _ := s.st.Load().kv.ConsistentIndex(); ci > end {
+		above = append(above, fmt.Sprintf("the db's consistent index %d (%s)", ci, layout.DBPath()))
+	}
+	names, err := s.snapshotter.Names()
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	var newest uint64
+	var newestName string
+	for _, name := range names {
+		_, index, err := snap.ParseName(name)
+		if err != nil || index <= max(end, newest) {
+			continue
+		}
+		if _, err := os.Stat(layout.ReceivedDBPath(index)); err == nil {
+			continue
+		}
+		newest, newestName = index, name
+	}
+	if newestName != "" {
+		above = append(above, fmt.Sprintf("the snapshot %s at index %d", filepath.Join(layout.SnapDir(), newestName), newest))
+	}
+	if len(above) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s ends at index %d, below %s: entries after %d were applied but are gone from the WAL "+
+		"(was it cut by a repair?), and a member started on it would skip new writes as already applied. "+
+		"This data dir cannot be used as it is: remove the member and add it again (etcdctl member remove %s; "+
+		"etcdctl member add %s --peer-urls=%s; then start it on an empty data dir with --initial-cluster-state existing), "+
+		"or restore the data dir from a snapshot (restore)",
+		ErrWALBehind, layout.WALDir(), end, strings.Join(above, " and "), end,
+		schema.FormatID(bs.id), s.cfg.Name, strings.Join(s.cfg.AdvertisePeerURLs, ","))
 }
 
 // forceNewCluster rewrites membership as FORMATS.md §10: entries above the

@@ -150,9 +150,6 @@ func (s *Server) boot() (*bootState, error) {
 	if err := s.openStores(0); err != nil {
 		return nil, err
 	}
-	if s.cfg.ForceNewCluster {
-		return nil, fmt.Errorf("server: --force-new-cluster needs an existing data dir, and %s has no WAL", s.cfg.Layout().WALDir())
-	}
 	if s.cfg.NewCluster {
 		return s.bootNew()
 	}

@@ -14,6 +14,7 @@ import (
 )
 
 // Errors for a revision outside a db's history, as etcd's mvcc names them.
+// The server's store (server/mvcc) returns these too.
 var (
 	ErrCompacted   = errors.New("snapkit: required revision has been compacted")
 	ErrFutureRev   = errors.New("snapkit: required revision is a future revision")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
 	"github.com/lifeboat-dev/lifeboat/snapkit/snap"
+	"github.com/lifeboat-dev/lifeboat/walkit"
 )
 
 // TrailerSize is the length of the SHA-256 that `etcdctl snapshot save`
@@ -21,8 +22,9 @@ var (
 	ErrNoDB = errors.New("snapkit: no member/snap/db in directory")
 	// ErrNotBolt means the file has no valid bbolt meta page.
 	ErrNotBolt = errors.New("snapkit: not a bbolt file")
-	// ErrLocked means a running process holds the db (an etcd member, most likely).
-	ErrLocked = errors.New("snapkit: db is locked by another process (is etcd running on this data dir?)")
+	// ErrLocked means a running process holds the db (an etcd member, most
+	// likely): walkit's, the error of a file lock held elsewhere.
+	ErrLocked = walkit.ErrLocked
 	// ErrDamaged means the structural walk found damage; the findings say where.
 	ErrDamaged = errors.New("snapkit: db is damaged")
 )

@@ -69,7 +69,7 @@ func openDBFile(src Source) (*dbFile, error) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s", ErrLocked, src.DBPath)
+			return nil, fmt.Errorf("%w: %s: the db is held by another process (is etcd running on this data dir?)", ErrLocked, src.DBPath)
 		}
 		return nil, fmt.Errorf("snapkit: %s: lock: %w", src.DBPath, err)
 	}

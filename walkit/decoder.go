@@ -17,6 +17,22 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // ErrCRCMismatch is a record whose stored CRC differs from the running CRC-32C.
 var ErrCRCMismatch = errors.New("walkit: crc mismatch")
 
+// detailError is one occurrence of a sentinel error told by its details
+// alone, for damage whose kind already names the sentinel: the report says
+// "crc-mismatch: stored crc ..., computed ...", not "crc-mismatch: walkit:
+// crc mismatch ...". errors.Is still finds the sentinel.
+type detailError struct {
+	sentinel error
+	detail   string
+}
+
+func detailf(sentinel error, format string, args ...any) error {
+	return &detailError{sentinel: sentinel, detail: fmt.Sprintf(format, args...)}
+}
+
+func (e *detailError) Error() string { return e.detail }
+func (e *detailError) Unwrap() error { return e.sentinel }
+
 // DamageKind classifies damage found while decoding.
 type DamageKind int
 
@@ -67,6 +83,9 @@ type DamageError struct {
 	LastGoodIndex uint64 // index of the last entry decoded intact before the damage
 	Err           error
 }
+
+// where is "at segment <name> offset <n>", for errors about a record.
+func (p Position) where() string { return fmt.Sprintf("at segment %s offset %d", p.Segment, p.Offset) }
 
 func (e *DamageError) Error() string {
 	return fmt.Sprintf("walkit: segment %s offset %d record %d: %s: %v (last good entry %d)",
@@ -125,6 +144,9 @@ type decoder struct {
 	skipCRC  uint32
 	skipped  int64 // bytes passed over by the last resynchronisation
 	lastGood uint64
+	// lastEnd is the raft index at which the intact records so far end the
+	// log: the last entry's, raised by a later snapshot record above it.
+	lastEnd uint64
 
 	// keepData makes the read buffer append-only: instead of reusing it,
 	// fill continues in a new one, so that entry data can point into it and
@@ -404,7 +426,7 @@ func (d *decoder) decodeFrame(pos Position, lenField uint64) (Record, error) {
 	case rec.Type == CrcType:
 		if d.crc != 0 && rec.CRC != d.crc {
 			d.skipCRC = rec.CRC
-			return fail(CRCMismatch, fmt.Errorf("%w: crc record holds %#08x, running crc of the previous segment is %#08x", ErrCRCMismatch, rec.CRC, d.crc))
+			return fail(CRCMismatch, detailf(ErrCRCMismatch, "crc record holds %#08x, running crc of the previous segment is %#08x", rec.CRC, d.crc))
 		}
 		d.skipCRC = rec.CRC
 	default:
@@ -413,7 +435,7 @@ func (d *decoder) decodeFrame(pos Position, lenField uint64) (Record, error) {
 			if !d.haveAlt || crc32.Update(d.altCRC, crcTable, rec.Data) != rec.CRC {
 				d.altCRC, d.haveAlt = c, true
 				d.skipCRC = rec.CRC
-				return fail(CRCMismatch, fmt.Errorf("%w (want %#08x, got %#08x)", ErrCRCMismatch, rec.CRC, c))
+				return fail(CRCMismatch, detailf(ErrCRCMismatch, "stored crc %#08x, computed %#08x", rec.CRC, c))
 			}
 			// The previous record's CRC field was the damaged part: the chain holds from its data.
 		}
@@ -464,8 +486,11 @@ func (d *decoder) decodeData(rec Record) error {
 			return err
 		}
 	}
-	if rec.Type == EntryType {
-		d.lastGood = d.ent.Index
+	switch rec.Type {
+	case EntryType:
+		d.lastGood, d.lastEnd = d.ent.Index, d.ent.Index
+	case SnapshotType:
+		d.lastEnd = max(d.lastEnd, d.snap.Index)
 	}
 	return nil
 }
@@ -486,7 +511,7 @@ func (d *decoder) plausible(rec Record) error {
 	switch rec.Type {
 	case MetadataType:
 		if d.haveMeta && !bytes.Equal(d.metadata, rec.Data) {
-			return fmt.Errorf("%w: %x differs from the first metadata %x", ErrMetadataConflict, rec.Data, d.metadata)
+			return detailf(ErrMetadataConflict, "metadata %x differs from the first metadata %x", rec.Data, d.metadata)
 		}
 		if !d.haveMeta {
 			d.metadata, d.haveMeta = bytes.Clone(rec.Data), true

@@ -17,6 +17,9 @@ func openLocked(path string, flag int, wait bool) (*os.File, error) {
 	}
 	if err := lockFd(f, wait); err != nil {
 		f.Close()
+		if errors.Is(err, ErrLocked) {
+			return nil, fmt.Errorf("%w: %s", err, path)
+		}
 		return nil, fmt.Errorf("walkit: lock %s: %w", path, err)
 	}
 	return f, nil

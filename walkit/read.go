@@ -31,8 +31,11 @@ func (w *WAL) ReadAll() (metadata []byte, st raftpb.HardState, ents []raftpb.Ent
 	d.keepData = true
 	var match bool
 	for {
-		var rec Record
-		rec, _, err = d.next()
+		var (
+			rec Record
+			pos Position
+		)
+		rec, pos, err = d.next()
 		if err != nil {
 			break
 		}
@@ -42,8 +45,8 @@ func (w *WAL) ReadAll() (metadata []byte, st raftpb.HardState, ents []raftpb.Ent
 			if e.Index > w.start.Index {
 				off := e.Index - w.start.Index - 1
 				if off > uint64(len(ents)) {
-					return nil, raftpb.HardState{}, ents, fmt.Errorf("%w: snapshot index %d term %d, entry index %d term %d after %d entries",
-						ErrSliceOutOfRange, w.start.Index, w.start.Term, e.Index, e.Term, len(ents))
+					return nil, raftpb.HardState{}, ents, fmt.Errorf("%w %s: snapshot index %d term %d, entry index %d term %d after %d entries",
+						ErrSliceOutOfRange, pos.where(), w.start.Index, w.start.Term, e.Index, e.Term, len(ents))
 				}
 				ents = append(ents[:off], e)
 			}
@@ -52,19 +55,20 @@ func (w *WAL) ReadAll() (metadata []byte, st raftpb.HardState, ents []raftpb.Ent
 			st = d.state
 		case MetadataType:
 			if metadata != nil && !bytes.Equal(metadata, rec.Data) {
-				return nil, raftpb.HardState{}, nil, ErrMetadataConflict
+				return nil, raftpb.HardState{}, nil, fmt.Errorf("%w %s: %x differs from the first metadata %x", ErrMetadataConflict, pos.where(), rec.Data, metadata)
 			}
 			metadata = bytes.Clone(rec.Data)
 		case CrcType:
 		case SnapshotType:
 			if d.snap.Index == w.start.Index {
 				if d.snap.Term != w.start.Term {
-					return nil, raftpb.HardState{}, nil, fmt.Errorf("%w: record has term %d, want %d at index %d", ErrSnapshotMismatch, d.snap.Term, w.start.Term, w.start.Index)
+					return nil, raftpb.HardState{}, nil, fmt.Errorf("%w %s: the record has term %d, want %d at index %d",
+						ErrSnapshotMismatch, pos.where(), d.snap.Term, w.start.Term, w.start.Index)
 				}
 				match = true
 			}
 		default:
-			return nil, raftpb.HardState{}, nil, fmt.Errorf("walkit: unexpected record type %d", int64(rec.Type))
+			return nil, raftpb.HardState{}, nil, fmt.Errorf("walkit: unexpected record type %d %s", int64(rec.Type), pos.where())
 		}
 	}
 	if len(w.locks) == 0 {
@@ -113,7 +117,7 @@ func ValidSnapshotEntries(lg *slog.Logger, dir string) ([]Snapshot, error) {
 				return nil, err
 			}
 			if !errors.Is(err, io.EOF) {
-				discardLogger(lg).Warn("WAL ends with a torn record", "dir", dir, "err", err)
+				discardLogger(lg).Warn("WAL ends with a torn record", "dir", dir, "error", err)
 			}
 			break
 		}

@@ -46,16 +46,51 @@ func TestReadAllErrorsLikeEtcd(t *testing.T) {
 		t.Fatalf("Verify of changing metadata: %v %+v", err, rep.Findings)
 	}
 
+	// Entries 1..5, then 8: a hole that the snapshot does not cover.
+	hole := filepath.Join(t.TempDir(), "wal")
+	w, err = Create(nil, hole, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ents := range [][]raftpb.Entry{entries(1, 5, 9, 10), entries(8, 9, 9, 10)} {
+		if err := w.Save(stateAt(ents[len(ents)-1].Index), ents); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	// A record of a type etcd never writes, with a valid CRC.
+	unknown := filepath.Join(t.TempDir(), "wal")
+	w, err = Create(nil, unknown, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Save(stateAt(3), entries(1, 3, 9, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.write(w.appendRecord(nil, RecordType(9), []byte("?"))); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+
+	isSnap := func(index uint64) func(Record) bool {
+		return func(rec Record) bool {
+			sn, err := DecodeSnapshot(rec.Data)
+			return rec.Type == SnapshotType && err == nil && sn.Index == index
+		}
+	}
 	cases := []struct {
 		name    string
 		dir     string
 		snap    Snapshot
 		want    error
+		at      func(Record) bool // the record the error names; nil: the first one strict reading rejects
 		etcdErr string
 	}{
-		{"snapshot term differs", dir, Snapshot{Index: s.Index, Term: s.Term + 1}, ErrSnapshotMismatch, "snapshot mismatch"},
-		{"no snapshot record", dir, Snapshot{Index: s.Index + 1, Term: s.Term}, ErrSnapshotNotFound, "snapshot not found"},
-		{"metadata changes", conflict, Snapshot{}, ErrMetadataConflict, "conflicting metadata"},
+		{"snapshot term differs", dir, Snapshot{Index: s.Index, Term: s.Term + 1}, ErrSnapshotMismatch, isSnap(s.Index), "snapshot mismatch"},
+		{"no snapshot record", dir, Snapshot{Index: s.Index + 1, Term: s.Term}, ErrSnapshotNotFound, nil, "snapshot not found"},
+		{"metadata changes", conflict, Snapshot{}, ErrMetadataConflict, nil, "conflicting metadata"},
+		{"hole in the entries", hole, Snapshot{}, ErrSliceOutOfRange, nil, "slice bounds out of range"},
+		{"unknown record type", unknown, Snapshot{}, nil, nil, "unexpected block type 9"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -64,8 +99,15 @@ func TestReadAllErrorsLikeEtcd(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			if _, _, _, err := r.ReadAll(); !errors.Is(err, c.want) {
+			_, _, _, err = r.ReadAll()
+			if err == nil || c.want != nil && !errors.Is(err, c.want) {
 				t.Fatalf("ReadAll: %v, want %v", err, c.want)
+			}
+			// Each error but the one about the whole WAL names the record.
+			if c.want != ErrSnapshotNotFound {
+				if where := recordWhere(t, c.dir, c.at); !strings.Contains(err.Error(), where) {
+					t.Errorf("ReadAll: %q does not say %q", err, where)
+				}
 			}
 			cmd := exec.Command(bin, "--snap-index", strconv.FormatUint(c.snap.Index, 10), "--snap-term", strconv.FormatUint(c.snap.Term, 10), c.dir)
 			var stderr bytes.Buffer
@@ -74,6 +116,32 @@ func TestReadAllErrorsLikeEtcd(t *testing.T) {
 				t.Fatalf("etcd's reader: %v, %q; want an error with %q", err, stderr.String(), c.etcdErr)
 			}
 		})
+	}
+}
+
+// recordWhere reads dir strictly and returns where the first record that
+// match accepts starts (with match nil, the first damaged one), as errors
+// say it.
+func recordWhere(t *testing.T, dir string, match func(Record) bool) string {
+	t.Helper()
+	r, err := NewReader(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for {
+		rec, pos, err := r.Next()
+		var de *DamageError
+		switch {
+		case errors.As(err, &de):
+			if match == nil {
+				return de.Pos.where()
+			}
+		case err != nil:
+			t.Fatalf("no such record in %s: %v", dir, err)
+		case match != nil && match(rec):
+			return pos.where()
+		}
 	}
 }
 

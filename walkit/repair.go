@@ -17,21 +17,20 @@ var ErrUnrepairable = errors.New("walkit: damage cannot be repaired by truncatio
 
 // Repair is etcd's repair of a torn tail: it decodes the last segment and, if
 // it ends in a torn or short record, copies the segment to <name>.broken,
-// truncates it where that record starts and syncs it. It reports whether the
-// WAL now ends cleanly; damage of any other kind is not repaired. Unlike
-// etcd it does not wait for a lock: a segment in use is left alone.
-func Repair(lg *slog.Logger, dir string) bool {
+// truncates it where that record starts and syncs it. It returns nil when
+// the WAL now ends cleanly, and otherwise why not: damage of any other kind
+// (a *DamageError) is not repaired. Unlike etcd it does not wait for a
+// lock: a segment in use is left alone (ErrLocked).
+func Repair(lg *slog.Logger, dir string) error {
 	lg = discardLogger(lg)
 	segs, err := listSegments(dir)
 	if err != nil {
-		lg.Warn("WAL repair: no segments", "dir", dir, "err", err)
-		return false
+		return err
 	}
 	last := segs[len(segs)-1]
 	f, err := openLocked(last.Path, os.O_RDWR, false)
 	if err != nil {
-		lg.Warn("WAL repair: cannot lock the last segment", "segment", last.Path, "err", err)
-		return false
+		return err
 	}
 	defer f.Close()
 	d := newDecoder(fileSources([]Segment{last}), false)
@@ -42,25 +41,25 @@ func Repair(lg *slog.Logger, dir string) bool {
 		case err == nil:
 			continue
 		case errors.Is(err, io.EOF):
-			return true
+			return nil
 		case errors.Is(err, io.ErrUnexpectedEOF):
-			lg.Info("WAL repair: truncating torn tail", "segment", last.Name, "offset", pos.Offset, "err", err)
+			lg.Info("WAL repair: truncating torn tail", "segment", last.Name, "offset", pos.Offset, "error", err)
 			if err := copyFile(last.Path, last.Path+".broken", -1); err != nil {
-				lg.Warn("WAL repair: cannot keep the broken segment", "err", err)
-				return false
+				return err // names the segment and its copy
 			}
 			if err := f.Truncate(pos.Offset); err != nil {
-				lg.Warn("WAL repair: truncate failed", "segment", last.Path, "err", err)
-				return false
+				return fmt.Errorf("walkit: repair: truncate %s at %d: %w", last.Path, pos.Offset, err)
 			}
 			if err := f.Sync(); err != nil {
-				lg.Warn("WAL repair: fsync failed", "segment", last.Path, "err", err)
-				return false
+				return fmt.Errorf("walkit: repair: fsync %s: %w", last.Path, err)
 			}
-			return true
+			return nil
 		default:
-			lg.Warn("WAL repair: damage is not a torn tail", "segment", last.Name, "err", err)
-			return false
+			var de *DamageError
+			if errors.As(err, &de) {
+				return fmt.Errorf("%w; not a torn tail, so not repaired (walkit repair plans a cut)", err)
+			}
+			return err
 		}
 	}
 }
@@ -114,37 +113,71 @@ type FileChange struct {
 
 // RepairPlan says how to cut a damaged WAL at its first bad record.
 type RepairPlan struct {
-	Dir           string       `json:"dir"`
-	Damage        *Finding     `json:"damage,omitempty"` // the first bad record; nil: nothing to do
-	LastKeptIndex uint64       `json:"lastKeptIndex"`    // last entry kept
-	Changes       []FileChange `json:"changes"`
-	LostEntries   []LostEntry  `json:"lostEntries"`
-	LostRecords   int          `json:"lostRecords"` // readable records after the cut, entries included
-	LostDamage    int          `json:"lostDamage"`  // further damage found after the cut
+	Dir    string   `json:"dir"`
+	Damage *Finding `json:"damage,omitempty"` // the first bad record; nil: nothing to do
+	// LastKeptIndex is the last entry kept (with no damage, the WAL's last entry).
+	LastKeptIndex uint64 `json:"lastKeptIndex"`
+	// EndIndex is the raft index the kept records end the log at: the last
+	// kept entry's, or a later snapshot record's if that is above it. A
+	// member's db and .snap files must not be ahead of it.
+	EndIndex uint64       `json:"endIndex"`
+	Changes  []FileChange `json:"changes"`
+	// FirstLostIndex..LastLostIndex are the raft indexes the cut drops: from
+	// EndIndex+1 (or the lowest index read after the cut, if lower) to the
+	// highest index read after it, so the damaged record counts when an entry
+	// follows it. Both are 0 when no readable entry follows the cut.
+	FirstLostIndex uint64      `json:"firstLostIndex,omitempty"`
+	LastLostIndex  uint64      `json:"lastLostIndex,omitempty"`
+	LostEntries    []LostEntry `json:"lostEntries"` // the entries still readable after the cut
+	LostRecords    int         `json:"lostRecords"` // readable records after the cut, entries included
+	LostDamage     int         `json:"lostDamage"`  // further damage found after the cut
+}
+
+// LostIndexes is how many raft indexes the cut drops (see FirstLostIndex).
+func (p *RepairPlan) LostIndexes() uint64 {
+	if p.LastLostIndex == 0 {
+		return 0
+	}
+	return p.LastLostIndex - p.FirstLostIndex + 1
 }
 
 // PlanRepair finds the first bad record in any segment and plans to truncate
 // the WAL there: that segment is cut at the record (or dropped if its header
 // records are bad), later segments are dropped, and every entry that can
-// still be read after the cut is listed as lost.
+// still be read after the cut is listed as lost. A gap in the segments'
+// sequence numbers cuts the WAL before the segment after the gap.
 func PlanRepair(dir string) (*RepairPlan, error) {
 	segs, err := listSegments(dir)
 	if err != nil {
 		return nil, err
 	}
+	// The WAL as etcd reads it ends at a sequence gap: read up to it first.
+	head, gap := len(segs), Finding{}
+	for i := 1; i < len(segs); i++ {
+		if segs[i].Seq != segs[i-1].Seq+1 {
+			head, gap = i, gapFinding(segs, i)
+			break
+		}
+	}
 	plan := &RepairPlan{Dir: dir}
-	d := newDecoder(fileSources(segs), true)
+	d := newDecoder(fileSources(segs[:head]), true)
 	defer d.close()
-	rep, err := verify(dir, segs, d, VerifyOptions{})
+	rep, err := verify(dir, segs[:head], d, VerifyOptions{})
 	if err != nil {
 		return nil, err
 	}
-	if rep.OK() {
+	first := gap
+	switch {
+	case !rep.OK():
+		first = rep.Findings[0]
+	case head < len(segs):
+		first.LastGoodIndex = d.lastGood
+	default:
+		plan.LastKeptIndex, plan.EndIndex = d.lastGood, d.lastEnd
 		return plan, nil
 	}
-	first := rep.Findings[0]
 	plan.Damage = &first
-	plan.LastKeptIndex = first.LastGoodIndex
+	plan.LastKeptIndex, plan.EndIndex = first.LastGoodIndex, d.lastEnd
 	at := slicesIndex(segs, first.Segment)
 	if first.Record >= 2 {
 		plan.Changes = append(plan.Changes, FileChange{Segment: segs[at].Name, Action: "truncate", Size: segs[at].Size, Truncate: first.Offset})
@@ -156,36 +189,47 @@ func PlanRepair(dir string) (*RepairPlan, error) {
 	for _, s := range segs[at+1:] {
 		plan.Changes = append(plan.Changes, FileChange{Segment: s.Name, Action: "remove", Size: s.Size})
 	}
-	if first.Kind == SequenceGap {
-		// verify found the gap before reading; the records after it are all lost.
-		plan.LastKeptIndex = 0
-		for _, sr := range rep.Segments[:at] {
-			if sr.Entries > 0 {
-				plan.LastKeptIndex = sr.LastIndex
-			}
-		}
-		d = newDecoder(fileSources(segs[at:]), true)
-		defer d.close()
+	// The rest of the head, then the segments after a gap, are lost.
+	if err := plan.addLost(d); err != nil {
+		return nil, err
 	}
-	for {
-		rec, pos, err := d.next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		var de *DamageError
-		if errors.As(err, &de) {
-			plan.LostDamage++
-			continue
-		}
-		if err != nil {
+	if head < len(segs) {
+		tail := newDecoder(fileSources(segs[head:]), true)
+		defer tail.close()
+		if err := plan.addLost(tail); err != nil {
 			return nil, err
-		}
-		plan.LostRecords++
-		if rec.Type == EntryType {
-			plan.LostEntries = append(plan.LostEntries, LostEntry{Index: d.ent.Index, Term: d.ent.Term, Type: d.ent.Type, Segment: pos.Segment, Offset: pos.Offset})
 		}
 	}
 	return plan, nil
+}
+
+// addLost reads what is left of d as lost.
+func (p *RepairPlan) addLost(d *decoder) error {
+	for {
+		rec, pos, err := d.next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		var de *DamageError
+		if errors.As(err, &de) {
+			p.LostDamage++
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		p.LostRecords++
+		if rec.Type != EntryType {
+			continue
+		}
+		e := &d.ent
+		p.LostEntries = append(p.LostEntries, LostEntry{Index: e.Index, Term: e.Term, Type: e.Type, Segment: pos.Segment, Offset: pos.Offset})
+		if p.LastLostIndex == 0 {
+			p.FirstLostIndex = p.EndIndex + 1
+		}
+		p.FirstLostIndex = min(p.FirstLostIndex, e.Index)
+		p.LastLostIndex = max(p.LastLostIndex, e.Index)
+	}
 }
 
 func slicesIndex(segs []Segment, name string) int {

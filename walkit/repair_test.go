@@ -8,6 +8,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/lifeboat-dev/lifeboat/internal/fixture"
 )
 
 // writeTestWAL writes testScript(n) with walkit in small segments.
@@ -52,8 +56,8 @@ func TestRepairTruncatesTornTail(t *testing.T) {
 		t.Fatalf("ReadAll for append over a torn tail: %v, want unexpected EOF", err)
 	}
 	w.Close()
-	if !Repair(nil, dir) {
-		t.Fatal("Repair failed")
+	if err := Repair(nil, dir); err != nil {
+		t.Fatalf("Repair: %v", err)
 	}
 	if got := readFile(t, last.Path+".broken"); !bytes.Equal(got, torn) {
 		t.Fatal(".broken copy differs from the segment before repair")
@@ -70,8 +74,8 @@ func TestRepairTruncatesTornTail(t *testing.T) {
 	}
 	w.Close()
 	compareWithOracle(t, dir, Snapshot{})
-	if !Repair(nil, dir) {
-		t.Fatal("Repair of a clean WAL reported failure")
+	if err := Repair(nil, dir); err != nil {
+		t.Fatalf("Repair of a clean WAL: %v", err)
 	}
 }
 
@@ -83,8 +87,10 @@ func TestRepairRefusesMidFileCorruption(t *testing.T) {
 	f := fs[len(fs)/2]
 	b[(f.start+f.end)/2] ^= 0x10
 	mustWriteFile(t, last.Path, b)
-	if Repair(nil, dir) {
-		t.Fatal("Repair accepted a CRC mismatch that is not a torn tail")
+	err := Repair(nil, dir)
+	var de *DamageError
+	if !errors.As(err, &de) || !errors.Is(err, ErrCRCMismatch) || de.Pos.Segment != last.Name || de.Pos.Offset != int64(f.start) {
+		t.Fatalf("Repair of a CRC mismatch that is not a torn tail: %v, want the damage at %s offset %d", err, last.Name, f.start)
 	}
 }
 
@@ -227,5 +233,124 @@ func TestPlanRepairOfIntactWALDoesNothing(t *testing.T) {
 	}
 	if plan.Damage != nil || len(plan.Changes) != 0 || len(plan.LostEntries) != 0 {
 		t.Fatalf("plan for an intact WAL: %+v", plan)
+	}
+}
+
+// corruptEntry flips a byte inside the record of the entry at index.
+func corruptEntry(t *testing.T, dir string, index uint64) {
+	t.Helper()
+	r, err := NewReader(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for {
+		rec, pos, err := r.Next()
+		if err != nil {
+			t.Fatalf("entry %d not found: %v", index, err)
+		}
+		if rec.Type != EntryType {
+			continue
+		}
+		if e, err := decodeEntry(rec.Data, true); err != nil || e.Index != index {
+			continue
+		}
+		path := filepath.Join(dir, pos.Segment)
+		b := readFile(t, path)
+		b[pos.Offset+frameSize+4] ^= 0xff
+		mustWriteFile(t, path, b)
+		return
+	}
+}
+
+// The plan counts the raft indexes a cut drops, the damaged entry's
+// included, from the end of the kept log: a snapshot record above the last
+// kept entry ends it.
+func TestPlanRepairCountsLostIndexes(t *testing.T) {
+	tests := []struct {
+		name    string
+		wal     func(t *testing.T) string
+		damaged uint64
+		want    RepairPlan // the counts only
+	}{
+		{
+			"solo fixture, entry 80", func(t *testing.T) string { return fixture.WALDir(t, "v3.6", "solo") }, 80,
+			RepairPlan{LastKeptIndex: 79, EndIndex: 79, FirstLostIndex: 80, LastLostIndex: 125},
+		},
+		{
+			"entry after a snapshot record", func(t *testing.T) string {
+				dir := filepath.Join(t.TempDir(), "wal")
+				w, err := Create(nil, dir, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer w.Close()
+				if err := w.Save(stateAt(10), entries(1, 10, 9, 10)); err != nil {
+					t.Fatal(err)
+				}
+				if err := w.SaveSnapshot(Snapshot{Index: 50, Term: 9, ConfState: &raftpb.ConfState{Voters: []uint64{1}}}); err != nil {
+					t.Fatal(err)
+				}
+				if err := w.Save(stateAt(60), entries(51, 60, 9, 10)); err != nil {
+					t.Fatal(err)
+				}
+				return dir
+			}, 51,
+			RepairPlan{LastKeptIndex: 10, EndIndex: 50, FirstLostIndex: 51, LastLostIndex: 60},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := tt.wal(t)
+			corruptEntry(t, dir, tt.damaged)
+			plan, err := PlanRepair(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := RepairPlan{LastKeptIndex: plan.LastKeptIndex, EndIndex: plan.EndIndex, FirstLostIndex: plan.FirstLostIndex, LastLostIndex: plan.LastLostIndex}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("plan %+v, want %+v", got, tt.want)
+			}
+			if n, want := plan.LostIndexes(), tt.want.LastLostIndex-tt.want.FirstLostIndex+1; n != want {
+				t.Errorf("LostIndexes() = %d, want %d", n, want)
+			}
+			if n, want := len(plan.LostEntries), int(tt.want.LastLostIndex-tt.damaged); n != want {
+				t.Errorf("%d readable lost entries, want %d (all but the damaged one)", n, want)
+			}
+		})
+	}
+}
+
+// Damage before a sequence gap is where the WAL breaks first: the plan cuts
+// there, not at the gap that verify lists first.
+func TestPlanRepairCutsAtDamageBeforeAGap(t *testing.T) {
+	dir, segs := writeTestWAL(t, 600)
+	if len(segs) < 5 {
+		t.Fatalf("%d segments", len(segs))
+	}
+	if err := os.Remove(segs[3].Path); err != nil {
+		t.Fatal(err)
+	}
+	b := readFile(t, segs[1].Path)
+	victim := walkFrames(b)[5]
+	b[(victim.start+victim.end)/2] ^= 0x04
+	mustWriteFile(t, segs[1].Path, b)
+	plan, err := PlanRepair(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Damage == nil || plan.Damage.Segment != segs[1].Name || plan.Damage.Offset != int64(victim.start) {
+		t.Fatalf("plan damage %+v, want %s at %d", plan.Damage, segs[1].Name, victim.start)
+	}
+	want := []string{segs[1].Name, segs[2].Name}
+	for _, s := range segs[4:] {
+		want = append(want, s.Name)
+	}
+	var got []string
+	for _, c := range plan.Changes {
+		got = append(got, c.Segment)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("changes %v, want %v", got, want)
 	}
 }

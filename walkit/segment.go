@@ -30,6 +30,24 @@ var (
 	ErrSequenceGap = errors.New("walkit: segment sequence numbers not contiguous")
 )
 
+// badNamesError is a directory whose *.wal files are none of them named as
+// segments: ErrFileNotFound, told with what was found.
+type badNamesError struct {
+	dir   string
+	names []string
+}
+
+func (e *badNamesError) Error() string {
+	const show = 3
+	found := strings.Join(e.names[:min(len(e.names), show)], ", ")
+	if n := len(e.names) - show; n > 0 {
+		found += fmt.Sprintf(" and %d more", n)
+	}
+	return fmt.Sprintf("walkit: %s: no valid segment names, expected %%016x-%%016x.wal (found %s)", e.dir, found)
+}
+
+func (e *badNamesError) Is(target error) bool { return target == ErrFileNotFound }
+
 // SegmentName returns the file name of the segment with the given sequence and first index.
 func SegmentName(seq, index uint64) string {
 	return fmt.Sprintf("%016x-%016x.wal", seq, index)
@@ -52,9 +70,15 @@ func listSegments(dir string) ([]Segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("walkit: %w", err)
 	}
-	var segs []Segment
+	var (
+		segs []Segment
+		bad  []string // *.wal files that are not named as segments
+	)
 	for _, de := range des {
 		seq, index, ok := parseSegmentName(de.Name())
+		if !ok && strings.HasSuffix(de.Name(), ".wal") {
+			bad = append(bad, de.Name())
+		}
 		if !ok || !de.Type().IsRegular() {
 			continue
 		}
@@ -66,6 +90,9 @@ func listSegments(dir string) ([]Segment, error) {
 			Name: de.Name(), Path: filepath.Join(dir, de.Name()),
 			Seq: seq, Index: index, Size: info.Size(),
 		})
+	}
+	if len(segs) == 0 && len(bad) > 0 {
+		return nil, &badNamesError{dir: dir, names: bad}
 	}
 	if len(segs) == 0 {
 		return nil, fmt.Errorf("%w in %s", ErrFileNotFound, dir)

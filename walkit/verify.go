@@ -77,8 +77,7 @@ func verify(dir string, segs []Segment, d *decoder, opts VerifyOptions) (*Verify
 		rep.Segments[i] = SegmentReport{Name: s.Name, Size: s.Size, CRCOK: true, FirstBadOffset: -1}
 		total += s.Size
 		if i > 0 && s.Seq != segs[i-1].Seq+1 {
-			rep.Findings = append(rep.Findings, Finding{Kind: SequenceGap, Segment: s.Name,
-				Message: fmt.Sprintf("sequence %d follows %d (%s)", s.Seq, segs[i-1].Seq, segs[i-1].Name)})
+			rep.Findings = append(rep.Findings, gapFinding(segs, i))
 		}
 	}
 	seg := -1
@@ -142,4 +141,10 @@ func verify(dir string, segs []Segment, d *decoder, opts VerifyOptions) (*Verify
 	}
 	progress(len(segs))
 	return rep, nil
+}
+
+// gapFinding reports that segs[i] does not follow segs[i-1] in sequence.
+func gapFinding(segs []Segment, i int) Finding {
+	return Finding{Kind: SequenceGap, Segment: segs[i].Name,
+		Message: fmt.Sprintf("sequence %d follows %d (%s)", segs[i].Seq, segs[i-1].Seq, segs[i-1].Name)}
 }

@@ -13,15 +13,17 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/lifeboat-dev/lifeboat/server/backend"
+	"github.com/lifeboat-dev/lifeboat/snapkit"
 	"github.com/lifeboat-dev/lifeboat/snapkit/keyindex"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
 
-// Errors of the store. The server maps ErrCompacted and ErrFutureRev to
-// rpctypes.ErrGRPCCompacted and rpctypes.ErrGRPCFutureRev.
+// Errors of the store. ErrCompacted and ErrFutureRev are snapkit's, whose
+// offline reads of a db meet the same bounds; the server maps them to
+// rpctypes.ErrGRPCCompacted and rpctypes.ErrGRPCFutureRev, etcd's texts.
 var (
-	ErrCompacted = errors.New("mvcc: required revision has been compacted")
-	ErrFutureRev = errors.New("mvcc: required revision is a future revision")
+	ErrCompacted = snapkit.ErrCompacted
+	ErrFutureRev = snapkit.ErrFutureRev
 	ErrClosed    = errors.New("mvcc: closed")
 	// ErrCorrupt means the key index names a revision the key bucket lacks.
 	ErrCorrupt = errors.New("mvcc: key bucket does not match the key index")

@@ -19,6 +19,7 @@ type repairOptions struct {
 	out    *clikit.Output
 	dryRun bool
 	apply  bool
+	force  bool
 	show   int
 }
 
@@ -26,18 +27,32 @@ type repairOptions struct {
 func (o *repairOptions) AddFlags(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	o.in.AddFlags(fs)
+	o.in.AddDataDirFlag(fs)
 	o.out.AddFlags(fs)
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing (the default)")
 	fs.BoolVar(&o.apply, "apply", false, "carry the plan out, keeping each changed segment as <name>.broken")
+	fs.BoolVar(&o.force, "force", false, "with --apply, cut even below the db's consistent index or the newest .snap (the member must be rebuilt)")
 	fs.IntVar(&o.show, "show-lost", 20, "how many of the lost entries to decode and print (0: all)")
 }
 
 // repairReport is what walkit repair prints.
 type repairReport struct {
 	*walkit.RepairPlan
-	// Lost decodes the first --show-lost entries the repair drops.
-	Lost    []inspect.Record `json:"lost"`
-	Applied bool             `json:"applied"`
+	// LostIndexes counts the raft indexes the cut drops, the damaged record's included.
+	LostIndexes uint64 `json:"lostIndexes"`
+	// LostReadable counts the entries still readable after the cut.
+	LostReadable int `json:"lostReadable"`
+	// LostEntries, shadowing the plan's list, are the first --show-lost of
+	// them decoded as dump prints them.
+	LostEntries []inspect.Record `json:"lostEntries"`
+	// Member is the db and .snap files beside the WAL; nil when the WAL
+	// belongs to no data dir that repair can see.
+	Member *memberState `json:"member,omitempty"`
+	// Unsafe says that the WAL ends (or would end) below what the member
+	// has applied, and Rebuild what the member then needs.
+	Unsafe  string `json:"unsafe,omitempty"`
+	Rebuild string `json:"rebuild,omitempty"`
+	Applied bool   `json:"applied"`
 }
 
 func newRepairCommand(e *env) *cobra.Command {
@@ -52,13 +67,25 @@ and the entries that would be lost. With --apply it carries the plan out:
 every changed segment is kept as <name>.broken, the new file is written beside
 it and renamed into place; bytes before the cut are copied unchanged.
 
-Exit codes: 0 nothing to do, or repaired (--apply); 1 the dry run found
-damage (data would be lost, or the damage cannot be repaired); 2 bad usage,
-unreadable input, or a WAL that cannot be changed (in use, .broken present).`,
+The plan also shows the db's consistent index and the newest .snap file of
+the member (the data dir given, the one the WAL dir sits in, or --data-dir
+with --wal-dir). A cut below either leaves a member that has applied entries
+its WAL no longer holds: it would skip new writes as already applied, so
+Lifeboat refuses to start it. --apply refuses such a cut unless --force; the
+member must then be removed and added again, or restored from a snapshot.
+
+Exit codes: 0 nothing to do, nothing lost (a torn tail), or repaired
+(--apply); 1 the dry run found damage that loses entries, damage that cannot
+be repaired, or a cut below the db or .snap files (refused without --force);
+2 bad usage, unreadable input, or a WAL that cannot be changed (in use,
+.broken present).`,
 		Args: func(cmd *cobra.Command, args []string) error { return o.in.args(cmd, args) },
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.apply && o.dryRun {
 				return usage(errors.New("--apply and --dry-run exclude each other"))
+			}
+			if o.force && !o.apply {
+				return usage(errors.New("--force goes with --apply"))
 			}
 			if o.show < 0 {
 				return usage(errors.New("--show-lost must not be negative"))
@@ -67,14 +94,22 @@ unreadable input, or a WAL that cannot be changed (in use, .broken present).`,
 			if err != nil {
 				return err
 			}
-			return o.run(cmd, e, dir)
+			layout, found, err := o.in.layout(args, dir)
+			if err != nil {
+				return err
+			}
+			var member *memberState
+			if found {
+				member = readMember(layout, dir)
+			}
+			return o.run(cmd, e, dir, member)
 		},
 	}
 	o.AddFlags(cmd)
 	return cmd
 }
 
-func (o *repairOptions) run(cmd *cobra.Command, e *env, dir string) error {
+func (o *repairOptions) run(cmd *cobra.Command, e *env, dir string, member *memberState) error {
 	plan, err := interruptible(cmd.Context(), func() (*walkit.RepairPlan, error) { return walkit.PlanRepair(dir) })
 	switch {
 	case cmd.Context().Err() != nil:
@@ -90,35 +125,60 @@ func (o *repairOptions) run(cmd *cobra.Command, e *env, dir string) error {
 		}
 		return finding(err)
 	case err != nil:
-		return usage(fmt.Errorf("walkit: plan repair of %s: %w", dir, err))
+		return usage(err) // walkit's errors name the dir or segment
 	}
-	rep := repairReport{RepairPlan: plan, Lost: []inspect.Record{}}
+	rep := repairReport{RepairPlan: plan, LostIndexes: plan.LostIndexes(), LostReadable: len(plan.LostEntries),
+		LostEntries: []inspect.Record{}, Member: member}
+	if member != nil {
+		if above := member.above(plan.EndIndex); above != "" {
+			verb := "would end"
+			if plan.Damage == nil {
+				verb = "ends"
+			}
+			rep.Unsafe = fmt.Sprintf("the WAL %s at index %d, below %s", verb, plan.EndIndex, above)
+			rep.Rebuild = member.rebuildAdvice()
+		}
+	}
 	if len(plan.LostEntries) > 0 {
-		if rep.Lost, err = o.decodeLost(cmd, e, plan); err != nil {
+		if rep.LostEntries, err = o.decodeLost(cmd, e, plan); err != nil {
 			return err
 		}
 	}
-	if o.apply && plan.Damage != nil {
+	refused := o.apply && rep.Unsafe != "" && !o.force
+	if o.apply && plan.Damage != nil && !refused {
 		if err := plan.Apply(e.logger); err != nil {
 			// A WAL in use (locked), a .broken already there, a file that
 			// changed: nothing was lost, the input could not be worked on.
-			return usage(fmt.Errorf("walkit: repair %s: %w", dir, err))
+			if errors.Is(err, walkit.ErrLocked) {
+				err = fmt.Errorf("%w (is the member running?)", err)
+			}
+			return usage(err)
 		}
 		rep.Applied = true
 	}
 	if o.out.Is("json") {
 		err = clikit.WriteJSON(e.stdout, rep)
 	} else {
-		err = renderRepair(e.stdout, &rep)
+		err = renderRepair(e.stdout, &rep, refused)
 	}
 	if err != nil {
 		return err
 	}
-	if plan.Damage != nil && !rep.Applied {
+	switch {
+	case plan.Damage == nil && rep.Unsafe != "":
+		return finding(fmt.Errorf("walkit: %s: no damage, but %s: the member must be rebuilt", dir, rep.Unsafe))
+	case refused:
+		return finding(fmt.Errorf("walkit: %s: repair refused: %s (--force cuts anyway; the member must then be rebuilt)", dir, rep.Unsafe))
+	case plan.Damage == nil || rep.Applied:
+		return nil
+	case rep.Unsafe != "":
+		return finding(fmt.Errorf("walkit: %s: damaged at segment %s offset %d; %s: --apply refuses the cut without --force",
+			dir, plan.Damage.Segment, plan.Damage.Offset, rep.Unsafe))
+	case rep.LostIndexes > 0 || plan.Damage.Kind != walkit.TornTail:
 		return finding(fmt.Errorf("walkit: %s: damaged at segment %s offset %d; %d entries would be lost (--apply repairs)",
-			dir, plan.Damage.Segment, plan.Damage.Offset, len(plan.LostEntries)))
+			dir, plan.Damage.Segment, plan.Damage.Offset, rep.LostIndexes))
 	}
-	return nil
+	return nil // a torn tail that loses nothing
 }
 
 // decodeLost reads the WAL once more and decodes the first entries the plan
@@ -158,16 +218,29 @@ func (o *repairOptions) decodeLost(cmd *cobra.Command, e *env, plan *walkit.Repa
 	return out, nil
 }
 
-func renderRepair(w io.Writer, r *repairReport) error {
+func renderRepair(w io.Writer, r *repairReport, refused bool) error {
 	var b strings.Builder
 	if r.Damage == nil {
 		fmt.Fprintf(&b, "%s: no damage, nothing to repair\n", r.Dir)
+		if r.Unsafe != "" {
+			r.Member.render(&b)
+			r.renderUnsafe(&b)
+		}
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
 	f := r.Damage
 	fmt.Fprintf(&b, "Damage:  %s at segment %s offset %d record %d: %s\n", f.Kind, f.Segment, f.Offset, f.Record, f.Message)
-	fmt.Fprintf(&b, "Keep:    entries up to index %d\n", r.LastKeptIndex)
+	fmt.Fprintf(&b, "Keep:    entries up to index %d", r.LastKeptIndex)
+	if r.EndIndex > r.LastKeptIndex {
+		fmt.Fprintf(&b, ", and the snapshot record at index %d", r.EndIndex)
+	}
+	b.WriteString("\n")
+	if r.Member != nil {
+		r.Member.render(&b)
+	} else {
+		b.WriteString("Note:    no data dir beside the WAL: the cut is not checked against the db and .snap files (give the data dir, or --data-dir with --wal-dir)\n")
+	}
 	for _, c := range r.Changes {
 		switch c.Action {
 		case "truncate":
@@ -176,18 +249,44 @@ func renderRepair(w io.Writer, r *repairReport) error {
 			fmt.Fprintf(&b, "Change:  %s %s (%d bytes, kept as %s.broken)\n", c.Action, c.Segment, c.Size, c.Segment)
 		}
 	}
-	fmt.Fprintf(&b, "Lost:    %d entries, %d records in all, %d more damaged records\n", len(r.LostEntries), r.LostRecords, r.LostDamage)
-	for _, l := range r.Lost {
+	if r.LostIndexes > 0 {
+		fmt.Fprintf(&b, "Lost:    %d entries (index %d to %d), %d of them readable after the cut; %d records in all, %d more damaged records\n",
+			r.LostIndexes, r.FirstLostIndex, r.LastLostIndex, r.LostReadable, r.LostRecords, r.LostDamage)
+	} else {
+		fmt.Fprintf(&b, "Lost:    0 entries; %d records in all, %d more damaged records\n", r.LostRecords, r.LostDamage)
+	}
+	for _, l := range r.LostEntries {
 		fmt.Fprintf(&b, "  %6d  %10d  %-27s  %s\n", l.Entry.Term, l.Entry.Index, l.Entry.Type, l.Entry.Summary())
 	}
-	if n := len(r.LostEntries) - len(r.Lost); n > 0 {
+	if n := r.LostReadable - len(r.LostEntries); n > 0 {
 		fmt.Fprintf(&b, "  ... and %d more (--show-lost 0 lists them all)\n", n)
 	}
-	if r.Applied {
+	switch {
+	case r.LostIndexes > 0:
+	case f.Kind == walkit.TornTail:
+		b.WriteString("Note:    a torn tail (the last write, cut short by a crash) loses no entry; etcd and Lifeboat repair it themselves on start\n")
+	default:
+		fmt.Fprintf(&b, "Note:    no readable entry follows the cut, but the damaged record itself may have been entry %d\n", r.EndIndex+1)
+	}
+	r.renderUnsafe(&b)
+	switch {
+	case r.Applied:
 		b.WriteString("Applied: the WAL was cut; originals kept as .broken\n")
-	} else {
+	case refused:
+		b.WriteString("Refused: nothing changed (--force cuts anyway)\n")
+	default:
 		b.WriteString("Dry run: nothing changed (--apply carries this out)\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// renderUnsafe explains a WAL that ends below the member's applied data.
+func (r *repairReport) renderUnsafe(b *strings.Builder) {
+	if r.Unsafe == "" {
+		return
+	}
+	fmt.Fprintf(b, "Unsafe:  %s: the member has applied entries its WAL does not hold, and would skip new writes "+
+		"as already applied (Lifeboat refuses to start it)\n", r.Unsafe)
+	fmt.Fprintf(b, "After:   %s\n", r.Rebuild)
 }

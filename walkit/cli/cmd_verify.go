@@ -69,7 +69,7 @@ func (o *verifyOptions) run(ctx context.Context, e *env, dir string) error {
 		return ctx.Err()
 	}
 	if err != nil {
-		return usage(fmt.Errorf("walkit: verify %s: %w", dir, err))
+		return usage(err) // walkit's errors name the dir or segment
 	}
 	if len(rep.Segments) > 0 && rep.Segments[0].Records == 0 {
 		if len(rep.Findings) > 0 && rep.Findings[0].Segment == rep.Segments[0].Name {

@@ -22,7 +22,7 @@ type visit func(rec walkit.Record, pos walkit.Position, damage *walkit.DamageErr
 func (e *env) scan(ctx context.Context, dir, what string, fn visit) error {
 	r, err := walkit.NewReader(dir)
 	if err != nil {
-		return usage(fmt.Errorf("walkit: %s: %w", dir, err))
+		return usage(err) // walkit's errors name the dir
 	}
 	defer r.Close()
 	segs := r.Segments()
@@ -55,7 +55,7 @@ func (e *env) scan(ctx context.Context, dir, what string, fn visit) error {
 			}
 			err = fn(walkit.Record{}, de.Pos, de)
 		} else if err != nil {
-			return usage(fmt.Errorf("walkit: %s: %w", dir, err))
+			return usage(err) // a read error, naming the segment's file
 		} else {
 			err = fn(rec, pos, nil)
 		}
