@@ -1,7 +1,6 @@
 package snapkit
 
 import (
-	"bytes"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -54,17 +53,11 @@ func rangeEnd(key []byte, prefix bool) []byte {
 	return prefixEnd(key)
 }
 
-// prefixEnd is the first key after every key that starts with p, as
-// etcdctl's --prefix computes it: p with its last byte below 0xff
-// incremented and what follows dropped; "\x00" (to the end) when p is all
-// 0xff.
+// prefixEnd is inspect.PrefixEnd, with "\x00" (to the end) where no key
+// follows every key with prefix p, as etcdctl's --prefix sends it.
 func prefixEnd(p []byte) []byte {
-	end := bytes.Clone(p)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
+	if end := inspect.PrefixEnd(p); end != nil {
+		return end
 	}
 	return []byte{0}
 }

@@ -87,16 +87,17 @@ func (k KeyRange) Overlaps(prefix []byte) bool {
 		return bytes.HasPrefix(k.Key, prefix)
 	}
 	// [Key, End) meets [prefix, prefixEnd) when Key < prefixEnd and prefix < End.
-	if pe := prefixEnd(prefix); pe != nil && bytes.Compare(k.Key, pe) >= 0 {
+	if pe := PrefixEnd(prefix); pe != nil && bytes.Compare(k.Key, pe) >= 0 {
 		return false
 	}
 	fromKeyOn := len(k.End) == 1 && k.End[0] == 0
 	return fromKeyOn || bytes.Compare(prefix, k.End) < 0
 }
 
-// prefixEnd is the first key after every key with prefix p, or nil when
-// there is none (p empty or all 0xff).
-func prefixEnd(p []byte) []byte {
+// PrefixEnd is the first key after every key with prefix p, as etcdctl's
+// --prefix computes it (p with its last byte below 0xff incremented and
+// what follows dropped), or nil when there is none (p empty or all 0xff).
+func PrefixEnd(p []byte) []byte {
 	end := bytes.Clone(p)
 	for i := len(end) - 1; i >= 0; i-- {
 		if end[i] < 0xff {
