@@ -18,8 +18,12 @@ import (
 // draws it on a terminal.
 type Progress = snapkit.Progress
 
-// copyChunk is the size of each read and write of a db copy.
-const copyChunk = 4 << 20
+// copyChunk is the size of each read and write of a db copy; copyBuffers
+// of them are in flight between the reader, the writer and the hasher.
+const (
+	copyChunk   = 1 << 20
+	copyBuffers = 4
+)
 
 // copyDB copies the db part of src (without any trailer) to a new file at
 // dst, which it creates, and returns the SHA-256 of the bytes copied when
@@ -90,7 +94,7 @@ func copyPlain(ctx context.Context, out, in *os.File, n int64, progress Progress
 // hasher running beside the reader, so that reading, writing and hashing
 // overlap; the bytes are read once.
 func copyHashing(ctx context.Context, out, in *os.File, n int64, h hash.Hash, progress Progress) error {
-	const buffers = 4
+	const buffers = copyBuffers
 	type chunk struct {
 		b   []byte
 		off int64
@@ -106,6 +110,11 @@ func copyHashing(ctx context.Context, out, in *os.File, n int64, h hash.Hash, pr
 		for c := range toWrite {
 			if err == nil {
 				_, err = out.WriteAt(c.b, c.off)
+			}
+			if err == nil {
+				// Start writing it out now, so that the one fdatasync at
+				// the end has little left to do.
+				startWriteback(out, c.off, int64(len(c.b)))
 			}
 			toHash <- c
 		}

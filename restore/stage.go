@@ -111,17 +111,18 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// syncFile flushes a file's data (fdatasync) before it is renamed into place.
 func syncFile(path string) error {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	err = f.Sync()
+	err = datasync(f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("restore: fsync %s: %w", path, err)
+		return fmt.Errorf("restore: fdatasync %s: %w", path, err)
 	}
 	return nil
 }
