@@ -62,6 +62,7 @@ that would be lost); 2 bad usage or unreadable input.`,
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log what is done to stderr")
 	root.AddCommand(
 		newSnapshotCommand(e),
+		newInspectCommand(e),
 	)
 	return root
 }
