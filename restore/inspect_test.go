@@ -30,8 +30,10 @@ func readFixtureFacts(t *testing.T, set string) fixtureFacts {
 	t.Helper()
 	var f fixtureFacts
 	var members struct {
-		Header  struct{ ClusterID uint64 `json:"cluster_id"` } `json:"header"`
-		Members []struct{ ID uint64 }                       `json:"members"`
+		Header struct {
+			ClusterID uint64 `json:"cluster_id"`
+		} `json:"header"`
+		Members []struct{ ID uint64 } `json:"members"`
 	}
 	var status []struct {
 		Status struct {
