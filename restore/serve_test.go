@@ -29,14 +29,14 @@ type testCluster struct {
 }
 
 // newTestCluster lays out n members (m1..mn); etcdBin is the etcd binary
-// when the members will run as real etcd.
-func newTestCluster(t *testing.T, n int, etcdBin string) *testCluster {
+// when the members will run as real etcd, with the extra flags args.
+func newTestCluster(t *testing.T, n int, etcdBin string, args ...string) *testCluster {
 	t.Helper()
 	bin := etcdBin
 	if bin == "" {
 		bin = "unused"
 	}
-	c, err := etcdproc.New(t.TempDir(), etcdproc.Options{Members: n, Binary: bin})
+	c, err := etcdproc.New(t.TempDir(), etcdproc.Options{Members: n, Binary: bin, Args: args})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +134,7 @@ func (c *testCluster) client(learners ...string) *clientv3.Client {
 // served is what a running cluster serves: every key at the current
 // revision, and HashKV there.
 type served struct {
+	ClusterID       uint64
 	Revision        int64
 	KVs             []string
 	Hash            uint32
@@ -154,7 +155,7 @@ func (c *testCluster) serve(wantCompact int64, learners ...string) served {
 	if err != nil {
 		c.t.Fatalf("get all keys: %v", err)
 	}
-	s.Revision = resp.Header.Revision
+	s.Revision, s.ClusterID = resp.Header.Revision, resp.Header.ClusterId
 	for _, kv := range resp.Kvs {
 		s.KVs = append(s.KVs, formatKV(kv))
 	}

@@ -63,6 +63,7 @@ that would be lost); 2 bad usage or unreadable input.`,
 	root.AddCommand(
 		newSnapshotCommand(e),
 		newInspectCommand(e),
+		newForceNewClusterCommand(e),
 	)
 	return root
 }
@@ -90,9 +91,9 @@ func classify(err error) error {
 	}
 	switch {
 	case errors.Is(err, snapkit.ErrSnapshotHash), errors.Is(err, snapkit.ErrDamaged),
-		errors.Is(err, restore.ErrSameClusterID):
+		errors.Is(err, restore.ErrSameClusterID), errors.Is(err, restore.ErrWALDamaged), errors.Is(err, restore.ErrDBAheadOfWAL):
 		return clikit.Finding(err)
-	case errors.Is(err, restore.ErrUsage), errors.Is(err, restore.ErrNoHash),
+	case errors.Is(err, restore.ErrUsage), errors.Is(err, restore.ErrNoHash), errors.Is(err, restore.ErrInUse),
 		errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission),
 		errors.Is(err, snapkit.ErrNotBolt), errors.Is(err, snapkit.ErrNoDB), errors.Is(err, snapkit.ErrLocked),
 		errors.Is(err, datadir.ErrNotDataDir), errors.Is(err, walkit.ErrFileNotFound):
@@ -112,3 +113,6 @@ func Run(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 func Execute() int {
 	return clikit.Execute(func(ctx context.Context) int { return Run(ctx, os.Args[1:], os.Stdout, os.Stderr) })
 }
+
+// errorf is fmt.Errorf, for messages without wrapping.
+func errorf(format string, a ...any) error { return fmt.Errorf(format, a...) }
