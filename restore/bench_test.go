@@ -35,12 +35,39 @@ var bench struct {
 	once sync.Once
 	dir  string
 	snap string // the snapshot file
-	bin  string // cmd/restore, built
 	err  error
 }
 
+// built is cmd/restore, built once per test process.
+var built struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// restoreBinary builds cmd/restore once and returns its path.
+func restoreBinary(tb testing.TB) string {
+	tb.Helper()
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "restore-bin-"); built.err != nil {
+			return
+		}
+		_, file, _, _ := runtime.Caller(0)
+		built.bin = filepath.Join(built.dir, "restore")
+		out, err := exec.Command("go", "build", "-o", built.bin, filepath.Join(filepath.Dir(file), "..", "cmd", "restore")).CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		tb.Fatal(built.err)
+	}
+	return built.bin
+}
+
 // benchSnapshot generates the benchmark snapshot once per run, and builds
-// cmd/restore beside it.
+// cmd/restore.
 func benchSnapshot(b *testing.B) (snap, bin string) {
 	b.Helper()
 	bench.once.Do(func() {
@@ -62,23 +89,19 @@ func benchSnapshot(b *testing.B) (snap, bin string) {
 			os.Remove(filepath.Join(bench.dir, "db"))
 			b.Logf("generated a %d MB snapshot in %v", mb, time.Since(start))
 		}
-		_, file, _, _ := runtime.Caller(0)
-		bench.bin = filepath.Join(bench.dir, "restore")
-		out, err := exec.Command("go", "build", "-o", bench.bin, filepath.Join(filepath.Dir(file), "..", "cmd", "restore")).CombinedOutput()
-		if err != nil {
-			bench.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
 	})
 	if bench.err != nil {
 		b.Fatal(bench.err)
 	}
-	return bench.snap, bench.bin
+	return bench.snap, restoreBinary(b)
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bench.dir != "" {
-		os.RemoveAll(bench.dir)
+	for _, d := range []string{bench.dir, built.dir} {
+		if d != "" {
+			os.RemoveAll(d)
+		}
 	}
 	os.Exit(code)
 }

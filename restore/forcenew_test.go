@@ -3,7 +3,6 @@ package restore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,10 +65,10 @@ func TestForceNewClusterMatchesTheServers(t *testing.T) {
 				}
 				want, got = online.serve(0), offline.serve(0)
 				if len(want.Members) != 1 || len(want.KVs) < 300 {
-					t.Fatalf("--force-new-cluster serves %+v", want)
+					t.Fatalf("--force-new-cluster serves members %q and %d keys", want.Members, len(want.KVs))
 				}
-				if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
-					t.Errorf("offline form serves\n%+v\n--force-new-cluster serves\n%+v", got, want)
+				if d := got.diff(want); d != "" {
+					t.Errorf("the offline form serves other than --force-new-cluster: %s", d)
 				}
 				if d := viewDir(t, input); len(d.Entries) == 0 {
 					t.Error("input unreadable after the run")
@@ -153,8 +152,8 @@ func TestForceNewClusterDropsUncommitted(t *testing.T) {
 	online.startLifeboat(func(c *server.Config) { c.ForceNewCluster = true })
 	offline.startLifeboat(nil)
 	want, got := online.serve(0), offline.serve(0)
-	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
-		t.Errorf("offline form serves\n%+v\n--force-new-cluster serves\n%+v", got, want)
+	if d := got.diff(want); d != "" {
+		t.Errorf("the offline form serves other than --force-new-cluster: %s", d)
 	}
 	for _, kv := range got.KVs {
 		if strings.Contains(kv, "/uncommitted") {

@@ -69,36 +69,60 @@ func (c *testCluster) startEtcd() {
 	}
 }
 
-// startLifeboat starts every member as a lifeboat server in this process.
-func (c *testCluster) startLifeboat(mod func(*server.Config)) {
-	c.t.Helper()
+// lifeboatConfig is member i's configuration, for a cluster of all the
+// laid out members.
+func (c *testCluster) lifeboatConfig(i int) *server.Config {
 	ic := map[string][]string{}
 	for _, m := range c.layout.Members {
 		ic[m.Name] = []string{m.PeerURL}
 	}
-	for _, m := range c.layout.Members {
-		cfg := server.NewConfig()
-		cfg.Name, cfg.DataDir = m.Name, m.DataDir
-		cfg.ListenClientURLs, cfg.AdvertiseClientURLs = []string{m.ClientURL}, []string{m.ClientURL}
-		cfg.ListenPeerURLs, cfg.AdvertisePeerURLs = []string{m.PeerURL}, []string{m.PeerURL}
-		cfg.InitialCluster = ic
-		cfg.HeartbeatMs, cfg.ElectionMs = 50, 500
-		cfg.Logger = testLogger().With("member", m.Name)
+	m := c.layout.Members[i]
+	cfg := server.NewConfig()
+	cfg.Name, cfg.DataDir = m.Name, m.DataDir
+	cfg.ListenClientURLs, cfg.AdvertiseClientURLs = []string{m.ClientURL}, []string{m.ClientURL}
+	cfg.ListenPeerURLs, cfg.AdvertisePeerURLs = []string{m.PeerURL}, []string{m.PeerURL}
+	cfg.InitialCluster = ic
+	cfg.HeartbeatMs, cfg.ElectionMs = 50, 500
+	cfg.Logger = testLogger().With("member", m.Name)
+	return cfg
+}
+
+// startLifeboat starts every member as a lifeboat server in this process.
+func (c *testCluster) startLifeboat(mod func(*server.Config)) {
+	c.t.Helper()
+	for i := range c.layout.Members {
+		cfg := c.lifeboatConfig(i)
 		if mod != nil {
 			mod(cfg)
 		}
-		s, err := server.New(cfg)
-		if err != nil {
-			c.t.Fatalf("start lifeboat %s: %v", m.Name, err)
-		}
-		c.servers = append(c.servers, s)
-		c.t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := s.Stop(ctx); err != nil {
-				c.t.Errorf("stop lifeboat %s: %v", m.Name, err)
-			}
-		})
+		c.startServer(cfg)
+	}
+}
+
+// startServer starts one lifeboat member; the test stops it at the end
+// unless stopServers did.
+func (c *testCluster) startServer(cfg *server.Config) {
+	c.t.Helper()
+	s, err := server.New(cfg)
+	if err != nil {
+		c.t.Fatalf("start lifeboat %s: %v", cfg.Name, err)
+	}
+	c.servers = append(c.servers, s)
+	c.t.Cleanup(func() { c.stopServer(s) })
+}
+
+func (c *testCluster) stopServer(s *server.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Stop(ctx); err != nil {
+		c.t.Errorf("stop lifeboat: %v", err)
+	}
+}
+
+// stopServers stops every lifeboat member started so far.
+func (c *testCluster) stopServers() {
+	for _, s := range c.servers {
+		c.stopServer(s)
 	}
 }
 
@@ -123,7 +147,13 @@ func (c *testCluster) voters(learners ...string) []string {
 // client is a client of the members that are not learners.
 func (c *testCluster) client(learners ...string) *clientv3.Client {
 	c.t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.voters(learners...), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	return c.clientOf(c.voters(learners...))
+}
+
+// clientOf is a client of the given client URLs.
+func (c *testCluster) clientOf(urls []string) *clientv3.Client {
+	c.t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: urls, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -147,7 +177,13 @@ type served struct {
 // (wantCompact, or none if 0) is done on every member but the learners.
 func (c *testCluster) serve(wantCompact int64, learners ...string) served {
 	c.t.Helper()
-	cli := c.client(learners...)
+	return c.serveAt(c.voters(learners...), wantCompact)
+}
+
+// serveAt is serve on the members at the given client URLs.
+func (c *testCluster) serveAt(urls []string, wantCompact int64) served {
+	c.t.Helper()
+	cli := c.clientOf(urls)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var s served
@@ -159,7 +195,7 @@ func (c *testCluster) serve(wantCompact int64, learners ...string) served {
 	for _, kv := range resp.Kvs {
 		s.KVs = append(s.KVs, formatKV(kv))
 	}
-	for _, ep := range c.voters(learners...) {
+	for _, ep := range urls {
 		for {
 			h, err := cli.HashKV(ctx, ep, s.Revision)
 			if err != nil {
@@ -195,3 +231,28 @@ func formatKV(kv *mvccpb.KeyValue) string {
 }
 
 func etcdBinary(t *testing.T) string { return interoptest.Binary(t, "etcd") }
+
+// diff says briefly how s differs from want ("" if not at all).
+func (s served) diff(want served) string {
+	var out []string
+	if s.ClusterID != want.ClusterID {
+		out = append(out, fmt.Sprintf("cluster %x, want %x", s.ClusterID, want.ClusterID))
+	}
+	if s.Revision != want.Revision || s.Hash != want.Hash || s.CompactRevision != want.CompactRevision || s.HashRevision != want.HashRevision {
+		out = append(out, fmt.Sprintf("revision %d, HashKV %d at %d compacted at %d; want %d, %d at %d compacted at %d",
+			s.Revision, s.Hash, s.HashRevision, s.CompactRevision, want.Revision, want.Hash, want.HashRevision, want.CompactRevision))
+	}
+	if !slices.Equal(s.Members, want.Members) {
+		out = append(out, fmt.Sprintf("members %q, want %q", s.Members, want.Members))
+	}
+	if !slices.Equal(s.KVs, want.KVs) {
+		out = append(out, fmt.Sprintf("%d keys, want %d", len(s.KVs), len(want.KVs)))
+		for i := range min(len(s.KVs), len(want.KVs)) {
+			if s.KVs[i] != want.KVs[i] {
+				out = append(out, fmt.Sprintf("first difference: %s, want %s", s.KVs[i], want.KVs[i]))
+				break
+			}
+		}
+	}
+	return strings.Join(out, "; ")
+}

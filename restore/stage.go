@@ -96,6 +96,15 @@ func (st *stage) abort() {
 	}
 }
 
+// removeStage removes what an interrupted commit may leave in a data dir
+// whose member dir is in place: the emptied stage dir.
+func removeStage(dataDir string) error {
+	if err := os.RemoveAll(filepath.Join(dataDir, stageDirName)); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	return nil
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {

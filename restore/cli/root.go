@@ -64,6 +64,8 @@ that would be lost); 2 bad usage or unreadable input.`,
 		newSnapshotCommand(e),
 		newInspectCommand(e),
 		newForceNewClusterCommand(e),
+		newPlanCommand(e),
+		newApplyCommand(e),
 	)
 	return root
 }
@@ -91,9 +93,11 @@ func classify(err error) error {
 	}
 	switch {
 	case errors.Is(err, snapkit.ErrSnapshotHash), errors.Is(err, snapkit.ErrDamaged),
-		errors.Is(err, restore.ErrSameClusterID), errors.Is(err, restore.ErrWALDamaged), errors.Is(err, restore.ErrDBAheadOfWAL):
+		errors.Is(err, restore.ErrSameClusterID), errors.Is(err, restore.ErrWALDamaged), errors.Is(err, restore.ErrDBAheadOfWAL),
+		errors.Is(err, restore.ErrCheckFailed), errors.Is(err, restore.ErrLoss), errors.Is(err, restore.ErrNoUsableSource):
 		return clikit.Finding(err)
 	case errors.Is(err, restore.ErrUsage), errors.Is(err, restore.ErrNoHash), errors.Is(err, restore.ErrInUse),
+		errors.Is(err, restore.ErrAnswering), errors.Is(err, restore.ErrBadPlan), errors.Is(err, restore.ErrNotYet),
 		errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission),
 		errors.Is(err, snapkit.ErrNotBolt), errors.Is(err, snapkit.ErrNoDB), errors.Is(err, snapkit.ErrLocked),
 		errors.Is(err, datadir.ErrNotDataDir), errors.Is(err, walkit.ErrFileNotFound):
