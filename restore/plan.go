@@ -692,6 +692,9 @@ func (p *Plan) newCluster(ctx context.Context, lg *slog.Logger, o PlanOptions, c
 		p.Members = append(p.Members, pm)
 	}
 	p.SourcePath, p.SkipHashCheck = srcPath, s.Kind == "data-dir"
+	if len(p.Members) > 1 {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("every member is restored from %s: copy it to each member's node at that path before applying there", srcPath))
+	}
 	return nil
 }
 
