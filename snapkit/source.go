@@ -25,6 +25,9 @@ var (
 	// ErrLocked means a running process holds the db (an etcd member, most
 	// likely): walkit's, the error of a file lock held elsewhere.
 	ErrLocked = walkit.ErrLocked
+	// ErrSnapshotHash means a snapshot's SHA-256 trailer does not match its
+	// db: the file, or the stream it was saved from, is corrupt.
+	ErrSnapshotHash = errors.New("snapkit: snapshot hash mismatch")
 	// ErrDamaged means the structural walk found damage; the findings say where.
 	ErrDamaged = errors.New("snapkit: db is damaged")
 )

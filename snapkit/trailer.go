@@ -35,9 +35,9 @@ func VerifyTrailer(ctx context.Context, src Source, progress Progress) (Trailer,
 		return Trailer{}, fmt.Errorf("snapkit: %w", err)
 	}
 	defer f.Close()
-	want := make([]byte, TrailerSize)
-	if _, err := f.ReadAt(want, src.DBSize); err != nil {
-		return Trailer{}, fmt.Errorf("snapkit: %s: read trailer at offset %d: %w", src.DBPath, src.DBSize, err)
+	want, err := readTrailer(f, src)
+	if err != nil {
+		return Trailer{}, err
 	}
 	got, err := sha256Prefix(ctx, f, src.DBSize, progress)
 	if err != nil {
@@ -49,6 +49,28 @@ func VerifyTrailer(ctx context.Context, src Source, progress Progress) (Trailer,
 		Want:    hex.EncodeToString(want),
 		Got:     hex.EncodeToString(got),
 	}, nil
+}
+
+// ReadTrailer returns the SHA-256 stored at the end of a snapshot file, as
+// it is written, without checking it; a source without one gives nil.
+func ReadTrailer(src Source) ([]byte, error) {
+	if !src.HasTrailer {
+		return nil, nil
+	}
+	f, err := os.Open(src.DBPath)
+	if err != nil {
+		return nil, fmt.Errorf("snapkit: %w", err)
+	}
+	defer f.Close()
+	return readTrailer(f, src)
+}
+
+func readTrailer(r io.ReaderAt, src Source) ([]byte, error) {
+	want := make([]byte, TrailerSize)
+	if _, err := r.ReadAt(want, src.DBSize); err != nil {
+		return nil, fmt.Errorf("snapkit: %s: read trailer at offset %d: %w", src.DBPath, src.DBSize, err)
+	}
+	return want, nil
 }
 
 // sha256Prefix hashes the first n bytes of r.

@@ -7,7 +7,6 @@ import (
 
 	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
-	"github.com/lifeboat-dev/lifeboat/snapkit/save"
 )
 
 // args wraps a cobra argument check so that its error exits 2.
@@ -23,7 +22,7 @@ func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 // inputError classifies an error from the library: a problem found inside
 // a readable file exits 1, anything that stops us reading it exits 2.
 func inputError(err error) error {
-	if errors.Is(err, snapkit.ErrDamaged) || errors.Is(err, save.ErrSnapshotHash) {
+	if errors.Is(err, snapkit.ErrDamaged) || errors.Is(err, snapkit.ErrSnapshotHash) {
 		return finding(err)
 	}
 	return usage(err)

@@ -27,10 +27,6 @@ import (
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 )
 
-// ErrSnapshotHash means the SHA-256 that ended a snapshot stream does not
-// match the bytes before it.
-var ErrSnapshotHash = errors.New("save: snapshot stream hash mismatch")
-
 // Result describes a snapshot written by Snapshot.
 type Result struct {
 	Path     string        `json:"path"`
@@ -111,9 +107,9 @@ func Snapshot(ctx context.Context, lg *slog.Logger, cfg clientv3.Config, path st
 	res.SHA256 = hex.EncodeToString(sum)
 	switch {
 	case !snapkit.HasTrailer(tw.n):
-		return res, fmt.Errorf("%w: %s: stream of %d bytes does not end with a SHA-256 (size %% 512 != 32); kept as %s", ErrSnapshotHash, res.Endpoint, tw.n, part)
+		return res, fmt.Errorf("%w: %s: stream of %d bytes does not end with a SHA-256 (size %% 512 != 32); kept as %s", snapkit.ErrSnapshotHash, res.Endpoint, tw.n, part)
 	case !bytes.Equal(sum, tw.tail):
-		return res, fmt.Errorf("%w: %s: trailer %x, computed %x; kept as %s", ErrSnapshotHash, res.Endpoint, tw.tail, sum, part)
+		return res, fmt.Errorf("%w: %s: trailer %x, computed %x; kept as %s", snapkit.ErrSnapshotHash, res.Endpoint, tw.tail, sum, part)
 	}
 	if err := os.Rename(part, path); err != nil {
 		return res, fmt.Errorf("save: %w", err)

@@ -430,3 +430,28 @@ func TestLoadNewestAvailableFixtures(t *testing.T) {
 		})
 	}
 }
+
+func TestNewestAvailableChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	ss := New(nil, dir)
+	for _, i := range []uint64{5, 10} {
+		if err := ss.SaveSnap(raftpb.Snapshot{Data: []byte("x"), Metadata: raftpb.SnapshotMetadata{Index: i, Term: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := filepath.Join(dir, Name(1, 20))
+	if err := os.WriteFile(bad, []byte("not a snapshot"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	walSnaps := []walkit.Snapshot{{Index: 5, Term: 1}, {Index: 20, Term: 1}}
+	name, s, broken, err := ss.NewestAvailable(walSnaps)
+	if err != nil || name != Name(1, 5) || s.Metadata.Index != 5 || len(broken) != 1 || broken[0] != Name(1, 20) {
+		t.Fatalf("NewestAvailable = %s %v %v %v", name, s, broken, err)
+	}
+	if _, err := os.Stat(bad); err != nil {
+		t.Fatalf("the broken file was moved: %v", err)
+	}
+	if _, _, _, err := ss.NewestAvailable(nil); !errors.Is(err, ErrNoSnapshot) {
+		t.Fatalf("no match: %v", err)
+	}
+}

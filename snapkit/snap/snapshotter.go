@@ -120,12 +120,40 @@ func (s *Snapshotter) Load() (*raftpb.Snapshot, error) {
 // walkit.ValidSnapshotEntries lists them). Files that do not decode are
 // renamed to <name>.broken, as in Load.
 func (s *Snapshotter) LoadNewestAvailable(walSnaps []walkit.Snapshot) (*raftpb.Snapshot, error) {
-	return s.loadMatching(func(snap *raftpb.Snapshot) bool {
+	return s.loadMatching(inWAL(walSnaps))
+}
+
+// NewestAvailable finds what LoadNewestAvailable would load without
+// changing anything: the newest file that decodes and matches walSnaps,
+// its name, and the names of the files that do not decode (which a load
+// renames to .broken). With no match it returns ErrNoSnapshot.
+func (s *Snapshotter) NewestAvailable(walSnaps []walkit.Snapshot) (name string, snap *raftpb.Snapshot, broken []string, err error) {
+	names, err := s.Names()
+	if err != nil {
+		return "", nil, nil, err
+	}
+	ok := inWAL(walSnaps)
+	for _, name := range names {
+		snap, err := Read(filepath.Join(s.dir, name))
+		if err != nil {
+			broken = append(broken, name)
+			continue
+		}
+		if ok(snap) {
+			return name, snap, broken, nil
+		}
+	}
+	return "", nil, broken, fmt.Errorf("%w in %s", ErrNoSnapshot, s.dir)
+}
+
+// inWAL matches a snapshot whose (term, index) is one of walSnaps.
+func inWAL(walSnaps []walkit.Snapshot) func(*raftpb.Snapshot) bool {
+	return func(snap *raftpb.Snapshot) bool {
 		m := snap.Metadata
 		return slices.ContainsFunc(walSnaps, func(w walkit.Snapshot) bool {
 			return w.Term == m.Term && w.Index == m.Index
 		})
-	})
+	}
 }
 
 // loadMatching returns the newest snapshot that decodes and satisfies ok.

@@ -1,0 +1,353 @@
+package restore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
+)
+
+// Errors of Apply.
+var (
+	// ErrBadPlan means the plan file is not one Apply can trust: another
+	// version, edited since it was made, or loss not accepted.
+	ErrBadPlan = errors.New("restore: bad plan")
+	// ErrCheckFailed means a new member's data dir is not what the plan
+	// expects.
+	ErrCheckFailed = errors.New("restore: check failed")
+	// ErrAnswering means an old member still answers on its client URL.
+	ErrAnswering = errors.New("restore: an old member still answers on its client URL")
+)
+
+// ReadPlan reads a plan file and checks its version and ID.
+func ReadPlan(path string) (*Plan, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	var p Plan
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadPlan, path, err)
+	}
+	if p.Version != PlanVersion {
+		return nil, fmt.Errorf("%w: %s: version %d, want %d", ErrBadPlan, path, p.Version, PlanVersion)
+	}
+	if p.ID != p.digest() {
+		return nil, fmt.Errorf("%w: %s was changed after it was made (ID %s, content %s); make a new plan", ErrBadPlan, path, p.ID, p.digest())
+	}
+	return &p, nil
+}
+
+// WritePlan writes p to path: a temporary file, synced, renamed.
+func WritePlan(p *Plan, path string) error {
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'))
+}
+
+// writeFileAtomic writes data to path through a synced temporary file
+// renamed into place, then syncs the directory.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = datasync(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("restore: write %s: %w", path, err)
+	}
+	return syncDir(dir)
+}
+
+// ApplyOptions tune Apply.
+type ApplyOptions struct {
+	// Members are the names to apply on this node; nil means all.
+	Members []string
+	// Force goes on although a dir is in use or an old member answers.
+	Force bool
+}
+
+// ApplyResult says what Apply did, per member.
+type ApplyResult struct {
+	PlanID  string         `json:"planID"`
+	Members []MemberResult `json:"members"`
+}
+
+// MemberResult is one member's steps as applied.
+type MemberResult struct {
+	Name  string       `json:"name"`
+	State string       `json:"state"` // the completion record's path
+	Steps []StepRecord `json:"steps"`
+	// ToDo are the steps left to the operator, with their commands.
+	ToDo []Step `json:"toDo"`
+}
+
+// StepRecord is the completion record of one step.
+type StepRecord struct {
+	Name   string    `json:"name"`
+	Done   bool      `json:"done"`
+	At     time.Time `json:"at,omitzero"`
+	Detail string    `json:"detail"`
+	// Now says the step was carried out by this run (not found done).
+	Now bool `json:"now"`
+}
+
+// memberState is the completion record file of one member.
+type memberState struct {
+	PlanID string       `json:"planID"`
+	Member string       `json:"member"`
+	Steps  []StepRecord `json:"steps"`
+}
+
+// statePath is the completion record of a member: beside its data dir,
+// so that it survives the dir being moved aside and written again.
+func statePath(p *Plan, m PlanMember) string {
+	return filepath.Join(filepath.Dir(m.DataDir), "."+filepath.Base(m.DataDir)+".restore-"+p.ID+".json")
+}
+
+// Apply carries out the plan's automatic steps for the chosen members, in
+// order, recording each step's completion so that a run stopped at any
+// point (a kill included) and run again ends in the same state. Every step
+// first checks whether it is done already. The old data dir is renamed,
+// never deleted; the new one is built in a temporary dir and renamed.
+func Apply(ctx context.Context, lg *slog.Logger, p *Plan, o ApplyOptions) (*ApplyResult, error) {
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	if (p.Loss.Entries > 0 || p.Loss.Revisions > 0) && !p.Loss.Accepted {
+		return nil, fmt.Errorf("%w: it loses data and the loss was not accepted", ErrBadPlan)
+	}
+	for _, name := range o.Members {
+		if !slices.ContainsFunc(p.Members, func(m PlanMember) bool { return m.Name == name }) {
+			return nil, usageErr("the plan has no member %q", name)
+		}
+	}
+	res := &ApplyResult{PlanID: p.ID}
+	for _, m := range p.Members {
+		if o.Members != nil && !slices.Contains(o.Members, m.Name) {
+			continue
+		}
+		mr, err := applyMember(ctx, lg, p, m, o)
+		if mr != nil {
+			res.Members = append(res.Members, *mr)
+		}
+		if err != nil {
+			return res, fmt.Errorf("member %s: %w", m.Name, err)
+		}
+	}
+	return res, nil
+}
+
+func applyMember(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, o ApplyOptions) (*MemberResult, error) {
+	path := statePath(p, m)
+	st, err := readState(path)
+	if err != nil {
+		return nil, err
+	}
+	st.PlanID, st.Member = p.ID, m.Name
+	mr := &MemberResult{Name: m.Name, State: path}
+	for _, step := range m.Steps {
+		if !step.Auto {
+			mr.ToDo = append(mr.ToDo, step)
+			continue
+		}
+		rec := st.find(step.Name)
+		if rec != nil && rec.Done && step.Name != "check" {
+			mr.Steps = append(mr.Steps, *rec)
+			continue
+		}
+		detail, err := runStep(ctx, lg, p, m, step, o)
+		if err != nil {
+			return mr, fmt.Errorf("step %s: %w", step.Name, err)
+		}
+		r := StepRecord{Name: step.Name, Done: true, At: time.Now().UTC(), Detail: detail, Now: true}
+		st.set(r)
+		if err := st.write(path); err != nil {
+			return mr, err
+		}
+		lg.Info("restore step done", "member", m.Name, "step", step.Name, "detail", detail)
+		mr.Steps = append(mr.Steps, r)
+	}
+	return mr, nil
+}
+
+// readState reads a member's completion record; none yet is empty.
+func readState(path string) (*memberState, error) {
+	st := &memberState{}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, fmt.Errorf("restore: completion record %s: %w", path, err)
+	}
+	return st, nil
+}
+
+func (st *memberState) find(name string) *StepRecord {
+	for i := range st.Steps {
+		if st.Steps[i].Name == name {
+			return &st.Steps[i]
+		}
+	}
+	return nil
+}
+
+func (st *memberState) set(r StepRecord) {
+	r.Now = false
+	if old := st.find(r.Name); old != nil {
+		*old = r
+		return
+	}
+	st.Steps = append(st.Steps, r)
+}
+
+func (st *memberState) write(path string) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'))
+}
+
+// runStep carries out one step, or finds it done, and says what it found.
+func runStep(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, step Step, o ApplyOptions) (string, error) {
+	dir, moved := m.DataDir, aside(m.DataDir, p)
+	switch step.Name {
+	case "fence":
+		if exists(moved) {
+			return "the old dir is moved aside already", nil
+		}
+		if !o.Force {
+			if l, err := datadir.Locate(dir); err == nil {
+				var r MemberReport
+				r.inUse(l)
+				if r.InUse {
+					return "", fmt.Errorf("%w: %s (%s lock); stop the member, or pass --force", ErrInUse, dir, r.InUseBy)
+				}
+			}
+			for _, u := range m.OldClientURLs {
+				if answers(ctx, u) {
+					return "", fmt.Errorf("%w: %s; stop it, or pass --force", ErrAnswering, u)
+				}
+			}
+		}
+		return "no member runs on " + dir, nil
+	case "move-aside":
+		if exists(moved) {
+			return "moved aside to " + moved, nil
+		}
+		if !exists(dir) {
+			return "nothing at " + dir + " to move", nil
+		}
+		if err := os.Rename(dir, moved); err != nil {
+			return "", fmt.Errorf("restore: %w", err)
+		}
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			return "", err
+		}
+		return "moved aside to " + moved, nil
+	case "write":
+		if datadir.New(dir, "").Exists() {
+			if err := checkIdentity(ctx, lg, p, m); err != nil {
+				return "", fmt.Errorf("%s already holds a member dir that is not this plan's: %w", dir, err)
+			}
+			return "written already", removeStage(dir)
+		}
+		if m.Survivor {
+			r, err := ForceNewCluster(ctx, lg, ForceNewClusterOptions{DataDir: moved, OutputDir: dir, RepairWAL: m.RepairWAL})
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("forced a new cluster: removed %v, commit %d", r.Removed, r.LastIndex), nil
+		}
+		r, err := Snapshot(ctx, lg, SnapshotOptions{Path: p.SourcePath, Name: m.Name, Cluster: p.specs(), Token: p.Token,
+			DataDir: dir, SkipHashCheck: p.SkipHashCheck, BumpRevision: p.BumpRevision, MarkCompacted: p.BumpRevision > 0})
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("restored %s: member %s, revision %d", p.SourcePath, r.MemberID, r.RestoredRevision), nil
+	case "check":
+		if err := checkIdentity(ctx, lg, p, m); err != nil {
+			return "", err
+		}
+		return "member and cluster IDs, revision and HashKV as planned", nil
+	}
+	return "", fmt.Errorf("%w: unknown step %q", ErrBadPlan, step.Name)
+}
+
+// checkIdentity inspects a new member's dir against the plan: IDs,
+// revision, compaction and HashKV (new-cluster), or the commit of the
+// removals (force-new-cluster).
+func checkIdentity(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember) error {
+	r, err := Inspect(ctx, lg, m.DataDir, InspectOptions{SkipHashKV: !p.HashKVChecked})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrCheckFailed, err)
+	}
+	var bad []string
+	if !r.OK() {
+		bad = append(bad, fmt.Sprintf("findings %q, errors %q", r.Findings, r.Errors))
+	}
+	if r.WAL == nil || r.DB == nil {
+		return fmt.Errorf("%w: %s: %v", ErrCheckFailed, m.DataDir, bad)
+	}
+	if r.WAL.NodeID != m.ID || r.WAL.ClusterID != p.ClusterID {
+		bad = append(bad, fmt.Sprintf("member %s cluster %s, planned %s and %s", r.WAL.NodeID, r.WAL.ClusterID, m.ID, p.ClusterID))
+	}
+	if r.DB.Revision != p.Revision {
+		bad = append(bad, fmt.Sprintf("revision %d, planned %d", r.DB.Revision, p.Revision))
+	}
+	if m.Survivor {
+		if r.WAL.HardState.Commit != r.WAL.LastIndex {
+			bad = append(bad, fmt.Sprintf("commit %d does not reach the removals at %d", r.WAL.HardState.Commit, r.WAL.LastIndex))
+		}
+	} else {
+		if p.BumpRevision > 0 && r.DB.CompactRevision != p.Revision {
+			bad = append(bad, fmt.Sprintf("compacted at %d, planned %d", r.DB.CompactRevision, p.Revision))
+		}
+		if p.HashKVChecked && (r.DB.HashKV.Hash != p.HashKV || r.DB.HashKV.HashRevision != p.Revision) {
+			bad = append(bad, fmt.Sprintf("HashKV %d at %d, planned %d at %d", r.DB.HashKV.Hash, r.DB.HashKV.HashRevision, p.HashKV, p.Revision))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: %s: %v", ErrCheckFailed, m.DataDir, bad)
+	}
+	return nil
+}
+
+// specs are the plan's members as --initial-cluster gives them.
+func (p *Plan) specs() []MemberSpec {
+	out := make([]MemberSpec, len(p.Members))
+	for i, m := range p.Members {
+		out[i] = MemberSpec{Name: m.Name, PeerURLs: m.PeerURLs, Learner: m.Learner}
+	}
+	return out
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}

@@ -1,0 +1,144 @@
+package restore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/lifeboat-dev/lifeboat/internal/fixture"
+	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
+)
+
+// killPlan makes a new-cluster plan from the v3.6 snapshot for one member
+// whose data dir holds an old member, written to plan.json.
+func killPlan(t *testing.T) (p *Plan, planPath, oldNode string) {
+	t.Helper()
+	dir := t.TempDir()
+	member := filepath.Join(dir, "a.etcd")
+	old, err := Snapshot(context.Background(), nil, SnapshotOptions{Path: fixture.Path("v3.6", "snapshot.db"), Name: "old", DataDir: member})
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs, err := ParseInitialCluster("a=http://127.0.0.1:2380", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err = MakePlan(context.Background(), nil, PlanOptions{From: []string{fixture.Path("v3.6", "snapshot.db")}, Cluster: specs, MemberDirs: map[string]string{"a": member}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	planPath = filepath.Join(dir, "plan.json")
+	if err := WritePlan(p, planPath); err != nil {
+		t.Fatal(err)
+	}
+	return p, planPath, old.MemberID
+}
+
+// An apply killed (SIGKILL) at any point and run again ends in the planned
+// state: the old dir kept whole, the new one exactly what a restore with
+// the plan's options writes, every step recorded, nothing left over.
+func TestApplyKilledRerunsToTheSameState(t *testing.T) {
+	bin := restoreBinary(t)
+	// How long a whole run takes, to spread the kills over it.
+	_, planPath, _ := killPlan(t)
+	start := time.Now()
+	if out, err := exec.Command(bin, "apply", planPath).CombinedOutput(); err != nil {
+		t.Fatalf("clean apply: %v\n%s", err, out)
+	}
+	whole := time.Since(start)
+	const runs = 10
+	killed := 0
+	for i := range runs {
+		p, planPath, oldNode := killPlan(t)
+		cmd := exec.Command(bin, "apply", planPath)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(whole * time.Duration(i) / runs) // where to kill, not a wait for a condition
+		cmd.Process.Kill()
+		if err := cmd.Wait(); err != nil {
+			killed++
+		}
+		if st, err := readState(statePath(p, p.Members[0])); err == nil {
+			var done []string
+			for _, r := range st.Steps {
+				done = append(done, r.Name)
+			}
+			t.Logf("run %d: killed after %v with %v recorded", i, whole*time.Duration(i)/runs, done)
+		}
+		if _, err := Apply(context.Background(), nil, p, ApplyOptions{}); err != nil {
+			t.Fatalf("run %d: rerun after the kill: %v", i, err)
+		}
+		m := p.Members[0]
+		// The old member, moved aside and whole.
+		old := viewDir(t, aside(m.DataDir, p))
+		if got := old.Metadata.NodeID; got != mustParseID(t, oldNode) {
+			t.Errorf("run %d: the moved-aside dir holds member %x", i, got)
+		}
+		// The new one: what restore writes for the plan.
+		ref := filepath.Join(t.TempDir(), "ref")
+		if _, err := Snapshot(context.Background(), nil, SnapshotOptions{Path: p.SourcePath, Name: m.Name, Cluster: p.specs(), Token: p.Token,
+			DataDir: ref, BumpRevision: p.BumpRevision, MarkCompacted: true}); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range diffViews(viewDir(t, ref), viewDir(t, m.DataDir)) {
+			t.Errorf("run %d: %s", i, d)
+		}
+		ents, err := os.ReadDir(m.DataDir)
+		if err != nil || len(ents) != 1 || ents[0].Name() != "member" {
+			t.Errorf("run %d: the data dir holds %v (%v)", i, ents, err)
+		}
+		st, err := readState(statePath(p, m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range m.Steps {
+			if r := st.find(step.Name); step.Auto && (r == nil || !r.Done) {
+				t.Errorf("run %d: step %s not recorded done", i, step.Name)
+			}
+		}
+	}
+	if killed == 0 {
+		t.Errorf("no run was killed before it finished (a whole run takes %v)", whole)
+	}
+	t.Logf("%d of %d runs killed before they finished", killed, runs)
+}
+
+func mustParseID(t *testing.T, s string) uint64 {
+	t.Helper()
+	id, err := schema.ParseID(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestApplyRefusals(t *testing.T) {
+	p, planPath, _ := killPlan(t)
+	// A plan edited after it was made.
+	q := *p
+	q.BumpRevision++
+	b, err := json.Marshal(&q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := filepath.Join(t.TempDir(), "plan.json")
+	if err := os.WriteFile(edited, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPlan(planPath); err != nil {
+		t.Errorf("the plan as written: %v", err)
+	}
+	if _, err := ReadPlan(edited); !errors.Is(err, ErrBadPlan) {
+		t.Errorf("edited plan: %v, want ErrBadPlan", err)
+	}
+	// An unknown member.
+	if _, err := Apply(context.Background(), nil, p, ApplyOptions{Members: []string{"zz"}}); !errors.Is(err, ErrUsage) {
+		t.Errorf("unknown member: %v", err)
+	}
+}

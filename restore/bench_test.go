@@ -1,0 +1,245 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
+	"github.com/lifeboat-dev/lifeboat/snapkit"
+	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
+)
+
+// Benchmark inputs: benchSizeEnv sets the size of the generated snapshot
+// in MB (default 16, so that CI stays fast; compare on 500 or more), or
+// benchSnapshotEnv names an existing snapshot file to use instead.
+const (
+	benchSizeEnv     = "LIFEBOAT_RESTORE_BENCH_MB"
+	benchSnapshotEnv = "LIFEBOAT_RESTORE_BENCH_SNAPSHOT"
+)
+
+var bench struct {
+	once sync.Once
+	dir  string
+	snap string // the snapshot file
+	err  error
+}
+
+// built is cmd/restore, built once per test process.
+var built struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// restoreBinary builds cmd/restore once and returns its path.
+func restoreBinary(tb testing.TB) string {
+	tb.Helper()
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "restore-bin-"); built.err != nil {
+			return
+		}
+		_, file, _, _ := runtime.Caller(0)
+		built.bin = filepath.Join(built.dir, "restore")
+		out, err := exec.Command("go", "build", "-o", built.bin, filepath.Join(filepath.Dir(file), "..", "cmd", "restore")).CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		tb.Fatal(built.err)
+	}
+	return built.bin
+}
+
+// benchSnapshot generates the benchmark snapshot once per run, and builds
+// cmd/restore.
+func benchSnapshot(b *testing.B) (snap, bin string) {
+	b.Helper()
+	bench.once.Do(func() {
+		mb := 16
+		if s := os.Getenv(benchSizeEnv); s != "" {
+			if mb, bench.err = strconv.Atoi(s); bench.err != nil {
+				return
+			}
+		}
+		if bench.dir, bench.err = os.MkdirTemp("", "restore-bench-"); bench.err != nil {
+			return
+		}
+		if bench.snap = os.Getenv(benchSnapshotEnv); bench.snap == "" {
+			start := time.Now()
+			bench.snap = filepath.Join(bench.dir, "snapshot.db")
+			if bench.err = genSnapshot(filepath.Join(bench.dir, "db"), bench.snap, int64(mb)<<20); bench.err != nil {
+				return
+			}
+			os.Remove(filepath.Join(bench.dir, "db"))
+			b.Logf("generated a %d MB snapshot in %v", mb, time.Since(start))
+		}
+	})
+	if bench.err != nil {
+		b.Fatal(bench.err)
+	}
+	return bench.snap, restoreBinary(b)
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, d := range []string{bench.dir, built.dir} {
+		if d != "" {
+			os.RemoveAll(d)
+		}
+	}
+	os.Exit(code)
+}
+
+// genSnapshot writes a backend of about size bytes through schema (keys
+// with 200-1000 byte values, overwritten a third of the time, a member, a
+// consistent index) and saves it as a snapshot file with its SHA-256.
+func genSnapshot(dbPath, snapPath string, size int64) error {
+	db, err := schema.Open(dbPath, schema.Options{NoSync: true})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rng := rand.New(rand.NewPCG(7, 7))
+	value := make([]byte, 1000)
+	for i := range value {
+		value[i] = byte('a' + rng.IntN(26))
+	}
+	const perTx = 20000
+	var written int64
+	rev := int64(1)
+	for written < size {
+		err := db.Update(func(tx *bolt.Tx) error {
+			if err := schema.CreateBuckets(tx); err != nil {
+				return err
+			}
+			for range perTx {
+				rev++
+				n := rng.IntN(int(rev/3 + 1))
+				kv := &mvccpb.KeyValue{
+					Key:         fmt.Appendf(nil, "/registry/pods/ns-%d/pod-%d", n%100, n),
+					ModRevision: rev, CreateRevision: rev, Version: 1,
+					Value: value[:200+rng.IntN(800)],
+				}
+				if err := schema.PutKeyValue(tx, schema.Revision{Main: rev}, kv); err != nil {
+					return err
+				}
+				written += int64(len(kv.Value) + len(kv.Key) + 40)
+			}
+			return schema.SetConsistentIndex(tx, uint64(rev))
+		})
+		if err != nil {
+			return err
+		}
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		return schema.PutMember(tx, schema.Member{ID: 1, Name: "old", PeerURLs: []string{"http://old:2380"}})
+	})
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(snapPath)
+	if err != nil {
+		return err
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		_, err := snapkit.WriteSnapshot(tx, f)
+		return err
+	})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func benchSize(b *testing.B, path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// Snapshot in process: the copy with its SHA-256, the one bbolt
+// transaction, the WAL and the syncs.
+func BenchmarkSnapshot(b *testing.B) {
+	snap, _ := benchSnapshot(b)
+	b.SetBytes(benchSize(b, snap))
+	for b.Loop() {
+		out := filepath.Join(b.TempDir(), "out")
+		o := SnapshotOptions{Path: snap, DataDir: out, BumpRevision: 1000, MarkCompacted: true}
+		if _, err := Snapshot(context.Background(), nil, o); err != nil {
+			b.Fatal(err)
+		}
+		os.RemoveAll(out)
+	}
+}
+
+// The restore binary against etcdutl snapshot restore, same file, same
+// flags, each a child process under /usr/bin/time for its peak RSS.
+func BenchmarkSnapshotVsEtcdutl(b *testing.B) {
+	snap, bin := benchSnapshot(b)
+	args := func(argv ...string) func(out string) []string {
+		return func(out string) []string {
+			return append(argv, snap, "--data-dir", out, "--initial-cluster-token", "bench", "--bump-revision", "1000", "--mark-compacted")
+		}
+	}
+	b.Run("lifeboat", func(b *testing.B) { runRestore(b, benchSize(b, snap), args(bin, "snapshot")) })
+	b.Run("etcdutl", func(b *testing.B) {
+		runRestore(b, benchSize(b, snap), args(interoptest.Binary(b, "etcdutl"), "snapshot", "restore"))
+	})
+}
+
+// runRestore runs the command argv(out) b.N times into fresh dirs and
+// reports the child's peak RSS and CPU time. (Go's rusage of a child is no
+// use for the RSS: a vforked child inherits this process's high-water mark.)
+func runRestore(b *testing.B, size int64, argv func(out string) []string) {
+	const timeBin = "/usr/bin/time"
+	if _, err := os.Stat(timeBin); err != nil {
+		b.Skipf("%s is needed to measure the child's RSS: %v", timeBin, err)
+	}
+	b.SetBytes(size)
+	var (
+		peakKB int64
+		cpu    float64
+		n      int
+	)
+	for b.Loop() {
+		b.StopTimer()
+		out := filepath.Join(b.TempDir(), "out")
+		var stderr bytes.Buffer
+		cmd := exec.Command(timeBin, append([]string{"-f", "%M %U %S"}, argv(out)...)...)
+		cmd.Stderr = &stderr
+		b.StartTimer()
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("%v: %v\n%s", cmd.Args, err, stderr.String())
+		}
+		b.StopTimer()
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		var kb int64
+		var user, sys float64
+		if _, err := fmt.Sscan(lines[len(lines)-1], &kb, &user, &sys); err != nil {
+			b.Fatalf("%s output %q: %v", timeBin, stderr.String(), err)
+		}
+		peakKB, cpu, n = max(peakKB, kb), cpu+user+sys, n+1
+		os.RemoveAll(out)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(peakKB)/1024, "peakRSS-MiB")
+	b.ReportMetric(cpu/float64(n), "cpu-s/op")
+}

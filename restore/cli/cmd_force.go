@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
+	"github.com/lifeboat-dev/lifeboat/restore"
+	"github.com/lifeboat-dev/lifeboat/snapkit"
+)
+
+func newForceNewClusterCommand(e *env) *cobra.Command {
+	var (
+		o        restore.ForceNewClusterOptions
+		peerURLs string
+	)
+	cmd := &cobra.Command{
+		Use:   "force-new-cluster --data-dir DIR [--output-dir OUT]",
+		Short: "Write a copy of a member as a one-member cluster with the same ID and data (etcd --force-new-cluster, offline)",
+		Long: `force-new-cluster does offline, into a copy, what etcd's --force-new-cluster does
+on start: it keeps everything the member committed, drops what it had not,
+and appends the membership changes that remove every other member. The copy
+then starts as a one-member cluster with the old cluster ID and nothing
+rewound, on a plain start of etcd or lifeboat (no --force-new-cluster needed);
+add members back with 'etcdctl member add'. The input is never changed.
+
+A torn WAL tail is cut in the copy, as etcd would on start; other damage is
+refused unless --repair-wal, which cuts the copy at the first bad record.`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.DataDir == "" {
+				return clikit.Usage(errorf("--data-dir is required"))
+			}
+			if o.OutputDir == "" {
+				o.OutputDir = strings.TrimSuffix(o.DataDir, "/") + ".force-new-cluster"
+			}
+			if peerURLs != "" {
+				o.PeerURLs = strings.Split(peerURLs, ",")
+			}
+			end := func() {}
+			if src, err := snapkit.Resolve(o.DataDir); err == nil {
+				o.Progress, end = e.progress("copying "+src.DBPath, src.DBSize)
+			}
+			res, err := restore.ForceNewCluster(cmd.Context(), e.logger, o)
+			end()
+			if err != nil {
+				return classify(err)
+			}
+			if e.output == "json" {
+				return writeJSON(e.stdout, res)
+			}
+			f := newFields(e.stdout)
+			f.add("written", "%s (wal %s)", res.DataDir, res.WALDir)
+			f.add("member", "%s, cluster %s (unchanged)", res.MemberID, res.ClusterID)
+			f.add("kept", "everything committed, to index %d", res.Commit)
+			if res.Dropped > 0 {
+				f.add("dropped", "%d uncommitted entries", res.Dropped)
+			}
+			if res.Repair != nil && res.Repair.Damage != nil {
+				f.add("cut", "the WAL copy at %s offset %d (%d entries lost)", res.Repair.Damage.Segment, res.Repair.Damage.Offset, len(res.Repair.LostEntries))
+			}
+			f.add("removes", "%s (entries %d-%d, term %d)", strings.Join(res.Removed, " "), res.Commit+1, res.LastIndex, res.Term)
+			f.add("next", "start the member on %s as usual; then add members with etcdctl member add", res.DataDir)
+			return f.flush()
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.DataDir, "data-dir", "", "the member's data dir (only read)")
+	fl.StringVar(&o.WALDir, "wal-dir", "", "the member's dedicated WAL dir")
+	fl.StringVar(&o.OutputDir, "output-dir", "", "the new data dir, absent or empty (default <data-dir>.force-new-cluster)")
+	fl.StringVar(&o.OutputWALDir, "output-wal-dir", "", "a dedicated WAL dir for the copy, absent")
+	fl.BoolVar(&o.RepairWAL, "repair-wal", false, "cut a damaged WAL copy at its first bad record, losing what follows")
+	fl.StringVar(&o.Name, "name", "", "this member's name, if its membership lacks it")
+	fl.StringVar(&peerURLs, "initial-advertise-peer-urls", "", "this member's peer URLs, if its membership lacks it")
+	return cmd
+}

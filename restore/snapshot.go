@@ -1,0 +1,271 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/lifeboat-dev/lifeboat/snapkit"
+	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
+	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
+)
+
+// Errors of a restore. Test them with errors.Is.
+var (
+	// ErrNoHash means the input has no SHA-256 trailer and SkipHashCheck
+	// was not given.
+	ErrNoHash = errors.New("restore: the input has no SHA-256 trailer (not a snapshot file?); pass --skip-hash-check to restore it anyway")
+	// ErrSameClusterID means the new cluster would have the ID of the
+	// cluster the input came from: its old members could then talk to the
+	// new ones.
+	ErrSameClusterID = errors.New("restore: the new cluster ID is the old one")
+)
+
+// SnapshotOptions are the flags of `restore snapshot`, which are those of
+// `etcdutl snapshot restore` plus learners.
+type SnapshotOptions struct {
+	// Path is the snapshot file (`etcdctl snapshot save`). A db without the
+	// SHA-256 trailer (a copied member/snap/db, or a data dir, whose member
+	// must not be running) needs SkipHashCheck.
+	Path string
+	// Name is this member's name (--name); "" means DefaultName.
+	Name string
+	// Cluster is the new cluster (--initial-cluster, --initial-learners);
+	// nil means Name alone with PeerURLs.
+	Cluster []MemberSpec
+	// PeerURLs are this member's peer URLs (--initial-advertise-peer-urls);
+	// nil means its URLs in Cluster (or DefaultPeerURL). Given, they must
+	// be the member's URLs in Cluster.
+	PeerURLs []string
+	// Token is --initial-cluster-token. "" derives a fresh one from the
+	// db's SHA-256 (FreshToken): every member restored from the same file
+	// gets the same one.
+	Token string
+	// DataDir (--data-dir, "" means <name>.etcd) must be absent or empty;
+	// WALDir (--wal-dir, "" means <data-dir>/member/wal) absent.
+	DataDir, WALDir string
+	// SkipHashCheck does not verify the SHA-256 trailer (--skip-hash-check).
+	SkipHashCheck bool
+	// BumpRevision raises the revision (--bump-revision); it requires
+	// MarkCompacted, which marks the new revision compacted so that
+	// watchers from before the restore are told they are compacted instead
+	// of being served events again.
+	BumpRevision  int64
+	MarkCompacted bool
+	// AllowSameClusterID restores even when the new cluster ID is the one
+	// that the input's own members make (the old token and peer URLs).
+	AllowSameClusterID bool
+	// Progress sees the bytes copied.
+	Progress Progress
+}
+
+// SnapshotResult says what was restored.
+type SnapshotResult struct {
+	Source  snapkit.Source `json:"source"`
+	DataDir string         `json:"dataDir"`
+	WALDir  string         `json:"walDir"`
+	Name    string         `json:"name"`
+	// MemberID and ClusterID are hex, as etcd prints them.
+	MemberID   string          `json:"memberID"`
+	ClusterID  string          `json:"clusterID"`
+	Token      string          `json:"token"`
+	FreshToken bool            `json:"freshToken"` // derived, not given
+	Members    []schema.Member `json:"members"`
+	// OldMembers are those the input's members bucket held.
+	OldMembers []schema.Member `json:"oldMembers"`
+	// SHA256 is the db's, hex; HashChecked says whether it was compared
+	// with the trailer.
+	SHA256      string `json:"sha256,omitempty"`
+	HashChecked bool   `json:"hashChecked"`
+	// Revision is the input's; RestoredRevision the new member's
+	// (Revision + bump); CompactRevision the compaction it starts with.
+	Revision         int64 `json:"revision"`
+	RestoredRevision int64 `json:"restoredRevision"`
+	CompactRevision  int64 `json:"compactRevision"`
+	// ConsistentIndex and Term are the new db's (the bootstrap entries).
+	ConsistentIndex uint64        `json:"consistentIndex"`
+	Term            uint64        `json:"term"`
+	DBSize          int64         `json:"dbSize"`
+	Took            time.Duration `json:"tookNanos"`
+}
+
+// normalize fills the defaults of o and checks it.
+func (o *SnapshotOptions) normalize() error {
+	if o.Path == "" {
+		return usageErr("no snapshot file given")
+	}
+	if o.Name == "" {
+		o.Name = DefaultName
+	}
+	if o.Cluster == nil {
+		urls := o.PeerURLs
+		if urls == nil {
+			urls = []string{DefaultPeerURL}
+		}
+		o.Cluster = []MemberSpec{{Name: o.Name, PeerURLs: urls}}
+	}
+	var self *MemberSpec
+	for i := range o.Cluster {
+		if o.Cluster[i].Name == o.Name {
+			self = &o.Cluster[i]
+		}
+	}
+	if self == nil {
+		return usageErr("--initial-cluster has no member named %q (--name)", o.Name)
+	}
+	if o.PeerURLs != nil && !sameURLs(o.PeerURLs, self.PeerURLs) {
+		return usageErr("--initial-cluster has %s=%v but --initial-advertise-peer-urls is %v", o.Name, self.PeerURLs, o.PeerURLs)
+	}
+	if o.DataDir == "" {
+		o.DataDir = o.Name + ".etcd"
+	}
+	if o.BumpRevision < 0 {
+		return usageErr("--bump-revision %d is negative", o.BumpRevision)
+	}
+	if (o.BumpRevision > 0) != o.MarkCompacted {
+		return usageErr("--mark-compacted is required with --bump-revision > 0, and only then")
+	}
+	return nil
+}
+
+// Snapshot restores a snapshot file into a new data dir, as `etcdutl
+// snapshot restore` does, but copies the db once (hashing it on the way),
+// opens it once, and syncs each file once. The data dir is built in a
+// temporary dir inside it and renamed into place: an interrupted restore
+// leaves no member dir, and the next one clears its leftovers.
+func Snapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions) (*SnapshotResult, error) {
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	start := time.Now()
+	if err := o.normalize(); err != nil {
+		return nil, err
+	}
+	// The IDs cannot be checked before the token is known, but the URLs can.
+	if _, err := NewCluster(o.Cluster, "check"); err != nil {
+		return nil, err
+	}
+	src, err := snapkit.Resolve(o.Path)
+	if err != nil {
+		return nil, err
+	}
+	if !src.HasTrailer && !o.SkipHashCheck {
+		return nil, fmt.Errorf("%w: %s", ErrNoHash, o.Path)
+	}
+	st, err := newStage(datadir.New(o.DataDir, o.WALDir))
+	if err != nil {
+		return nil, err
+	}
+	res, err := restoreSnapshot(ctx, lg, o, src, st)
+	if err != nil {
+		st.abort()
+		return nil, err
+	}
+	res.Took = time.Since(start)
+	lg.Info("restored snapshot", "path", o.Path, "data-dir", res.DataDir, "member-id", res.MemberID,
+		"cluster-id", res.ClusterID, "revision", res.RestoredRevision, "took", res.Took)
+	return res, nil
+}
+
+func restoreSnapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions, src snapkit.Source, st *stage) (*SnapshotResult, error) {
+	res := &SnapshotResult{Source: src, DataDir: o.DataDir, WALDir: st.final.WALDir(), Name: o.Name, DBSize: src.DBSize}
+	trailer, err := snapkit.ReadTrailer(src)
+	if err != nil {
+		return nil, err
+	}
+	check := src.HasTrailer && !o.SkipHashCheck
+	// Hash what is copied when it is checked, or when the token needs a
+	// seed and there is no trailer to take it from.
+	hashing := check || (o.Token == "" && trailer == nil)
+	dbPath := st.tmp.DBPath()
+	phase := time.Now()
+	sum, err := copyDB(ctx, src, dbPath, hashing, o.Progress)
+	if err != nil {
+		return nil, err
+	}
+	lg.Info("copied db", "from", src.DBPath, "bytes", src.DBSize, "hashed", hashing, "took", time.Since(phase))
+	if sum != nil {
+		res.SHA256 = hex.EncodeToString(sum)
+	} else {
+		res.SHA256 = hex.EncodeToString(trailer)
+	}
+	if check {
+		if !bytes.Equal(sum, trailer) {
+			return nil, fmt.Errorf("%w: %s: trailer %x, computed %x (pass --skip-hash-check to restore it anyway)", snapkit.ErrSnapshotHash, o.Path, trailer, sum)
+		}
+		res.HashChecked = true
+	} else if err := checkStructure(ctx, lg, dbPath); err != nil {
+		// Nothing vouches for the bytes: bbolt must not open a damaged file.
+		return nil, fmt.Errorf("restore: %s: %w", o.Path, err)
+	}
+	res.Token = o.Token
+	if res.Token == "" {
+		seed := sum
+		if seed == nil {
+			seed = trailer
+		}
+		res.Token, res.FreshToken = FreshToken(seed), true
+	}
+	phase = time.Now()
+	cl, err := NewCluster(o.Cluster, res.Token)
+	if err != nil {
+		return nil, err
+	}
+	self, _ := cl.Member(o.Name)
+	nm := &newMember{cluster: cl, self: self, bump: o.BumpRevision}
+	facts, err := nm.rewriteDB(dbPath, func(old []schema.Member) error {
+		if o.AllowSameClusterID || len(old) == 0 {
+			return nil
+		}
+		ids := make([]uint64, len(old))
+		for i, m := range old {
+			ids[i] = m.ID
+		}
+		if schema.ClusterID(ids) == cl.ID {
+			return fmt.Errorf("%w: %s, the ID that the snapshot's own members make: the token %q and the peer URLs are the old cluster's; give another --initial-cluster-token, or leave it out for a fresh one (or pass --allow-same-cluster-id)",
+				ErrSameClusterID, cl.ClusterIDHex(), cl.Token)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	lg.Info("rewrote membership and meta", "db", dbPath, "took", time.Since(phase))
+	phase = time.Now()
+	if err := syncFile(dbPath); err != nil {
+		return nil, err
+	}
+	lg.Info("synced db", "took", time.Since(phase))
+	phase = time.Now()
+	if err := nm.writeRaft(lg, st.tmp); err != nil {
+		return nil, err
+	}
+	if err := st.commit(); err != nil {
+		return nil, err
+	}
+	lg.Info("wrote WAL and .snap, renamed into place", "took", time.Since(phase))
+	res.MemberID, res.ClusterID = schema.FormatID(self.ID), cl.ClusterIDHex()
+	res.Members, res.OldMembers = cl.Members, facts.OldMembers
+	res.Revision, res.RestoredRevision, res.CompactRevision = facts.Revision, facts.Restored, facts.CompactRevision
+	res.ConsistentIndex, res.Term = nm.index(), 1
+	return res, nil
+}
+
+// checkStructure walks a db that no hash vouches for and refuses it if
+// bbolt could not safely open it.
+func checkStructure(ctx context.Context, lg *slog.Logger, path string) error {
+	rep, err := snapkit.Inspect(ctx, path, snapkit.Options{Logger: lg, SkipTrailer: true})
+	if err != nil {
+		return err
+	}
+	for _, f := range rep.Findings {
+		if f.Check == snapkit.CheckBolt {
+			return fmt.Errorf("%w: %s (run snapkit verify)", snapkit.ErrDamaged, f.String())
+		}
+	}
+	return nil
+}

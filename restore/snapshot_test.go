@@ -1,0 +1,165 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/lifeboat-dev/lifeboat/internal/fixture"
+	"github.com/lifeboat-dev/lifeboat/snapkit"
+	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
+	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
+)
+
+// writeVariant writes a changed copy of the v3.6 snapshot.
+func writeVariant(t *testing.T, name string, change func([]byte) []byte) string {
+	t.Helper()
+	b, err := os.ReadFile(fixture.Path("v3.6", "snapshot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, change(b), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSnapshotRefusals(t *testing.T) {
+	good := fixture.Path("v3.6", "snapshot.db")
+	badTrailer := writeVariant(t, "bad-trailer.db", func(b []byte) []byte { b[len(b)-1] ^= 1; return b })
+	noTrailer := writeVariant(t, "no-trailer.db", func(b []byte) []byte { return b[:len(b)-snapkit.TrailerSize] })
+	notBolt := writeVariant(t, "text.db", func(b []byte) []byte {
+		for i := range b {
+			b[i] = 'x'
+		}
+		return b[:len(b)-snapkit.TrailerSize]
+	})
+	nonEmpty := t.TempDir()
+	if err := os.WriteFile(filepath.Join(nonEmpty, "keep"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The fixture cluster's own token and peer URLs make its cluster ID again.
+	oldCluster, err := ParseInitialCluster("m1=http://127.0.0.1:27381,m2=http://127.0.0.1:27382,m3=http://127.0.0.1:27383", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		o    SnapshotOptions
+		want error
+	}{
+		{"bad trailer", SnapshotOptions{Path: badTrailer}, snapkit.ErrSnapshotHash},
+		{"no trailer", SnapshotOptions{Path: noTrailer}, ErrNoHash},
+		{"not bbolt, unchecked", SnapshotOptions{Path: notBolt, SkipHashCheck: true}, snapkit.ErrNotBolt},
+		{"data dir not empty", SnapshotOptions{Path: good, DataDir: nonEmpty}, ErrUsage},
+		{"bump without mark", SnapshotOptions{Path: good, BumpRevision: 5}, ErrUsage},
+		{"mark without bump", SnapshotOptions{Path: good, MarkCompacted: true}, ErrUsage},
+		{"name not in cluster", SnapshotOptions{Path: good, Name: "x", Cluster: oldCluster}, ErrUsage},
+		{"peer URLs differ", SnapshotOptions{Path: good, Name: "m1", Cluster: oldCluster, PeerURLs: []string{"http://127.0.0.1:1"}}, ErrUsage},
+		{"old cluster ID", SnapshotOptions{Path: good, Name: "m1", Cluster: oldCluster, Token: "lifeboat-fixture-v3.6"}, ErrSameClusterID},
+		{"missing file", SnapshotOptions{Path: filepath.Join(t.TempDir(), "nope")}, os.ErrNotExist},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.o
+			parent := t.TempDir()
+			if o.DataDir == "" {
+				o.DataDir = filepath.Join(parent, "out")
+			}
+			_, err := Snapshot(context.Background(), nil, o)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if o.DataDir != nonEmpty {
+				// Nothing is left behind: not even the data dir it made.
+				if _, err := os.Stat(o.DataDir); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("after a refusal %s exists (%v)", o.DataDir, err)
+				}
+			}
+		})
+	}
+}
+
+func TestSnapshotAcceptsWhatSkipHashCheckAllows(t *testing.T) {
+	badTrailer := writeVariant(t, "bad-trailer.db", func(b []byte) []byte { b[len(b)-1] ^= 1; return b })
+	noTrailer := writeVariant(t, "no-trailer.db", func(b []byte) []byte { return b[:len(b)-snapkit.TrailerSize] })
+	tokens := map[string]string{}
+	for name, path := range map[string]string{"bad trailer": badTrailer, "no trailer": noTrailer, "good": fixture.Path("v3.6", "snapshot.db")} {
+		t.Run(name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			res, err := Snapshot(context.Background(), nil, SnapshotOptions{Path: path, DataDir: out, SkipHashCheck: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.HashChecked || !res.FreshToken || res.RestoredRevision != 657 {
+				t.Errorf("result %+v", res)
+			}
+			tokens[name] = res.Token
+			v := viewDir(t, out)
+			if v.Current != 657 || v.HashKV.CompactRevision != 407 {
+				t.Errorf("restored db at %d compacted at %d", v.Current, v.HashKV.CompactRevision)
+			}
+		})
+	}
+	// Without a trailer the token comes from the SHA-256 of the db, which is
+	// what the good file's trailer holds; a bad trailer gives another one.
+	if tokens["no trailer"] != tokens["good"] || tokens["bad trailer"] == tokens["good"] {
+		t.Errorf("tokens %v", tokens)
+	}
+}
+
+// A restore killed half way leaves its stage inside the data dir and no
+// member dir; the next restore into the same dir clears it and succeeds.
+func TestSnapshotRerunAfterInterruption(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	leftover := filepath.Join(out, stageDirName, "member", "snap")
+	if err := os.MkdirAll(leftover, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(leftover, "db"), []byte("half a db"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Snapshot(context.Background(), nil, SnapshotOptions{Path: fixture.Path("v3.6", "snapshot.db"), DataDir: out}); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(out)
+	if err != nil || len(ents) != 1 || ents[0].Name() != "member" {
+		t.Fatalf("data dir holds %v (%v), want member alone", ents, err)
+	}
+}
+
+// A db held by a running member (bbolt's exclusive flock) is refused, and
+// a dedicated WAL dir is honoured.
+func TestSnapshotFromDataDir(t *testing.T) {
+	src := fixture.DataDir(t, "v3.6", "m1")
+	db, err := schema.Open(datadir.New(src, "").DBPath(), schema.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	wal := filepath.Join(t.TempDir(), "wal")
+	o := SnapshotOptions{Path: src, DataDir: out, WALDir: wal, SkipHashCheck: true}
+	if _, err := Snapshot(context.Background(), nil, o); !errors.Is(err, snapkit.ErrLocked) {
+		t.Fatalf("restore from a db in use: %v, want ErrLocked", err)
+	}
+	if _, err := os.Stat(wal); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("refused restore left the WAL dir: %v", err)
+	}
+	db.Close()
+	res, err := Snapshot(context.Background(), nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.WALDir != wal || res.SHA256 == "" {
+		t.Errorf("result %+v", res)
+	}
+	if _, err := os.Stat(filepath.Join(out, "member", "wal")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("member/wal exists beside a dedicated WAL dir")
+	}
+	l := datadir.New(out, wal)
+	if _, err := os.Stat(filepath.Join(l.WALDir(), "0000000000000000-0000000000000000.wal")); err != nil {
+		t.Error(err)
+	}
+}
