@@ -18,9 +18,38 @@ import (
 // version that interop/go.mod requires.
 const EtcdVersion = "v3.6.6"
 
-// RequireEnv names the environment variable that turns a skip for a missing
-// binary into a failure when set to "require".
-const RequireEnv = "LIFEBOAT_INTEROP"
+// ModeEnv names the environment variable that says what the interop tests
+// do: "off" skips them at once and builds nothing; unset finds or builds
+// the binaries and skips a test whose binary cannot be had; "require" fails
+// that test instead. Any other value fails the test.
+const ModeEnv = "LIFEBOAT_INTEROP"
+
+// mode returns ModeEnv's value, failing the test on a value it does not know.
+func mode(t testing.TB) (string, bool) {
+	t.Helper()
+	switch v := os.Getenv(ModeEnv); v {
+	case "", "off", "require":
+		return v, true
+	default:
+		t.Fatalf("interoptest: %s=%q; want off, require, or unset", ModeEnv, v)
+		return v, false
+	}
+}
+
+// skipOff skips the test under LIFEBOAT_INTEROP=off (and fails it under an
+// unknown value); it reports whether the test may go on.
+func skipOff(t testing.TB, name string) bool {
+	t.Helper()
+	m, ok := mode(t)
+	if !ok {
+		return false
+	}
+	if m == "off" {
+		t.Skipf("interoptest: skipping, %s=off (needs %s)", ModeEnv, name)
+		return false
+	}
+	return true
+}
 
 // CacheEnv names the environment variable that overrides the cache root.
 const CacheEnv = "LIFEBOAT_ETCD_CACHE"
@@ -48,12 +77,16 @@ func InteropDir() string {
 }
 
 // Binary returns the path of a real etcd v3.6.6 binary: "etcd", "etcdctl"
-// or "etcdutl". It skips the test (fails it under LIFEBOAT_INTEROP=require)
-// when the binary is neither cached nor buildable.
+// or "etcdutl". It skips the test under LIFEBOAT_INTEROP=off, and when the
+// binary is neither cached nor buildable (fails it under
+// LIFEBOAT_INTEROP=require).
 func Binary(t testing.TB, name string) string {
 	t.Helper()
 	if !etcdBinaries[name] {
 		t.Fatalf("interoptest: unknown etcd binary %q (want etcd, etcdctl or etcdutl)", name)
+		return ""
+	}
+	if !skipOff(t, name) {
 		return ""
 	}
 	root, err := CacheRoot()
@@ -70,6 +103,7 @@ func Binary(t testing.TB, name string) string {
 
 // Oracle returns the path of an oracle program of interop/cmd/<name>
 // (walread, walwrite, snapread, hashkv), built from the current sources.
+// LIFEBOAT_INTEROP acts on it as on Binary.
 func Oracle(t testing.TB, name string) string {
 	t.Helper()
 	if etcdBinaries[name] {
@@ -78,6 +112,9 @@ func Oracle(t testing.TB, name string) string {
 	}
 	if _, err := os.Stat(filepath.Join(InteropDir(), "cmd", name)); err != nil {
 		t.Fatalf("interoptest: no oracle %q: %v", name, err)
+		return ""
+	}
+	if !skipOff(t, name) {
 		return ""
 	}
 	return built(t, name)
@@ -136,11 +173,11 @@ func runBuildEtcd(name string) (string, error) {
 
 func unavailable(t testing.TB, name string, err error) {
 	t.Helper()
-	if os.Getenv(RequireEnv) == "require" {
-		t.Fatalf("interoptest: %s is required (%s=require) but unavailable: %v", name, RequireEnv, err)
+	if os.Getenv(ModeEnv) == "require" {
+		t.Fatalf("interoptest: %s is required (%s=require) but unavailable: %v", name, ModeEnv, err)
 		return
 	}
-	t.Skipf("interoptest: skipping, %s unavailable (set %s=require to fail instead): %v", name, RequireEnv, err)
+	t.Skipf("interoptest: skipping, %s unavailable (set %s=require to fail instead, off to skip at once): %v", name, ModeEnv, err)
 }
 
 func isExecutable(path string) bool {

@@ -47,14 +47,9 @@ var builds struct {
 }
 
 // tool builds ./cmd/<name> of this module once per process and returns its
-// path. A command with no sources yet skips the test; one that does not
-// build fails it.
+// path. A command that does not build, or has no sources, fails the test.
 func tool(t testing.TB, name string) string {
 	t.Helper()
-	src := filepath.Join(moduleRoot(), "cmd", name)
-	if m, _ := filepath.Glob(filepath.Join(src, "*.go")); len(m) == 0 {
-		t.Skipf("e2e: cmd/%s has no sources yet", name)
-	}
 	bin := filepath.Join(toolDir, name)
 	builds.Lock()
 	defer builds.Unlock()
@@ -74,8 +69,46 @@ func tool(t testing.TB, name string) string {
 	}
 	if err != nil {
 		t.Fatalf("e2e: %v", err)
+		return ""
 	}
 	return bin
+}
+
+// recorder is a testing.TB whose Skipf and Fatalf record instead of
+// stopping the test, so that a helper's verdict can be checked.
+type recorder struct {
+	testing.TB
+	skipped, failed string
+}
+
+func (r *recorder) Skipf(format string, args ...any)  { r.skipped = fmt.Sprintf(format, args...) }
+func (r *recorder) Fatalf(format string, args ...any) { r.failed = fmt.Sprintf(format, args...) }
+
+// A command of cmd/ that is missing or has no sources fails the test that
+// needs it; a skip would hide the failure.
+func TestToolWithoutSourcesFails(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		mkdir bool // an empty cmd/<name>; else none at all
+	}{
+		{"e2e-missing", false},
+		{"e2e-no-sources", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.mkdir {
+				dir := filepath.Join(moduleRoot(), "cmd", tc.name)
+				if err := os.Mkdir(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { os.Remove(dir) })
+			}
+			r := &recorder{TB: t}
+			got := tool(r, tc.name)
+			if got != "" || r.skipped != "" || !strings.Contains(r.failed, "cmd/"+tc.name) {
+				t.Fatalf("tool(%s) = %q, skipped %q, failed %q; want a failure naming the command", tc.name, got, r.skipped, r.failed)
+			}
+		})
+	}
 }
 
 // system is a server implementation under test.
