@@ -333,12 +333,14 @@ func (s *Server) transferLeadershipOnStop(ctx context.Context) {
 	s.lg.Info("transferred leadership on stop", "transferee", schema.FormatID(target))
 }
 
-// bestTransferee is the voter with the highest match index, 0 if none.
+// bestTransferee is the connected voter with the highest match index, 0
+// if none: a peer the transport cannot reach (stopped, or stopping) could
+// not take leadership.
 func (s *Server) bestTransferee() uint64 {
 	st := s.node.Status()
 	var best, match uint64
 	for id, pr := range st.Progress {
-		if id == s.id || pr.IsLearner {
+		if id == s.id || pr.IsLearner || !s.tr.PeerActive(id) {
 			continue
 		}
 		if best == 0 || pr.Match > match {
