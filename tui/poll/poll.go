@@ -177,7 +177,14 @@ func (p *Poller) pollAll(ctx context.Context, ts []target) []polled {
 	return out
 }
 
-var errNoLeader = errors.New("no leader")
+// Health errors that say what the Sample says elsewhere too.
+var (
+	// ErrNoLeader: the member has no leader, so it was not asked to read.
+	ErrNoLeader = errors.New("poll: no leader")
+	// ErrAlarm: an alarm is raised in the cluster (etcdctl's endpoint
+	// health reports every member unhealthy then).
+	ErrAlarm = errors.New("poll: active alarm(s)")
+)
 
 // pollOne asks one endpoint for its Status, its member list (serializable,
 // so that it answers without a quorum) and, when it has a leader, for a
@@ -205,7 +212,7 @@ func (p *Poller) pollOne(ctx context.Context, t target) polled {
 		p.lg.Debug("member list", "endpoint", t.endpoint, "error", err)
 	}
 	if st.Leader == 0 {
-		r.health = errNoLeader
+		r.health = ErrNoLeader
 		return r
 	}
 	// A permission error still went through consensus: healthy.
@@ -379,7 +386,7 @@ func (p *Poller) assemble(start time.Time, res []polled) Sample {
 	for i := range s.Members {
 		m := &s.Members[i]
 		if m.Up() && m.Health == nil && len(names) > 0 {
-			m.Health = fmt.Errorf("active alarm(s): %s", strings.Join(names, " "))
+			m.Health = fmt.Errorf("%w: %s", ErrAlarm, strings.Join(names, " "))
 		}
 	}
 	for id, n := range votes {
