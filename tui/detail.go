@@ -11,8 +11,8 @@ import (
 	"github.com/lifeboat-dev/lifeboat/tui/components"
 )
 
-// detailLines are the selected member's page: its full Status, its alarms,
-// and sparklines of its last refreshes.
+// detailLines are the selected member's page: its health and alarms,
+// sparklines of its last refreshes, and its full Status.
 func (m *Model) detailLines() []string {
 	st := m.c.Styles
 	mem := m.selectedMember()
@@ -42,6 +42,21 @@ func (m *Model) detailLines() []string {
 	if mem.Err != nil {
 		kv("down", st.Down.Render(errorText(mem.Err)))
 	}
+	if h := m.history[rowKey(mem)]; h != nil {
+		width := max(8, min(m.historyLen, m.c.Width-40))
+		lines = append(lines, "", "  "+st.Title.Render(fmt.Sprintf("last %d refreshes", len(h.raftIndex))))
+		spark := func(name string, vs []float64, format func(float64) string) {
+			lo, hi, ok := bounds(vs)
+			span := st.Dim.Render("no answers")
+			if ok {
+				span = format(lo) + " … " + format(hi)
+			}
+			kv(name, fmt.Sprintf("%-*s  %s", width, components.Sparkline(vs, width), span))
+		}
+		spark("raft index", h.raftIndex, func(v float64) string { return strconv.FormatInt(int64(v), 10) })
+		spark("db size", h.dbSize, func(v float64) string { return byteSize(int64(v)) })
+		spark("round trip", h.rttMs, func(v float64) string { return fmt.Sprintf("%.1fms", v) })
+	}
 	if s := mem.Status; s != nil {
 		lines = append(lines, "", "  "+st.Title.Render("Status"))
 		leader := idText(s.Leader)
@@ -69,21 +84,6 @@ func (m *Model) detailLines() []string {
 			kv("downgrade", "none")
 		}
 		kv("round trip", rtt(mem.RTT))
-	}
-	if h := m.history[rowKey(mem)]; h != nil {
-		width := max(8, min(m.historyLen, m.c.Width-40))
-		lines = append(lines, "", "  "+st.Title.Render(fmt.Sprintf("last %d refreshes", len(h.raftIndex))))
-		spark := func(name string, vs []float64, format func(float64) string) {
-			lo, hi, ok := bounds(vs)
-			span := st.Dim.Render("no answers")
-			if ok {
-				span = format(lo) + " … " + format(hi)
-			}
-			kv(name, fmt.Sprintf("%-*s  %s", width, components.Sparkline(vs, width), span))
-		}
-		spark("raft index", h.raftIndex, func(v float64) string { return strconv.FormatInt(int64(v), 10) })
-		spark("db size", h.dbSize, func(v float64) string { return byteSize(int64(v)) })
-		spark("round trip", h.rttMs, func(v float64) string { return fmt.Sprintf("%.1fms", v) })
 	}
 	return lines
 }
