@@ -1,7 +1,9 @@
-// Package testcluster starts the clusters that lbtop's tests look at: lifeboat
-// members in the test's process (server.New) or real etcd v3.6 processes
-// (internal/interoptest), on 127.0.0.1 free ports, behind one API so that a
-// test runs the same steps against both.
+// Package testcluster starts the clusters that lbtop's tests look at:
+// lifeboat members in the test's process (server.New), or real etcd v3.6
+// or lifeboat members as processes (internal/interoptest), on 127.0.0.1
+// free ports, behind one API so that a test runs the same steps against
+// each. It also makes the faults the tests show: a full db, a corrupted
+// value, a hung endpoint.
 package testcluster
 
 import (
@@ -12,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
@@ -181,19 +184,28 @@ func (c *Cluster) startLifeboat(i int) error {
 	return nil
 }
 
-// StartEtcd starts o.Members real etcd members (see interoptest.StartEtcd)
-// and waits until they agree on a leader.
+// StartEtcd starts o.Members real etcd v3.6 members (see
+// interoptest.Binary) and waits until they agree on a leader.
 func StartEtcd(t testing.TB, o Options) *Cluster {
 	t.Helper()
+	return StartProcesses(t, interoptest.Binary(t, "etcd"), o)
+}
+
+// StartProcesses starts o.Members members of binary (etcd, or lifeboat,
+// which takes etcd's flags) as child processes, through internal/etcdproc,
+// and waits until they agree on a leader. Unlike StartLifeboat, a member can
+// be killed, and the members' CPU time is not the test's.
+func StartProcesses(t testing.TB, binary string, o Options) *Cluster {
+	t.Helper()
 	if o.Proxy != 0 {
-		t.Fatal("testcluster: Proxy is for lifeboat clusters only")
+		t.Fatal("testcluster: Proxy is for lifeboat clusters in process only")
 	}
 	var args []string
 	if o.Quota != 0 {
 		args = append(args, "--quota-backend-bytes", strconv.FormatInt(o.Quota, 10))
 	}
-	ec := interoptest.StartEtcd(t, interoptest.Options{Members: cmpOr(o.Members, 3), Token: "lbtop-test", Args: args})
-	c := &Cluster{t: t, Backend: "etcd", etcd: ec}
+	ec := interoptest.StartEtcd(t, interoptest.Options{Members: cmpOr(o.Members, 3), Token: "lbtop-test", Args: args, Binary: binary})
+	c := &Cluster{t: t, Backend: filepath.Base(binary), etcd: ec}
 	for _, m := range ec.Members {
 		c.names = append(c.names, m.Name)
 		c.urls = append(c.urls, m.ClientURL)
@@ -201,6 +213,35 @@ func StartEtcd(t testing.TB, o Options) *Cluster {
 	}
 	c.WaitReady()
 	return c
+}
+
+// Build builds the main package pkg (an import path) into a temporary
+// directory and returns the binary.
+func Build(t testing.TB, pkg string) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("testcluster: go not found to build %s: %v", pkg, err)
+	}
+	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, goBin, "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("testcluster: go build %s: %v\n%s", pkg, err, out)
+	}
+	return bin
+}
+
+// Kill kills member i's process with SIGKILL, as a crash would; only for
+// clusters of processes.
+func (c *Cluster) Kill(i int) {
+	c.t.Helper()
+	if c.etcd == nil {
+		c.t.Fatal("testcluster: Kill needs a cluster of processes")
+	}
+	if err := c.etcd.Members[i].Kill(); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // Stop stops member i gracefully (it hands leadership over first).
