@@ -132,7 +132,14 @@ var scenarios = []scenario{
 		setup: func(t *testing.T, c *testcluster.Cluster) {
 			c.FillUntilNoSpace(0)
 		},
+		// Every member has committed the writes (a db's size is its last
+		// commit's, up to 100ms behind what it applied).
 		ready: func(s *poll.Sample) bool {
+			for _, m := range s.Members {
+				if !m.Up() || m.Status.DbSize*10 < m.Status.DbSizeQuota*9 {
+					return false
+				}
+			}
 			return slices.Contains(s.Members[0].Alarms, "NOSPACE") && len(s.Members[1].Alarms)+len(s.Members[2].Alarms) == 0
 		},
 		check: func(t *testing.T, c *testcluster.Cluster, m *Model) {

@@ -13,14 +13,14 @@ import (
 
 // tmux is one private tmux server running lbtop in one pane.
 type tmux struct {
-	t      *testing.T
+	t      testing.TB
 	bin    string
 	socket string
 }
 
 // newTmux finds tmux; without it the test skips, unless
 // LIFEBOAT_TMUX=require, when it fails (so that CI cannot pass by skipping).
-func newTmux(t *testing.T) *tmux {
+func newTmux(t testing.TB) *tmux {
 	t.Helper()
 	bin, err := exec.LookPath("tmux")
 	if err != nil {
