@@ -157,6 +157,7 @@ type ClusterStatus struct {
 	Alarms        []string // raised anywhere in the cluster
 	Hash          *poll.HashCheck
 	HashDiffer    []string // names of the members whose hash differs
+	HashAge       time.Duration
 	Refreshes     int
 	Updated       time.Duration // since the last sample started
 }
@@ -177,6 +178,7 @@ func (m *Model) Cluster() (cs ClusterStatus, ok bool) {
 		cs.Leader = memberName(l)
 	}
 	if s.Hash != nil {
+		cs.HashAge = m.c.Now().Sub(s.Hash.At)
 		for _, id := range s.Hash.Differ {
 			if mem := s.Member(id); mem != nil {
 				cs.HashDiffer = append(cs.HashDiffer, memberName(mem))

@@ -113,9 +113,9 @@ func (m *Model) clusterLines() []string {
 	case h.Problem != "":
 		add(st.Dim, "hashkv not compared: %s", h.Problem)
 	case h.Agree():
-		add(st.Good, "hashkv agree at rev %d", h.Revision)
+		add(st.Good, "hashkv agree at rev %d, %s ago", h.Revision, age(cs.HashAge))
 	default:
-		add(st.Bad, "hashkv DIFFERS at rev %d: %s", h.Revision, strings.Join(cs.HashDiffer, ", "))
+		add(st.Bad, "hashkv DIFFERS at rev %d, %s ago: %s", h.Revision, age(cs.HashAge), strings.Join(cs.HashDiffer, ", "))
 	}
 	return flow(parts, m.c.Width)
 }
