@@ -61,3 +61,19 @@ func TestBackupPanel(t *testing.T) {
 		})
 	}
 }
+
+// "Refresh now" reads the bucket again, and the read scheduled before it
+// is dropped, so that reads do not pile up.
+func TestBackupRefreshNow(t *testing.T) {
+	m := New(Options{Backup: fixedBackups{st: BackupState{Interval: time.Hour}}})
+	m.Update(m.fetchBackup()())
+	old := m.backupSeq
+	press(m, "r")
+	if !m.backupFetching {
+		t.Fatal("r did not read the bucket")
+	}
+	m.Update(backupMsg{st: BackupState{Interval: time.Hour}})
+	if _, cmd := m.Update(backupTickMsg{old}); cmd != nil {
+		t.Fatal("the read scheduled before r still reads")
+	}
+}

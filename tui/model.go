@@ -79,6 +79,7 @@ type Model struct {
 	backupState    *BackupState
 	backupErr      error
 	backupFetching bool
+	backupSeq      int // only the newest scheduled read of the bucket reads
 
 	selected  string // the selected row's key
 	page      page
@@ -149,7 +150,7 @@ type (
 		st  BackupState
 		err error
 	}
-	backupTickMsg struct{}
+	backupTickMsg struct{ seq int }
 )
 
 // Init starts the first poll and the first read of the bucket.
@@ -171,6 +172,7 @@ func (m *Model) fetchBackup() tea.Cmd {
 		return nil
 	}
 	m.backupFetching = true
+	m.backupSeq++
 	b, ctx := m.backup, m.ctx
 	return func() tea.Msg {
 		st, err := b.BackupState(ctx)
@@ -198,8 +200,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.err != nil {
 			m.backupState = nil
 		}
-		return m, tea.Tick(m.backupRefresh, func(time.Time) tea.Msg { return backupTickMsg{} })
+		seq := m.backupSeq
+		return m, tea.Tick(m.backupRefresh, func(time.Time) tea.Msg { return backupTickMsg{seq} })
 	case backupTickMsg:
+		if msg.seq != m.backupSeq {
+			return m, nil
+		}
 		return m, m.fetchBackup()
 	case tea.KeyPressMsg:
 		return m, m.key(msg)
