@@ -53,12 +53,11 @@ var Backends = []Backend{{"lifeboat", StartLifeboat}, {"etcd", StartEtcd}}
 
 // Cluster is a running test cluster.
 type Cluster struct {
-	t       testing.TB
-	Backend string
-	names   []string
-	urls    []string // advertised client URLs
-	dirs    []string // data dirs
-	proxy   *Proxy
+	t     testing.TB
+	names []string
+	urls  []string // advertised client URLs
+	dirs  []string // data dirs
+	proxy *Proxy
 
 	// lifeboat
 	cfgs []server.Config
@@ -75,9 +74,6 @@ func (c *Cluster) Name(i int) string { return c.names[i] }
 
 // URL is member i's advertised client URL.
 func (c *Cluster) URL(i int) string { return c.urls[i] }
-
-// Endpoints are the advertised client URLs of all members.
-func (c *Cluster) Endpoints() []string { return append([]string(nil), c.urls...) }
 
 // DBPath is member i's bbolt db (member/snap/db).
 func (c *Cluster) DBPath(i int) string { return datadir.New(c.dirs[i], "").DBPath() }
@@ -129,7 +125,7 @@ func StartLifeboat(t testing.TB, o Options) *Cluster {
 func tryLifeboat(t testing.TB, o Options) (*Cluster, error) {
 	n := cmpOr(o.Members, 3)
 	dir := t.TempDir()
-	c := &Cluster{t: t, Backend: "lifeboat", srvs: make([]*server.Server, n)}
+	c := &Cluster{t: t, srvs: make([]*server.Server, n)}
 	ic := make(map[string][]string)
 	for i := range n {
 		ic["m"+strconv.Itoa(i+1)] = []string{"http://127.0.0.1:" + strconv.Itoa(freePort(t))}
@@ -205,7 +201,7 @@ func StartProcesses(t testing.TB, binary string, o Options) *Cluster {
 		args = append(args, "--quota-backend-bytes", strconv.FormatInt(o.Quota, 10))
 	}
 	ec := interoptest.StartEtcd(t, interoptest.Options{Members: cmpOr(o.Members, 3), Token: "lbtop-test", Args: args, Binary: binary})
-	c := &Cluster{t: t, Backend: filepath.Base(binary), etcd: ec}
+	c := &Cluster{t: t, etcd: ec}
 	for _, m := range ec.Members {
 		c.names = append(c.names, m.Name)
 		c.urls = append(c.urls, m.ClientURL)
