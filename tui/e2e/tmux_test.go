@@ -147,14 +147,20 @@ func TestTmuxSmoke(t *testing.T) {
 	}
 
 	tm.keys("q")
+	// tmux marks the pane dead, then records how the program ended.
+	var status string
 	deadline := time.Now().Add(10 * time.Second)
-	for strings.TrimSpace(tm.run("display-message", "-p", "-t", "lbtop", "#{pane_dead}")) != "1" {
+	for {
+		status = strings.TrimSpace(tm.run("display-message", "-p", "-t", "lbtop", "#{pane_dead} #{pane_dead_status} #{pane_dead_signal}"))
+		if len(strings.Fields(status)) >= 2 { // dead, and a status or a signal
+			break
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("lbtop did not quit on q:\n%s", tm.screen())
+			t.Fatalf("lbtop did not quit on q (pane: %q):\n%s", status, tm.screen())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if st := strings.TrimSpace(tm.run("display-message", "-p", "-t", "lbtop", "#{pane_dead_status}")); st != "0" {
-		t.Errorf("lbtop exited with status %s:\n%s", st, tm.screen())
+	if status != "1 0" {
+		t.Errorf("lbtop ended as %q (pane dead, status, signal), want \"1 0\":\n%s", status, tm.screen())
 	}
 }
