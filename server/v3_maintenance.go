@@ -47,7 +47,7 @@ func (m *maintenanceServer) Status(context.Context, *pb.StatusRequest) (*pb.Stat
 		resp.Errors = append(resp.Errors, a.String())
 	}
 	if resp.Leader == 0 {
-		resp.Errors = append(resp.Errors, rpctypes.ErrGRPCNoLeader.Error())
+		resp.Errors = append(resp.Errors, rpctypes.ErrNoLeader.Error())
 	}
 	return resp, nil
 }

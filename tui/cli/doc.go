@@ -1,0 +1,4 @@
+// Package cli is the lbtop command: etcdctl's connection flags (and their
+// ETCDCTL_* variables), --bucket, --refresh, then the cockpit of package
+// tui until q. cmd/lbtop only calls Execute.
+package cli
