@@ -244,7 +244,7 @@ func MakePlan(ctx context.Context, lg *slog.Logger, o PlanOptions) (*Plan, error
 	best := cands[0]
 	p.Chosen = 0
 	evidence := latestEvidence(cands)
-	rf, refused, err := bestRollForward(lg, cands)
+	rf, refused, err := bestRollForward(ctx, lg, cands)
 	if err != nil {
 		return nil, err
 	}
@@ -774,7 +774,7 @@ type rollForwardChoice struct {
 // makes, and returns the pair that recovers the most (the least to
 // replay among those), and the WAL reaching furthest among those that
 // cannot roll any base forward, with the reason.
-func bestRollForward(lg *slog.Logger, cs []*candidate) (best *rollForwardChoice, refused *RollForwardReport, err error) {
+func bestRollForward(ctx context.Context, lg *slog.Logger, cs []*candidate) (best *rollForwardChoice, refused *RollForwardReport, err error) {
 	scratch, err := os.MkdirTemp("", "lifeboat-plan-")
 	if err != nil {
 		return nil, nil, fmt.Errorf("restore: %w", err)
@@ -784,14 +784,19 @@ func bestRollForward(lg *slog.Logger, cs []*candidate) (best *rollForwardChoice,
 		if !b.Usable {
 			continue
 		}
-		base := &baseDB{index: b.Backup.ConsistentIndex, term: b.Backup.Term, members: b.Backup.Members}
+		var base *baseDB
 		for _, c := range cs {
 			if c == b || c.Kind != "data-dir" || c.report == nil || c.report.WAL == nil || c.report.InUse {
 				continue
 			}
 			to := min(c.Commit, c.LastIndex)
-			if to <= base.index {
+			if to <= b.Backup.ConsistentIndex {
 				continue
+			}
+			if base == nil {
+				if base, err = describeBase(ctx, lg, b); err != nil {
+					return nil, nil, err
+				}
 			}
 			rep := RollForwardReport{Base: b.Source, BaseIndex: base.index, WAL: c.Source, MemberID: c.MemberID, From: base.index + 1, To: to}
 			cut := filepath.Join(scratch, "wal")
@@ -825,6 +830,24 @@ func bestRollForward(lg *slog.Logger, cs []*candidate) (best *rollForwardChoice,
 		}
 	}
 	return best, refused, nil
+}
+
+// describeBase reads what a roll-forward needs of a usable source's db.
+func describeBase(ctx context.Context, lg *slog.Logger, c *candidate) (*baseDB, error) {
+	db, err := snapkit.OpenDB(ctx, c.Backup.Location, lg)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var b *baseDB
+	err = db.View(func(tx *bolt.Tx) error {
+		b, err = baseFromTx(tx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("restore: %s: %w", c.Source, err)
+	}
+	return b, nil
 }
 
 // rollForward plans (c): the best base restored, the survivor's WAL

@@ -222,47 +222,53 @@ func readBase(path string) (*baseDB, error) {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	defer db.Close()
-	b := &baseDB{}
+	var b *baseDB
 	err = db.View(func(tx *bolt.Tx) error {
-		var err error
-		if b.index, err = schema.ConsistentIndex(tx); err != nil {
-			return err
-		}
-		if b.term, err = schema.Term(tx); err != nil {
-			return err
-		}
-		if b.members, err = schema.Members(tx); err != nil {
-			return err
-		}
-		if b.removed, err = schema.RemovedMembers(tx); err != nil {
-			return err
-		}
-		if b.clusterVersion, err = schema.ClusterVersion(tx); err != nil {
-			return err
-		}
-		if b.revision, _, err = storeRevision(tx); err != nil {
-			return err
-		}
-		cs, err := schema.ConfState(tx)
-		if err != nil {
-			return err
-		}
-		if cs != nil {
-			b.confState = *cs
-			return nil
-		}
-		// A db that never stored its ConfState: its members make it.
-		for _, m := range b.members {
-			if m.IsLearner {
-				b.confState.Learners = append(b.confState.Learners, m.ID)
-			} else {
-				b.confState.Voters = append(b.confState.Voters, m.ID)
-			}
-		}
-		return nil
+		b, err = baseFromTx(tx)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("restore: base %s: %w", path, err)
+	}
+	return b, nil
+}
+
+func baseFromTx(tx *bolt.Tx) (*baseDB, error) {
+	b := &baseDB{}
+	var err error
+	if b.index, err = schema.ConsistentIndex(tx); err != nil {
+		return nil, err
+	}
+	if b.term, err = schema.Term(tx); err != nil {
+		return nil, err
+	}
+	if b.members, err = schema.Members(tx); err != nil {
+		return nil, err
+	}
+	if b.removed, err = schema.RemovedMembers(tx); err != nil {
+		return nil, err
+	}
+	if b.clusterVersion, err = schema.ClusterVersion(tx); err != nil {
+		return nil, err
+	}
+	if b.revision, _, err = storeRevision(tx); err != nil {
+		return nil, err
+	}
+	cs, err := schema.ConfState(tx)
+	if err != nil {
+		return nil, err
+	}
+	if cs != nil {
+		b.confState = *cs
+		return b, nil
+	}
+	// A db that never stored its ConfState: its members make it.
+	for _, m := range b.members {
+		if m.IsLearner {
+			b.confState.Learners = append(b.confState.Learners, m.ID)
+		} else {
+			b.confState.Voters = append(b.confState.Voters, m.ID)
+		}
 	}
 	return b, nil
 }
