@@ -36,8 +36,8 @@ var (
 	// another term than the base: the histories diverged.
 	ErrDiverged = errors.New("restore: the WAL and the db have diverged")
 	// ErrOtherCluster means the WAL's member is not a member of the base's
-	// cluster.
-	ErrOtherCluster = errors.New("restore: the WAL is not of the db's cluster")
+	// cluster: it is another cluster's, or the base's cluster removed it.
+	ErrOtherCluster = errors.New("restore: the WAL's member is not a member of the db's cluster")
 )
 
 // DefaultReplayTimeout bounds the replay of a roll-forward.
@@ -368,7 +368,7 @@ func gapError(dir string, index uint64, err error) error {
 func (rl *replayLog) member(base *baseDB, name string) (schema.Member, error) {
 	id := rl.meta.NodeID
 	if slices.Contains(base.removed, id) {
-		return schema.Member{}, fmt.Errorf("%w: the WAL's member %s was removed from the db's cluster", ErrOtherCluster, schema.FormatID(id))
+		return schema.Member{}, fmt.Errorf("%w: the WAL's member %s was removed from it by index %d, so its log cannot carry the cluster past that", ErrOtherCluster, schema.FormatID(id), base.index)
 	}
 	for _, m := range base.members {
 		if m.ID != id {
@@ -386,7 +386,7 @@ func (rl *replayLog) member(base *baseDB, name string) (schema.Member, error) {
 	for i, m := range base.members {
 		ids[i] = schema.FormatID(m.ID)
 	}
-	return schema.Member{}, fmt.Errorf("%w: the WAL's member %s (cluster %s) is not among the db's members %v", ErrOtherCluster,
+	return schema.Member{}, fmt.Errorf("%w: the WAL's member %s (cluster %s) is not among the db's members %v: is the WAL another cluster's?", ErrOtherCluster,
 		schema.FormatID(id), schema.FormatID(rl.meta.ClusterID), ids)
 }
 
