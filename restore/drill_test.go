@@ -325,6 +325,14 @@ func TestDrillWALSurvivesDBLost(t *testing.T) {
 			}
 			t.Logf("%d of %d writes acknowledged at the WAL's commit %d; plan: %s", acked(acks, commit), len(acks), commit, p.Reason)
 			mustApply(t, p, ApplyOptions{})
+			// Again: every step is found done, the dir checked again.
+			for _, m := range mustApply(t, p, ApplyOptions{}).Members {
+				for _, st := range m.Steps {
+					if st.Now != (st.Name == "check") {
+						t.Errorf("second apply, %s: %+v", m.Name, st)
+					}
+				}
+			}
 			for _, m := range tc.layout.Members[:2] {
 				if _, err := os.Stat(aside(m.DataDir, p)); err != nil {
 					t.Errorf("the old dir of %s was not kept: %v", m.Name, err)
