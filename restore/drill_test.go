@@ -124,8 +124,12 @@ func TestDrillOneSurvivor(t *testing.T) {
 			tc.loseDisk(1)
 			tc.loseDisk(2)
 			survivor := tc.layout.Members[0]
+			dirs := map[string]string{}
+			for _, m := range tc.layout.Members[1:] {
+				dirs[m.Name] = m.DataDir
+			}
 
-			p := mustPlan(t, PlanOptions{From: []string{survivor.DataDir}})
+			p := mustPlan(t, PlanOptions{From: []string{survivor.DataDir}, MemberDirs: dirs})
 			if p.Strategy != StrategyForceNewCluster || p.Loss.Entries != 0 || p.ClusterID != fmt.Sprintf("%x", before.ClusterID) {
 				t.Fatalf("plan: %s, loss %+v, cluster %s; want force-new-cluster of %x, no loss\n%s", p.Strategy, p.Loss, p.ClusterID, before.ClusterID, p.Reason)
 			}
