@@ -277,6 +277,13 @@ func runStep(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, step S
 			}
 			return "written already", removeStage(dir)
 		}
+		if m.Survivor && p.Strategy == StrategyRollForward {
+			r, err := RollForward(ctx, lg, RollForwardOptions{Base: p.current(p.RollForward.Base), DataDir: moved, OutputDir: dir})
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("rolled %s forward with entries %d-%d: removed %v, applied %d, revision %d", p.RollForward.Base, r.From, r.To, r.Removed, r.Applied, r.Revision), nil
+		}
 		if m.Survivor {
 			r, err := ForceNewCluster(ctx, lg, ForceNewClusterOptions{DataDir: moved, OutputDir: dir, RepairWAL: m.RepairWAL})
 			if err != nil {
@@ -317,14 +324,27 @@ func checkIdentity(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember) 
 	if r.WAL.NodeID != m.ID || r.WAL.ClusterID != p.ClusterID {
 		bad = append(bad, fmt.Sprintf("member %s cluster %s, planned %s and %s", r.WAL.NodeID, r.WAL.ClusterID, m.ID, p.ClusterID))
 	}
-	if r.DB.Revision != p.Revision {
+	if p.Strategy != StrategyRollForward && r.DB.Revision != p.Revision {
 		bad = append(bad, fmt.Sprintf("revision %d, planned %d", r.DB.Revision, p.Revision))
 	}
-	if m.Survivor {
+	// Only the survivor is written by force-new-cluster and roll-forward.
+	switch p.Strategy {
+	case StrategyRollForward:
+		rf := p.RollForward
+		if r.DB.ConsistentIndex <= rf.To || r.WAL.HardState.Commit < r.DB.ConsistentIndex {
+			bad = append(bad, fmt.Sprintf("applied %d, commit %d: the replay must apply and commit past %d (the entries and the removals)", r.DB.ConsistentIndex, r.WAL.HardState.Commit, rf.To))
+		}
+		if top := p.Revision + int64(rf.Writes); r.DB.Revision < p.Revision || r.DB.Revision > top {
+			bad = append(bad, fmt.Sprintf("revision %d, planned %d to %d", r.DB.Revision, p.Revision, top))
+		}
+		if len(r.DB.Members) != 1 {
+			bad = append(bad, fmt.Sprintf("members %v, want the survivor alone", r.DB.Members))
+		}
+	case StrategyForceNewCluster:
 		if r.WAL.HardState.Commit != r.WAL.LastIndex {
 			bad = append(bad, fmt.Sprintf("commit %d does not reach the removals at %d", r.WAL.HardState.Commit, r.WAL.LastIndex))
 		}
-	} else {
+	default:
 		if p.BumpRevision > 0 && r.DB.CompactRevision != p.Revision {
 			bad = append(bad, fmt.Sprintf("compacted at %d, planned %d", r.DB.CompactRevision, p.Revision))
 		}
@@ -336,6 +356,17 @@ func checkIdentity(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember) 
 		return fmt.Errorf("%w: %s: %v", ErrCheckFailed, m.DataDir, bad)
 	}
 	return nil
+}
+
+// current is where a source path of the plan is now: moved aside, if it
+// is a member's data dir that its move-aside step has renamed.
+func (p *Plan) current(path string) string {
+	for _, m := range p.Members {
+		if m.DataDir == path && exists(aside(path, p)) {
+			return aside(path, p)
+		}
+	}
+	return path
 }
 
 // specs are the plan's members as --initial-cluster gives them.

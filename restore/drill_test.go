@@ -2,7 +2,6 @@ package restore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -125,8 +124,12 @@ func TestDrillOneSurvivor(t *testing.T) {
 			tc.loseDisk(1)
 			tc.loseDisk(2)
 			survivor := tc.layout.Members[0]
+			dirs := map[string]string{}
+			for _, m := range tc.layout.Members[1:] {
+				dirs[m.Name] = m.DataDir
+			}
 
-			p := mustPlan(t, PlanOptions{From: []string{survivor.DataDir}})
+			p := mustPlan(t, PlanOptions{From: []string{survivor.DataDir}, MemberDirs: dirs})
 			if p.Strategy != StrategyForceNewCluster || p.Loss.Entries != 0 || p.ClusterID != fmt.Sprintf("%x", before.ClusterID) {
 				t.Fatalf("plan: %s, loss %+v, cluster %s; want force-new-cluster of %x, no loss\n%s", p.Strategy, p.Loss, p.ClusterID, before.ClusterID, p.Reason)
 			}
@@ -172,28 +175,21 @@ func joinLifeboat(t *testing.T, tc *testCluster, i int, want served) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cli := tc.clientOf([]string{m0.ClientURL})
-	add, err := cli.MemberAddAsLearner(ctx, []string{m.PeerURL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var add *clientv3.MemberAddResponse
+	// A member added right after another waits for it to be connected
+	// long enough (strict reconfiguration checks).
+	retryWhile(ctx, t, "member add", "unhealthy cluster", func() (err error) {
+		add, err = cli.MemberAddAsLearner(ctx, []string{m.PeerURL})
+		return err
+	})
 	cfg := tc.lifeboatConfig(i)
 	cfg.NewCluster = false
 	cfg.InitialCluster = map[string][]string{m0.Name: {m0.PeerURL}, m.Name: {m.PeerURL}}
 	tc.startServer(cfg)
-	for {
+	retryWhile(ctx, t, "promote", "learner", func() error {
 		_, err := cli.MemberPromote(ctx, add.Member.ID)
-		if err == nil {
-			break
-		}
-		if !strings.Contains(err.Error(), "learner") || ctx.Err() != nil {
-			t.Fatalf("promote: %v", err)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("promote: %v", err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return err
+	})
 	// The promotion reaches the new member when it applies it.
 	cli2 := tc.clientOf([]string{m.ClientURL})
 	for {
@@ -208,8 +204,28 @@ func joinLifeboat(t *testing.T, tc *testCluster, i int, want served) {
 		}
 	}
 	got := tc.serveAt([]string{m.ClientURL}, 0)
-	if fmt.Sprint(got.KVs) != fmt.Sprint(want.KVs) || len(got.Members) != 2 || strings.Contains(strings.Join(got.Members, ","), "learner=true") {
+	if fmt.Sprint(got.KVs) != fmt.Sprint(want.KVs) || len(got.Members) != i+1 || strings.Contains(strings.Join(got.Members, ","), "learner=true") {
 		t.Errorf("the joined member serves %d keys and members %q", len(got.KVs), got.Members)
+	}
+}
+
+// retryWhile calls fn until it succeeds, while its error contains
+// transient, until ctx ends.
+func retryWhile(ctx context.Context, t *testing.T, what, transient string, fn func() error) {
+	t.Helper()
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if !strings.Contains(err.Error(), transient) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: %v", what, err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
@@ -254,65 +270,236 @@ func TestDrillOnlyTheBackup(t *testing.T) {
 	}
 }
 
-// Drill B: the dbs are lost, one WAL survives with a torn tail, and there
-// is an older backup. Roll-forward would replay the WAL over the backup;
-// until it is built, the plan says so, counts what restoring the backup
-// alone loses, and will not be written without accepting that loss.
+// Drill B: every db is lost or damaged, one WAL survives with a torn
+// tail, and there is an older backup. The plan rolls the backup forward
+// with the WAL's committed entries (lifeboat replays them, whatever wrote
+// the WAL), keeping the WAL's member and the cluster ID and losing
+// nothing up to the WAL's commit; the survivor then serves every key
+// acknowledged before the tear (applied at or below that commit), with
+// its revisions, and on lifeboat the two other members join it again.
 func TestDrillWALSurvivesDBLost(t *testing.T) {
-	tc := startCluster(t, "lifeboat", 3)
-	cli := tc.client()
-	workload(t, cli, "/drill-b/before", 100)
-	snapPath := filepath.Join(t.TempDir(), "backup.db")
+	for _, kind := range []string{"lifeboat", "etcd"} {
+		t.Run(kind, func(t *testing.T) {
+			tc := startCluster(t, kind, 3)
+			workload(t, tc.client(), "/drill-b/before", 100)
+			snapPath := filepath.Join(t.TempDir(), "backup.db")
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			if _, err := save.Snapshot(ctx, nil, clientv3.Config{Endpoints: tc.layout.Endpoints()[:1], DialTimeout: 5 * time.Second}, snapPath, nil); err != nil {
+				t.Fatal(err)
+			}
+			acks := ackedWrites(t, tc, 1, "/drill-b/after", 60)
+			m1 := tc.layout.Members[0]
+			// The survivor's HardState carries the commit of the last write.
+			waitCommitted(t, tc.clientOf([]string{m1.ClientURL}), m1.ClientURL, acks[len(acks)-1].applied)
+			before := tc.serve(0)
+			tc.kill(kind)
+			survivor := datadir.New(m1.DataDir, "")
+			if err := os.Remove(survivor.DBPath()); err != nil {
+				t.Fatal(err)
+			}
+			tearTail(t, survivor.WALDir())
+			m2 := datadir.New(tc.layout.Members[1].DataDir, "")
+			flipByte(t, m2.DBPath(), 16) // the first meta page's magic
+			if err := os.RemoveAll(m2.WALDir()); err != nil {
+				t.Fatal(err)
+			}
+			tc.loseDisk(2)
+			r, err := Inspect(context.Background(), nil, m1.DataDir, InspectOptions{})
+			if err != nil || r.WAL == nil || len(r.WAL.Damage) != 1 || r.WAL.Damage[0].Kind != walkit.TornTail {
+				t.Fatalf("the survivor's WAL: %+v, %v", r.WAL, err)
+			}
+			commit := r.WAL.HardState.Commit
+
+			dirs := map[string]string{}
+			for _, m := range tc.layout.Members[1:] {
+				dirs[m.Name] = m.DataDir
+			}
+			p := mustPlan(t, PlanOptions{From: []string{m1.DataDir, m2.DataDir, snapPath}, MemberDirs: dirs})
+			rf := p.RollForward
+			if p.Strategy != StrategyRollForward || p.Sources[p.Chosen].Source != snapPath || rf == nil || !rf.Available ||
+				rf.WAL != m1.DataDir || rf.From != p.Sources[p.Chosen].Index+1 || rf.To != commit || rf.Name != m1.Name {
+				t.Fatalf("plan %s from %s, roll-forward %+v; want roll-forward of the backup to %d with %s's WAL\n%s", p.Strategy, p.Sources[p.Chosen].Source, rf, commit, m1.Name, p.Reason)
+			}
+			if p.Loss.Entries != 0 || p.Loss.Revisions != 0 || p.ClusterID != fmt.Sprintf("%x", before.ClusterID) {
+				t.Errorf("loss %+v, cluster %s; want none, cluster %x", p.Loss, p.ClusterID, before.ClusterID)
+			}
+			if n := acked(acks, commit); n < len(acks)/2 || rf.From > acks[0].applied {
+				t.Fatalf("the test is too weak: %d of %d writes acknowledged at commit %d, the backup at %d", n, len(acks), commit, rf.From-1)
+			}
+			t.Logf("%d of %d writes acknowledged at the WAL's commit %d; plan: %s", acked(acks, commit), len(acks), commit, p.Reason)
+			mustApply(t, p, ApplyOptions{})
+			// Again: every step is found done, the dir checked again.
+			for _, m := range mustApply(t, p, ApplyOptions{}).Members {
+				for _, st := range m.Steps {
+					if st.Now != (st.Name == "check") {
+						t.Errorf("second apply, %s: %+v", m.Name, st)
+					}
+				}
+			}
+			for _, m := range tc.layout.Members[:2] {
+				if _, err := os.Stat(aside(m.DataDir, p)); err != nil {
+					t.Errorf("the old dir of %s was not kept: %v", m.Name, err)
+				}
+			}
+			if kind == "etcd" {
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				if err := m1.Start(); err != nil {
+					t.Fatal(err)
+				}
+				if err := m1.WaitHealthy(ctx); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				cfg := tc.lifeboatConfig(0)
+				cfg.InitialCluster = map[string][]string{m1.Name: {m1.PeerURL}}
+				tc.startServer(cfg)
+			}
+			after := tc.serveAt([]string{m1.ClientURL}, 0)
+			if after.ClusterID != before.ClusterID || len(after.Members) != 1 || !strings.Contains(after.Members[0], " m1=") {
+				t.Errorf("cluster %x members %q after; want %x, m1 alone", after.ClusterID, after.Members, before.ClusterID)
+			}
+			checkAcked(t, before, after, acks, commit)
+			if kind == "lifeboat" {
+				joinLifeboat(t, tc, 1, after)
+				joinLifeboat(t, tc, 2, after)
+			}
+		})
+	}
+}
+
+// ackedWrite is a put the cluster acknowledged, and the applied index of
+// the member that served it right after: the put's index is at most that.
+type ackedWrite struct {
+	key     string
+	applied uint64
+}
+
+// ackedWrites puts n distinct keys through member i, one at a time.
+func ackedWrites(t *testing.T, tc *testCluster, i int, prefix string, n int) []ackedWrite {
+	t.Helper()
+	url := tc.layout.Members[i].ClientURL
+	cli := tc.clientOf([]string{url})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out []ackedWrite
+	for j := range n {
+		key := fmt.Sprintf("%s/k%03d", prefix, j)
+		if _, err := cli.Put(ctx, key, fmt.Sprintf("v%d", j)); err != nil {
+			t.Fatal(err)
+		}
+		st, err := cli.Status(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ackedWrite{key: key, applied: st.RaftAppliedIndex})
+	}
+	return out
+}
+
+// acked counts the writes acknowledged at or below commit.
+func acked(acks []ackedWrite, commit uint64) int {
+	n := 0
+	for _, a := range acks {
+		if a.applied <= commit {
+			n++
+		}
+	}
+	return n
+}
+
+// checkAcked checks that after serves what before served, but for the
+// writes not acknowledged at or below commit, which may or may not be
+// there.
+func checkAcked(t *testing.T, before, after served, acks []ackedWrite, commit uint64) {
+	t.Helper()
+	maybe := map[string]bool{}
+	for _, a := range acks {
+		if a.applied > commit {
+			maybe[fmt.Sprintf("%q", a.key)] = true
+		}
+	}
+	key := func(kv string) string { return kv[:strings.Index(kv, "=")] }
+	got := map[string]bool{}
+	for _, kv := range after.KVs {
+		got[kv] = true
+	}
+	want := map[string]bool{}
+	for _, kv := range before.KVs {
+		want[kv] = true
+		if !got[kv] && !maybe[key(kv)] {
+			t.Errorf("acknowledged %s is not served after the restore", kv)
+		}
+	}
+	for _, kv := range after.KVs {
+		if !want[kv] {
+			t.Errorf("%s is served after the restore, never before", kv)
+		}
+	}
+}
+
+// waitCommitted waits until the member at url has committed index.
+func waitCommitted(t *testing.T, cli *clientv3.Client, url string, index uint64) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := save.Snapshot(ctx, nil, clientv3.Config{Endpoints: tc.layout.Endpoints()[:1], DialTimeout: 5 * time.Second}, snapPath, nil); err != nil {
-		t.Fatal(err)
+	for {
+		st, err := cli.Status(ctx, url)
+		if err == nil && st.RaftIndex >= index {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s has not committed %d: %v, %v", url, index, st, err)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
-	last := workload(t, cli, "/drill-b/after", 60)
-	tc.serve(0) // every member has applied it
-	tc.stop("lifeboat")
-	tc.loseDisk(1)
-	tc.loseDisk(2)
-	m1 := datadir.New(tc.layout.Members[0].DataDir, "")
-	if err := os.Remove(m1.DBPath()); err != nil {
-		t.Fatal(err)
+}
+
+// kill ends every member: real etcd with SIGKILL, lifeboat (in this
+// process) with a stop.
+func (c *testCluster) kill(kind string) {
+	c.t.Helper()
+	if kind != "etcd" {
+		c.stop(kind)
+		return
 	}
-	rep, err := walkit.Verify(m1.WALDir(), walkit.VerifyOptions{})
+	for _, m := range c.layout.Members {
+		if err := m.Kill(); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+}
+
+// tearTail cuts the WAL's last segment inside its last record, as a crash
+// during the write would leave it.
+func tearTail(t *testing.T, walDir string) {
+	t.Helper()
+	rep, err := walkit.Verify(walDir, walkit.VerifyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tail := rep.Segments[len(rep.Segments)-1]
-	zeroRange(t, filepath.Join(m1.WALDir(), tail.Name), tail.DataEnd-40, tail.DataEnd)
+	if err := os.Truncate(filepath.Join(walDir, tail.Name), tail.DataEnd-3); err != nil {
+		t.Fatal(err)
+	}
+}
 
-	dirs := map[string]string{}
-	fresh := newTestCluster(t, 3, "")
-	for _, m := range fresh.layout.Members {
-		dirs[m.Name] = m.DataDir
+// flipByte inverts the byte at off in the file at path.
+func flipByte(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	o := PlanOptions{From: []string{m1.DataDir, snapPath}, Cluster: fresh.specs(), MemberDirs: dirs}
-	p, err := MakePlan(context.Background(), nil, o)
-	if !errors.Is(err, ErrLoss) {
-		t.Fatalf("plan without --accept-loss: %v, want ErrLoss", err)
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
 	}
-	if p.Strategy != StrategyNewCluster || p.Sources[p.Chosen].Source != snapPath {
-		t.Fatalf("plan %s from %s, want new-cluster from the backup\n%s", p.Strategy, p.Sources[p.Chosen].Source, p.Reason)
-	}
-	rf := p.RollForward
-	if rf == nil || rf.Available || rf.From != p.Sources[p.Chosen].Index+1 || rf.Writes == 0 {
-		t.Fatalf("roll-forward %+v", rf)
-	}
-	if p.Loss.Entries == 0 || p.Loss.Revisions < 60 || p.Revision <= last {
-		t.Errorf("loss %+v, restored revision %d (the cluster reached %d)", p.Loss, p.Revision, last)
-	}
-	if _, err := Apply(context.Background(), nil, p, ApplyOptions{}); !errors.Is(err, ErrBadPlan) {
-		t.Errorf("apply of a plan with unaccepted loss: %v", err)
-	}
-	o.AcceptLoss = true
-	p = mustPlan(t, o)
-	mustApply(t, p, ApplyOptions{})
-	fresh.startLifeboat(nil)
-	got := fresh.serve(p.Revision)
-	if got.Revision != p.Revision || got.Hash != p.HashKV {
-		t.Errorf("serves revision %d hash %d; planned %d %d", got.Revision, got.Hash, p.Revision, p.HashKV)
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -173,12 +173,7 @@ func forceNewCluster(ctx context.Context, lg *slog.Logger, o ForceNewClusterOpti
 		return nil, err
 	}
 	res.AddedSelf = !ids[meta.NodeID]
-	for id := range ids {
-		if id != meta.NodeID {
-			res.Removed = append(res.Removed, schema.FormatID(id))
-		}
-	}
-	slices.Sort(res.Removed)
+	res.Removed = otherMembers(ids, meta.NodeID)
 	res.Commit, res.Term = commit, hs.Term
 	res.LastIndex = commit
 	if len(add) > 0 {
@@ -269,6 +264,19 @@ func membersAt(sn raftpb.Snapshot, ents []raftpb.Entry) (map[uint64]bool, error)
 		}
 	}
 	return ids, nil
+}
+
+// otherMembers are the IDs in ids but self, hex, ascending: those that
+// force-new-cluster removes.
+func otherMembers(ids map[uint64]bool, self uint64) []string {
+	var out []string
+	for id := range ids {
+		if id != self {
+			out = append(out, schema.FormatID(id))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // forceEntries are the ConfChanges etcd appends: this member added if it is

@@ -15,6 +15,7 @@ import (
 	"maps"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -39,9 +40,10 @@ const (
 	// logical cluster: new token, IDs and cluster ID, the revision bumped
 	// and marked compacted.
 	StrategyNewCluster = "new-cluster"
-	// StrategyRollForward would restore a snapshot or db and replay the
+	// StrategyRollForward restores a snapshot or db and replays over it the
 	// committed entries of a surviving WAL of the same cluster past its
-	// applied index, through the server's apply code. Not yet built.
+	// applied index, through the server's apply code (RollForward): the
+	// WAL's member is then kept as force-new-cluster keeps a survivor.
 	StrategyRollForward = "roll-forward"
 )
 
@@ -94,9 +96,10 @@ type Plan struct {
 	Sources []RankedSource `json:"sources"`
 	// Chosen is the index in Sources of the source restored from.
 	Chosen int `json:"chosen"`
-	// RollForward says what a roll-forward would recover, when one applies.
-	RollForward *RollForward `json:"rollForward,omitempty"`
-	Loss        Loss         `json:"loss"`
+	// RollForward says what the roll-forward replays (roll-forward), or
+	// why a surviving WAL past the chosen source cannot roll it forward.
+	RollForward *RollForwardReport `json:"rollForward,omitempty"`
+	Loss        Loss               `json:"loss"`
 
 	// Old cluster IDs seen in the sources (WAL metadata, and the IDs the
 	// sources' members make); the new cluster's must differ.
@@ -106,7 +109,8 @@ type Plan struct {
 	Token     string `json:"token,omitempty"`
 	ClusterID string `json:"clusterID"`
 	// BumpRevision is added to the restored revision and marked compacted
-	// (new-cluster); Revision is where the new members start.
+	// (new-cluster); Revision is where the new members start (roll-forward:
+	// the base's, which the replay raises by at most RollForward.Writes).
 	BumpRevision  int64  `json:"bumpRevision"`
 	Revision      int64  `json:"revision"`
 	HashKV        uint32 `json:"hashKV"`        // expected at Revision (new-cluster)
@@ -143,15 +147,21 @@ type RankedSource struct {
 	Why    []string `json:"why,omitempty"`
 }
 
-// RollForward is what replaying a surviving WAL over the chosen db would
-// recover.
-type RollForward struct {
-	WAL       string `json:"wal"`  // the data dir whose WAL holds the entries
-	From      uint64 `json:"from"` // the raft indexes it would replay
+// RollForwardReport is what replaying a surviving WAL over a db or
+// snapshot recovers, or why it cannot.
+type RollForwardReport struct {
+	Base      string `json:"base"`      // the snapshot file or data dir whose db is restored
+	BaseIndex uint64 `json:"baseIndex"` // its consistent index
+	WAL       string `json:"wal"`       // the data dir whose WAL holds the entries
+	MemberID  string `json:"memberID"`  // the WAL's member, kept
+	Name      string `json:"name,omitempty"`
+	From      uint64 `json:"from"` // the raft indexes replayed
 	To        uint64 `json:"to"`
 	Entries   uint64 `json:"entries"`
-	Writes    uint64 `json:"writes"`    // entries that write keys (an upper bound of revisions)
-	Available bool   `json:"available"` // false: not built yet
+	Writes    uint64 `json:"writes"` // entries that write keys (an upper bound of revisions)
+	// Available says the WAL can roll the base forward; Note says how it
+	// was read, or why it cannot.
+	Available bool   `json:"available"`
 	Note      string `json:"note"`
 }
 
@@ -234,10 +244,17 @@ func MakePlan(ctx context.Context, lg *slog.Logger, o PlanOptions) (*Plan, error
 	best := cands[0]
 	p.Chosen = 0
 	evidence := latestEvidence(cands)
-	if best.CanForce {
+	rf, refused, err := bestRollForward(ctx, lg, cands)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case rf != nil && rf.report.To > best.Index:
+		err = p.rollForward(o, cands, rf, evidence)
+	case best.CanForce:
 		err = p.forceNewCluster(o, cands, evidence)
-	} else {
-		err = p.newCluster(ctx, lg, o, cands, evidence)
+	default:
+		err = p.newCluster(ctx, lg, o, cands, evidence, refused)
 	}
 	if err != nil {
 		return nil, err
@@ -495,23 +512,63 @@ func (p *Plan) forceNewCluster(o PlanOptions, cs []*candidate, ev evidence) erro
 	// What another source committed beyond the survivor is lost; its
 	// writes bound the revisions (the survivor's db revision still grows
 	// when it applies its own WAL on start).
-	var lost, writes uint64
-	if ev.index > s.Index && ev.wal != nil {
-		lost, writes, _ = ev.wal.writesBetween(s.Index, ev.index)
+	p.Loss = lossAfter(s.Index, ev)
+	self, err := survivorMember(s, r.DB.Members)
+	if err != nil {
+		return err
 	}
-	p.Loss = Loss{Entries: lost, Revisions: int64(writes), Evidence: ev.where}
-	self := schema.Member{}
-	for _, m := range r.DB.Members {
-		if schema.FormatID(m.ID) == s.MemberID {
-			self = m
+	p.Reason = fmt.Sprintf("%s (member %s %s of cluster %s) holds the most committed data of all sources: raft index %d (term %d), db revision %d. "+
+		"Its WAL can continue from its db, so force-new-cluster keeps it as a one-member cluster with the same cluster ID and rewinds nothing; "+
+		"no revision bump is needed and clients and watchers keep working. The other members are then added back with member add and start empty.",
+		s.Source, self.Name, s.MemberID, s.ClusterID, s.Index, s.Term, s.Revision)
+	if p.Loss.Entries > 0 {
+		p.Reason += fmt.Sprintf(" Another source (%s) saw %d more committed entries, which are lost.", ev.where, p.Loss.Entries)
+	}
+	repair := len(r.WAL.Damage) > 0 && r.WAL.Damage[0].Kind != walkit.TornTail
+	return p.keepSurvivor(o, s, self, r.DB.Members, repair, func(mdir string) []Step {
+		flag := ""
+		if repair {
+			flag = " --repair-wal"
+		}
+		return []Step{
+			{Name: "write", Auto: true, Detail: "force-new-cluster from the moved-aside dir into " + mdir,
+				Run: fmt.Sprintf("restore force-new-cluster --data-dir %s --output-dir %s%s", aside(mdir, p), mdir, flag)},
+			{Name: "check", Auto: true, Detail: fmt.Sprintf("member %s, cluster %s, commit covers the removals, db at revision %d", s.MemberID, s.ClusterID, s.Revision),
+				Run: "restore inspect " + mdir},
+		}
+	})
+}
+
+// lossAfter is what is lost of the latest state seen when a plan keeps
+// the committed entries up to index: the committed entries past it that a
+// surviving WAL saw, whose writes bound the revisions.
+func lossAfter(index uint64, ev evidence) Loss {
+	var lost, writes uint64
+	if ev.index > index && ev.wal != nil {
+		lost, writes, _ = ev.wal.writesBetween(index, ev.index)
+	}
+	return Loss{Entries: lost, Revisions: int64(writes), Evidence: ev.where}
+}
+
+// survivorMember is the member whose WAL survives in s, in members.
+func survivorMember(s *candidate, members []schema.Member) (schema.Member, error) {
+	for _, m := range members {
+		if schema.FormatID(m.ID) == s.MemberID && m.Name != "" {
+			return m, nil
 		}
 	}
-	if self.Name == "" {
-		return usageErr("survivor %s (member %s) has no name in its membership", s.Source, s.MemberID)
-	}
+	return schema.Member{}, usageErr("survivor %s (member %s) has no name in its membership", s.Source, s.MemberID)
+}
+
+// keepSurvivor writes the steps of a plan that keeps one survivor, self
+// (whose WAL is in s), as a one-member cluster of the old cluster: the
+// survivor stays in its data dir with its peer URLs, its dir is written by
+// the steps that write gives, and the other members of the target cluster
+// (by default members) join it as learners, then are promoted.
+func (p *Plan) keepSurvivor(o PlanOptions, s *candidate, self schema.Member, members []schema.Member, repairWAL bool, write func(mdir string) []Step) error {
 	targets := o.Cluster
 	if targets == nil {
-		for _, m := range r.DB.Members {
+		for _, m := range members {
 			targets = append(targets, MemberSpec{Name: m.Name, PeerURLs: m.PeerURLs, Learner: m.IsLearner})
 		}
 	}
@@ -527,7 +584,7 @@ func (p *Plan) forceNewCluster(o PlanOptions, cs []*candidate, ev evidence) erro
 	if !sameURLs(survivor.PeerURLs, self.PeerURLs) {
 		return usageErr("the survivor %s keeps its peer URLs %v; the target cluster gives it %v", self.Name, self.PeerURLs, survivor.PeerURLs)
 	}
-	sdir, err := filepath.Abs(r.DataDir)
+	sdir, err := filepath.Abs(s.report.DataDir)
 	if err != nil {
 		return err
 	}
@@ -544,13 +601,6 @@ func (p *Plan) forceNewCluster(o PlanOptions, cs []*candidate, ev evidence) erro
 	} else if dir != sdir {
 		return usageErr("the survivor %s must stay in its data dir %s (--member-dir %s=%s)", self.Name, sdir, self.Name, sdir)
 	}
-	p.Reason = fmt.Sprintf("%s (member %s %s of cluster %s) holds the most committed data of all sources: raft index %d (term %d), db revision %d. "+
-		"Its WAL can continue from its db, so force-new-cluster keeps it as a one-member cluster with the same cluster ID and rewinds nothing; "+
-		"no revision bump is needed and clients and watchers keep working. The other members are then added back with member add and start empty.",
-		s.Source, self.Name, s.MemberID, s.ClusterID, s.Index, s.Term, s.Revision)
-	if p.Loss.Entries > 0 {
-		p.Reason += fmt.Sprintf(" Another source (%s) saw %d more committed entries, which are lost.", ev.where, p.Loss.Entries)
-	}
 	clientURL := "<" + self.Name + "'s client URL>"
 	if len(self.ClientURLs) > 0 {
 		clientURL = self.ClientURLs[0]
@@ -561,20 +611,12 @@ func (p *Plan) forceNewCluster(o PlanOptions, cs []*candidate, ev evidence) erro
 		if err != nil {
 			return err
 		}
-		pm := PlanMember{Name: t.Name, PeerURLs: t.PeerURLs, Learner: t.Learner, DataDir: mdir, OldClientURLs: oldClientURLs(r.DB.Members, t.Name)}
+		pm := PlanMember{Name: t.Name, PeerURLs: t.PeerURLs, Learner: t.Learner, DataDir: mdir, OldClientURLs: oldClientURLs(members, t.Name)}
 		pm.Steps = append(pm.Steps, fenceStep(t.Name, mdir), moveAsideStep(mdir, p))
 		if t.Name == self.Name {
-			pm.ID, pm.Survivor = s.MemberID, true
-			pm.RepairWAL = len(r.WAL.Damage) > 0 && r.WAL.Damage[0].Kind != walkit.TornTail
-			repair := ""
-			if pm.RepairWAL {
-				repair = " --repair-wal"
-			}
+			pm.ID, pm.Survivor, pm.RepairWAL = s.MemberID, true, repairWAL
+			pm.Steps = append(pm.Steps, write(mdir)...)
 			pm.Steps = append(pm.Steps,
-				Step{Name: "write", Auto: true, Detail: "force-new-cluster from the moved-aside dir into " + mdir,
-					Run: fmt.Sprintf("restore force-new-cluster --data-dir %s --output-dir %s%s", aside(mdir, p), mdir, repair)},
-				Step{Name: "check", Auto: true, Detail: fmt.Sprintf("member %s, cluster %s, commit covers the removals, db at revision %d", s.MemberID, s.ClusterID, s.Revision),
-					Run: "restore inspect " + mdir},
 				Step{Name: "start", Detail: "start the member as usual; it comes up alone", Run: fmt.Sprintf("etcd --name %s --data-dir %s --initial-advertise-peer-urls %s --listen-peer-urls %s ...", t.Name, mdir, strings.Join(t.PeerURLs, ","), strings.Join(t.PeerURLs, ","))})
 			initial = append(initial, self.Name+"="+strings.Join(self.PeerURLs, ","))
 		} else {
@@ -595,7 +637,9 @@ func (p *Plan) forceNewCluster(o PlanOptions, cs []*candidate, ev evidence) erro
 }
 
 // newCluster plans (b): restore the best source into a new logical cluster.
-func (p *Plan) newCluster(ctx context.Context, lg *slog.Logger, o PlanOptions, cs []*candidate, ev evidence) error {
+// refused, if not nil, is a surviving WAL that holds committed entries
+// past s but cannot roll it forward.
+func (p *Plan) newCluster(ctx context.Context, lg *slog.Logger, o PlanOptions, cs []*candidate, ev evidence, refused *RollForwardReport) error {
 	s := cs[0]
 	p.Strategy = StrategyNewCluster
 	p.Token = o.Token
@@ -652,9 +696,9 @@ func (p *Plan) newCluster(ctx context.Context, lg *slog.Logger, o PlanOptions, c
 	p.Reason = why + fmt.Sprintf(" It is restored into a new logical cluster: a fresh token gives new member IDs and cluster ID %s (the old cluster's was %s), "+
 		"so no old member can rejoin it; the revision is raised by %d to %d and marked compacted, so watchers from before the restore are told to re-list instead of going back in time.",
 		p.ClusterID, strings.Join(p.OldClusterIDs, ", "), p.BumpRevision, p.Revision)
-	if rf := rollForward(s, cs); rf != nil {
-		p.RollForward = rf
-		p.Reason += fmt.Sprintf(" Rolling %s forward with the WAL of %s would recover entries %d-%d (%d writes), but roll-forward is not built yet.", s.Source, rf.WAL, rf.From, rf.To, rf.Writes)
+	if refused != nil {
+		p.RollForward = refused
+		p.Reason += fmt.Sprintf(" The WAL of %s commits entries up to %d, but cannot roll %s forward: %s.", refused.WAL, refused.To, refused.Base, refused.Note)
 	}
 	srcPath, err := filepath.Abs(s.Backup.Location)
 	if err != nil {
@@ -718,31 +762,132 @@ func learnerNames(cl *Cluster) []string {
 	return out
 }
 
-// rollForward finds a surviving WAL of the same cluster holding committed
-// entries past the chosen source's index, from the one right after it.
-func rollForward(s *candidate, cs []*candidate) *RollForward {
-	var best *RollForward
-	for _, c := range cs {
-		if c.Kind != "data-dir" || c.writes == nil || c.report == nil || c.report.WAL == nil {
+// rollForwardChoice is a base and a surviving WAL that rolls it forward.
+type rollForwardChoice struct {
+	report    RollForwardReport
+	base, wal *candidate
+	self      schema.Member
+}
+
+// bestRollForward tries every usable db or snapshot against every
+// surviving WAL that commits entries past it, with the checks RollForward
+// makes, and returns the pair that recovers the most (the least to
+// replay among those), and the WAL reaching furthest among those that
+// cannot roll any base forward, with the reason.
+func bestRollForward(ctx context.Context, lg *slog.Logger, cs []*candidate) (best *rollForwardChoice, refused *RollForwardReport, err error) {
+	scratch, err := os.MkdirTemp("", "lifeboat-plan-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("restore: %w", err)
+	}
+	defer os.RemoveAll(scratch)
+	for _, b := range cs {
+		if !b.Usable {
 			continue
 		}
-		if s.ClusterID != "" && c.ClusterID != s.ClusterID {
-			continue
-		}
-		if _, ok := c.writes[s.Index+1]; !ok {
-			continue
-		}
-		to := min(c.Commit, c.LastIndex)
-		if to <= s.Index {
-			continue
-		}
-		entries, writes, _ := c.writesBetween(s.Index, to)
-		if best == nil || to > best.To {
-			best = &RollForward{WAL: c.Source, From: s.Index + 1, To: to, Entries: entries, Writes: writes,
-				Note: "needs the server's apply code to replay entries into a db offline; not built yet"}
+		var base *baseDB
+		for _, c := range cs {
+			if c == b || c.Kind != "data-dir" || c.report == nil || c.report.WAL == nil || c.report.InUse {
+				continue
+			}
+			to := min(c.Commit, c.LastIndex)
+			if to <= b.Backup.ConsistentIndex {
+				continue
+			}
+			if base == nil {
+				if base, err = describeBase(ctx, lg, b); err != nil {
+					return nil, nil, err
+				}
+			}
+			rep := RollForwardReport{Base: b.Source, BaseIndex: base.index, WAL: c.Source, MemberID: c.MemberID, From: base.index + 1, To: to}
+			cut := filepath.Join(scratch, "wal")
+			rl, err := readReplay(lg, c.report.WALDir, cut, base)
+			if rerr := os.RemoveAll(cut); rerr != nil {
+				return nil, nil, fmt.Errorf("restore: %w", rerr)
+			}
+			var self schema.Member
+			if err == nil {
+				self, err = rl.member(base, "")
+			}
+			if err != nil {
+				// Whatever keeps this WAL from rolling this base forward
+				// is said, not fatal: other sources may do.
+				rep.Note = err.Error()
+				if refused == nil || to > refused.To {
+					refused = &rep
+				}
+				continue
+			}
+			rep.To, rep.Name, rep.Available = rl.to, self.Name, true
+			rep.Entries, rep.Writes, _ = c.writesBetween(base.index, rl.to)
+			rep.Note = "read to the WAL's commit"
+			if rl.repair != nil && rl.repair.Damage != nil {
+				d := rl.repair.Damage
+				rep.Note = fmt.Sprintf("read up to its damage (%s in %s at offset %d)", d.Kind, d.Segment, d.Offset)
+			}
+			if best == nil || rep.To > best.report.To || (rep.To == best.report.To && rep.BaseIndex > best.report.BaseIndex) {
+				best = &rollForwardChoice{report: rep, base: b, wal: c, self: self}
+			}
 		}
 	}
-	return best
+	return best, refused, nil
+}
+
+// describeBase reads what a roll-forward needs of a usable source's db.
+func describeBase(ctx context.Context, lg *slog.Logger, c *candidate) (*baseDB, error) {
+	db, err := snapkit.OpenDB(ctx, c.Backup.Location, lg)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var b *baseDB
+	err = db.View(func(tx *bolt.Tx) error {
+		b, err = baseFromTx(tx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("restore: %s: %w", c.Source, err)
+	}
+	return b, nil
+}
+
+// rollForward plans (c): the best base restored, the survivor's WAL
+// replayed over it (RollForward), and the survivor kept as (a) keeps it.
+func (p *Plan) rollForward(o PlanOptions, cs []*candidate, rf *rollForwardChoice, ev evidence) error {
+	b, c, r := rf.base, rf.wal, &rf.report
+	p.Strategy, p.ClusterID, p.RollForward = StrategyRollForward, c.ClusterID, r
+	p.Chosen = slices.Index(cs, b)
+	p.Revision = b.Revision
+	p.Loss = lossAfter(r.To, ev)
+	what := "the snapshot " + b.Source
+	if b.Kind == "data-dir" {
+		what = "the db of " + b.Source
+	}
+	p.Reason = fmt.Sprintf("%s holds the cluster's data up to raft index %d (term %d, revision %d), and the WAL of %s (member %s %s of cluster %s) "+
+		"holds the committed entries %d-%d after it (%d entries, %d of them writes; %s). No survivor has its db and its WAL at that point, "+
+		"so roll-forward restores the db and replays those entries through lifeboat's own apply code, as member %s alone, with the same cluster ID: "+
+		"nothing committed up to %d is lost, no revision bump is needed and clients and watchers keep working. The other members are then added back with member add and start empty.",
+		what, b.Backup.ConsistentIndex, b.Backup.Term, b.Revision, c.Source, rf.self.Name, c.MemberID, c.ClusterID,
+		r.From, r.To, r.Entries, r.Writes, r.Note, rf.self.Name, r.To)
+	if p.Loss.Entries > 0 {
+		p.Reason += fmt.Sprintf(" Another source (%s) saw %d more committed entries, which are lost.", ev.where, p.Loss.Entries)
+	}
+	basePath, err := filepath.Abs(b.Backup.Location)
+	if b.Kind == "data-dir" {
+		basePath, err = filepath.Abs(b.report.DataDir)
+	}
+	if err != nil {
+		return err
+	}
+	r.Base = basePath
+	p.Warnings = append(p.Warnings, fmt.Sprintf("%s is restored from %s: it must be at that path on %s's node before applying there", rf.self.Name, basePath, rf.self.Name))
+	return p.keepSurvivor(o, c, rf.self, b.Backup.Members, false, func(mdir string) []Step {
+		return []Step{
+			{Name: "write", Auto: true, Detail: fmt.Sprintf("restore %s and replay entries %d-%d of the moved-aside dir's WAL into %s", basePath, r.From, r.To, mdir),
+				Run: fmt.Sprintf("restore roll-forward --base %s --data-dir %s --output-dir %s", basePath, aside(mdir, p), mdir)},
+			{Name: "check", Auto: true, Detail: fmt.Sprintf("member %s alone in cluster %s, applied and committed past %d, db revision %d to %d", c.MemberID, c.ClusterID, r.To, b.Revision, b.Revision+int64(r.Writes)),
+				Run: "restore inspect " + mdir},
+		}
+	})
 }
 
 // expectedHashKV is the HashKV that a member restored from s with bump

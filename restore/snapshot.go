@@ -173,34 +173,19 @@ func Snapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions) (*Snapsho
 
 func restoreSnapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions, src snapkit.Source, st *stage) (*SnapshotResult, error) {
 	res := &SnapshotResult{Source: src, DataDir: o.DataDir, WALDir: st.final.WALDir(), Name: o.Name, DBSize: src.DBSize}
-	trailer, err := snapkit.ReadTrailer(src)
-	if err != nil {
-		return nil, err
-	}
 	check := src.HasTrailer && !o.SkipHashCheck
-	// Hash what is copied when it is checked, or when the token needs a
-	// seed and there is no trailer to take it from.
-	hashing := check || (o.Token == "" && trailer == nil)
 	dbPath := st.tmp.DBPath()
-	phase := time.Now()
-	sum, err := copyDB(ctx, src, dbPath, hashing, o.Progress)
+	// Hash what is copied also when the token needs a seed and there is
+	// no trailer to take it from.
+	sum, trailer, err := copyCheckedDB(ctx, lg, src, dbPath, check, o.Token == "" && !src.HasTrailer, o.Progress)
 	if err != nil {
 		return nil, err
 	}
-	lg.Info("copied db", "from", src.DBPath, "bytes", src.DBSize, "hashed", hashing, "took", time.Since(phase))
+	res.HashChecked = check
 	if sum != nil {
 		res.SHA256 = hex.EncodeToString(sum)
 	} else {
 		res.SHA256 = hex.EncodeToString(trailer)
-	}
-	if check {
-		if !bytes.Equal(sum, trailer) {
-			return nil, fmt.Errorf("%w: %s: trailer %x, computed %x (pass --skip-hash-check to restore it anyway)", snapkit.ErrSnapshotHash, o.Path, trailer, sum)
-		}
-		res.HashChecked = true
-	} else if err := checkStructure(ctx, lg, dbPath); err != nil {
-		// Nothing vouches for the bytes: bbolt must not open a damaged file.
-		return nil, fmt.Errorf("restore: %s: %w", o.Path, err)
 	}
 	res.Token = o.Token
 	if res.Token == "" {
@@ -210,7 +195,7 @@ func restoreSnapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions, sr
 		}
 		res.Token, res.FreshToken = FreshToken(seed), true
 	}
-	phase = time.Now()
+	phase := time.Now()
 	cl, err := NewCluster(o.Cluster, res.Token)
 	if err != nil {
 		return nil, err
@@ -253,6 +238,32 @@ func restoreSnapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions, sr
 	res.Revision, res.RestoredRevision, res.CompactRevision = facts.Revision, facts.Restored, facts.CompactRevision
 	res.ConsistentIndex, res.Term = nm.index(), 1
 	return res, nil
+}
+
+// copyCheckedDB copies the db part of src to a new file at dst. With
+// check it hashes the bytes on the way and compares them with src's
+// SHA-256 trailer (snapkit.ErrSnapshotHash); without, nothing vouches for
+// the bytes, so it walks the copy's structure before bbolt may open it.
+// hash asks for the SHA-256 of the copy even when it is not checked. It
+// returns the SHA-256 (nil when not hashed) and the trailer (nil if none).
+func copyCheckedDB(ctx context.Context, lg *slog.Logger, src snapkit.Source, dst string, check, hash bool, progress Progress) (sum, trailer []byte, err error) {
+	if trailer, err = snapkit.ReadTrailer(src); err != nil {
+		return nil, nil, err
+	}
+	hashing := check || hash
+	phase := time.Now()
+	if sum, err = copyDB(ctx, src, dst, hashing, progress); err != nil {
+		return nil, nil, err
+	}
+	lg.Info("copied db", "from", src.DBPath, "bytes", src.DBSize, "hashed", hashing, "took", time.Since(phase))
+	if check {
+		if !bytes.Equal(sum, trailer) {
+			return nil, nil, fmt.Errorf("%w: %s: trailer %x, computed %x (pass --skip-hash-check to restore it anyway)", snapkit.ErrSnapshotHash, src.Path, trailer, sum)
+		}
+	} else if err := checkStructure(ctx, lg, dst); err != nil {
+		return nil, nil, fmt.Errorf("restore: %s: %w", src.Path, err)
+	}
+	return sum, trailer, nil
 }
 
 // checkStructure walks a db that no hash vouches for and refuses it if

@@ -31,8 +31,11 @@ term, revision) and chooses:
   new-cluster        the best snapshot or db restored into a new logical
                      cluster: fresh token, new IDs (the cluster ID checked to
                      differ), revision bumped and marked compacted;
-  roll-forward       a snapshot or db replayed with a survivor's WAL: reported
-                     when it would help, not built yet.
+  roll-forward       the best snapshot or db restored and the committed entries
+                     of a survivor's WAL of the same cluster replayed over it
+                     through lifeboat's apply code, when that WAL holds more
+                     than any survivor whose db and WAL are intact; the WAL's
+                     member is then kept as force-new-cluster keeps one.
 
 It says why in a paragraph, estimates what is lost against the latest state
 any source shows, warns about old members still answering, and lists each
@@ -135,8 +138,10 @@ func printPlan(e *env, p *restore.Plan) error {
 		}
 	}
 	f.add("loss", "%s", loss)
-	if rf := p.RollForward; rf != nil {
-		f.add("roll-forward", "would replay %d-%d from %s (%d entries, %d writes): not yet", rf.From, rf.To, rf.WAL, rf.Entries, rf.Writes)
+	if rf := p.RollForward; rf != nil && rf.Available {
+		f.add("roll-forward", "replays %d-%d of the WAL of %s (%d entries, %d writes) over %s; %s", rf.From, rf.To, rf.WAL, rf.Entries, rf.Writes, rf.Base, rf.Note)
+	} else if rf != nil {
+		f.add("roll-forward", "the WAL of %s commits to %d but cannot roll %s forward: %s", rf.WAL, rf.To, rf.Base, rf.Note)
 	}
 	f.add("cluster", "%s (old: %s)", p.ClusterID, strings.Join(p.OldClusterIDs, ", "))
 	if p.Token != "" {

@@ -64,6 +64,7 @@ that would be lost); 2 bad usage or unreadable input.`,
 		newSnapshotCommand(e),
 		newInspectCommand(e),
 		newForceNewClusterCommand(e),
+		newRollForwardCommand(e),
 		newPlanCommand(e),
 		newApplyCommand(e),
 	)
@@ -94,7 +95,8 @@ func classify(err error) error {
 	switch {
 	case errors.Is(err, snapkit.ErrSnapshotHash), errors.Is(err, snapkit.ErrDamaged),
 		errors.Is(err, restore.ErrSameClusterID), errors.Is(err, restore.ErrWALDamaged), errors.Is(err, restore.ErrDBAheadOfWAL),
-		errors.Is(err, restore.ErrCheckFailed), errors.Is(err, restore.ErrLoss), errors.Is(err, restore.ErrNoUsableSource):
+		errors.Is(err, restore.ErrCheckFailed), errors.Is(err, restore.ErrLoss), errors.Is(err, restore.ErrNoUsableSource),
+		errors.Is(err, restore.ErrWALGap), errors.Is(err, restore.ErrDiverged), errors.Is(err, restore.ErrOtherCluster):
 		return clikit.Finding(err)
 	case errors.Is(err, restore.ErrUsage), errors.Is(err, restore.ErrNoHash), errors.Is(err, restore.ErrInUse),
 		errors.Is(err, restore.ErrAnswering), errors.Is(err, restore.ErrBadPlan), errors.Is(err, restore.ErrNotYet),
