@@ -28,7 +28,9 @@ type LinearizableResult struct {
 }
 
 // Visualize writes porcupine's HTML view of the checked history.
-func (r LinearizableResult) Visualize(w io.Writer) error { return porcupine.Visualize(Model, r.info, w) }
+func (r LinearizableResult) Visualize(w io.Writer) error {
+	return porcupine.Visualize(Model, r.info, w)
+}
 
 // Operations returns the linearizable part of h as porcupine operations:
 // every operation except serializable ranges and failed reads. A write of
