@@ -194,7 +194,9 @@ type Watch struct {
 	End    string // "" the single key; "\x00" every key from Key
 	Start  int64  // the requested start revision (0: from now)
 	PrevKV bool
-	Opened time.Duration
+	// Endpoint is the member it was opened on.
+	Endpoint string
+	Opened   time.Duration
 	// Responses in the order received.
 	Responses []WatchResponse
 }
@@ -219,6 +221,7 @@ type Recorder struct {
 
 	mu      sync.Mutex
 	history History
+	maxRev  int64
 }
 
 // NewRecorder starts a history now.
@@ -233,6 +236,16 @@ func (r *Recorder) Add(op Operation) {
 	defer r.mu.Unlock()
 	op.ID = len(r.history.Operations)
 	r.history.Operations = append(r.history.Operations, op)
+	if !op.Resp.Unknown && op.Resp.Err == "" {
+		r.maxRev = max(r.maxRev, op.Resp.Rev)
+	}
+}
+
+// MaxRev is the newest revision an operation returned so far.
+func (r *Recorder) MaxRev() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.maxRev
 }
 
 // AddWatch records a watch; the caller fills it in before History is

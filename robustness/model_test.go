@@ -8,22 +8,6 @@ import (
 
 // Shorthands for hand-made histories; times are in milliseconds.
 
-func put(key, value string) Request {
-	return Request{Txn: TxnRequest{Then: []TxnOp{{Kind: Put, Key: key, Value: value}}}}
-}
-
-func putLease(key, value string, lease int64) Request {
-	return Request{Txn: TxnRequest{Then: []TxnOp{{Kind: Put, Key: key, Value: value, Lease: lease}}}}
-}
-
-func get(key string) Request {
-	return Request{Txn: TxnRequest{Then: []TxnOp{{Kind: Range, Key: key}}}}
-}
-
-func del(key string) Request {
-	return Request{Txn: TxnRequest{Then: []TxnOp{{Kind: Delete, Key: key}}}}
-}
-
 // casCreate puts key only if it does not exist.
 func casCreate(key, value string) Request {
 	return Request{Txn: TxnRequest{
