@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -29,34 +30,60 @@ type WatcherConfig struct {
 // DefaultWatcher is the watchers' configuration in a scenario.
 var DefaultWatcher = WatcherConfig{Progress: 300 * time.Millisecond, Silence: 4 * time.Second, Reopen: 3 * time.Second}
 
-// RunWatcher keeps one watch with prev_kv on KeyPrefix open until ctx
-// ends, first from revision 1. When a watch fails it reopens it on the
-// next member from the revision after the last event it saw (from the
-// compact revision if it was compacted); now and then it reopens one from
-// an older revision. Every watch and response is recorded.
-func RunWatcher(ctx context.Context, id int, rec *Recorder, endpoints func() []string, cfg WatcherConfig, seed uint64) {
-	rnd := rand.New(rand.NewPCG(seed, uint64(id)))
+// Watcher keeps one watch with prev_kv on KeyPrefix open, first from
+// revision 1. When a watch fails it reopens it on the next member from the
+// revision after the last event it saw (from the compact revision if it
+// was compacted); now and then it reopens one from an older revision.
+// Every watch and response is recorded.
+type Watcher struct {
+	ID        int
+	Rec       *Recorder
+	Endpoints func() []string
+	Config    WatcherConfig
+	Seed      uint64
+
+	synced atomic.Int64 // the newest revision a progress notification covered
+}
+
+// Run watches until ctx ends.
+func (wr *Watcher) Run(ctx context.Context) {
+	rnd := rand.New(rand.NewPCG(wr.Seed, uint64(wr.ID)))
 	next := int64(1)
-	for i := id; ctx.Err() == nil; i++ {
-		eps := endpoints()
+	for i := wr.ID; ctx.Err() == nil; i++ {
+		eps := wr.Endpoints()
 		if len(eps) == 0 {
 			return
 		}
-		w := &Watch{Client: id, Key: KeyPrefix, End: keyPrefixEnd, Start: next, PrevKV: true, Opened: rec.Now(), Endpoint: eps[i%len(eps)]}
-		rec.AddWatch(w)
-		next = watchOnce(ctx, w, rec, cfg, rnd)
+		w := &Watch{Client: wr.ID, Key: KeyPrefix, End: keyPrefixEnd, Start: next, PrevKV: true, Opened: wr.Rec.Now(), Endpoint: eps[i%len(eps)]}
+		wr.Rec.AddWatch(w)
+		next = wr.watchOnce(ctx, w, rnd)
 		if ctx.Err() == nil && len(w.Responses) > 0 && w.Responses[len(w.Responses)-1].Err != "" {
 			// Failed: let a restarting member come back before the next try.
-			select {
-			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
-			}
+			sleepCtx(ctx, 100*time.Millisecond)
 		}
 	}
 }
 
+// WaitSynced waits until a progress notification has covered rev, or ctx
+// ends.
+func (wr *Watcher) WaitSynced(ctx context.Context, rev int64) {
+	for ctx.Err() == nil && wr.synced.Load() < rev {
+		sleepCtx(ctx, 50*time.Millisecond)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
 // watchOnce runs the watch w and returns where the next one starts.
-func watchOnce(ctx context.Context, w *Watch, rec *Recorder, cfg WatcherConfig, rnd *rand.Rand) int64 {
+func (wr *Watcher) watchOnce(ctx context.Context, w *Watch, rnd *rand.Rand) int64 {
+	rec, cfg := wr.Rec, wr.Config
 	next := w.Start
 	fail := func(err error) int64 {
 		w.Responses = append(w.Responses, WatchResponse{Time: rec.Now(), Err: errString(err)})
@@ -124,9 +151,9 @@ func watchOnce(ctx context.Context, w *Watch, rec *Recorder, cfg WatcherConfig, 
 			if r.Created && !r.Canceled {
 				continue
 			}
-			wr := WatchResponse{Time: rec.Now(), Rev: r.Header.GetRevision(), Compacted: r.CompactRevision, Canceled: r.Canceled}
+			resp := WatchResponse{Time: rec.Now(), Rev: r.Header.GetRevision(), Compacted: r.CompactRevision, Canceled: r.Canceled}
 			if r.Canceled && r.CompactRevision == 0 {
-				wr.Err = "canceled: " + r.CancelReason
+				resp.Err = "canceled: " + r.CancelReason
 			}
 			for _, e := range r.Events {
 				ev := Event{Delete: e.Type == mvccpb.DELETE, KV: fromPB(e.Kv)}
@@ -134,10 +161,13 @@ func watchOnce(ctx context.Context, w *Watch, rec *Recorder, cfg WatcherConfig, 
 					p := fromPB(e.PrevKv)
 					ev.Prev = &p
 				}
-				wr.Events = append(wr.Events, ev)
+				resp.Events = append(resp.Events, ev)
 				next = e.Kv.ModRevision + 1
 			}
-			w.Responses = append(w.Responses, wr)
+			w.Responses = append(w.Responses, resp)
+			if resp.Progress() && resp.Rev > wr.synced.Load() {
+				wr.synced.Store(resp.Rev)
+			}
 			if r.Canceled {
 				if r.CompactRevision != 0 {
 					return r.CompactRevision
