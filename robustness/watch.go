@@ -76,12 +76,13 @@ func (l *EventLog) RangeAt(key, end string, rev int64) []KV {
 	return out
 }
 
-// coverage is what one watch covered: [from, to] with every event in it.
-func coverage(w *Watch) (from, to int64, ok bool) {
-	from = max(w.Start, 2)
+// claimed is what one watch claims to have covered: from its start to its
+// last event or progress notification, every event in [from, to].
+func claimed(w *Watch) (from, to int64, ok bool) {
 	if w.Start == 0 {
 		return 0, 0, false // from "now": where it began is not known
 	}
+	from = max(w.Start, 2)
 	to = from - 1
 	for _, r := range w.Responses {
 		if r.Compacted != 0 {
@@ -95,6 +96,21 @@ func coverage(w *Watch) (from, to int64, ok bool) {
 		}
 	}
 	return from, to, to >= from
+}
+
+// coverage is the part of what w claims that it delivered without a gap.
+func coverage(w *Watch) (from, to int64, ok bool) {
+	from, to, ok = claimed(w)
+	if !ok {
+		return 0, 0, false
+	}
+	_, evs := byRevision(w)
+	for rev := from; rev <= to; rev++ {
+		if _, ok := evs[rev]; !ok {
+			return from, rev - 1, rev > from
+		}
+	}
+	return from, to, true
 }
 
 // byRevision groups a watch's events by revision, in order.
@@ -205,7 +221,7 @@ func CheckWatches(h History, l *EventLog) []Anomaly {
 				}
 			}
 		}
-		from, to, ok := coverage(w)
+		from, to, ok := claimed(w)
 		if !ok {
 			continue
 		}
