@@ -32,25 +32,31 @@ type Report struct {
 	Linearizable LinearizableResult
 }
 
-// Check runs every checker on h and the members' final states.
-func Check(h History, finals []FinalState, timeout time.Duration) Report {
+// Check runs every checker on h, the members' final states and the
+// committed raft log (nil if it could not be read).
+func Check(h History, finals []FinalState, log *RaftLog, timeout time.Duration) Report {
 	r := Report{Operations: len(h.Operations), Watches: len(h.Watches)}
-	log, disagree := BuildEventLog(h)
-	r.Events = len(log.Events)
+	events, disagree := BuildEventLog(h)
+	r.Events = len(events.Events)
 	r.Anomalies = append(r.Anomalies, disagree...)
-	r.Anomalies = append(r.Anomalies, CheckWatches(h, log)...)
-	r.Anomalies = append(r.Anomalies, CheckSerializable(h, log)...)
-	lost := CheckLostWrites(h, log)
+	r.Anomalies = append(r.Anomalies, CheckWatches(h, events)...)
+	r.Anomalies = append(r.Anomalies, CheckSerializable(h, events)...)
+	lost := CheckLostWrites(h, events)
 	r.Lost += len(lost)
 	r.Anomalies = append(r.Anomalies, lost...)
-	final := CheckFinal(finals, log)
+	final := CheckFinal(finals, events)
 	for _, a := range final {
 		if a.Check == "lost-write" {
 			r.Lost++
 		}
 	}
 	r.Anomalies = append(r.Anomalies, final...)
-	r.Linearizable = CheckLinearizable(h, timeout)
+	if log != nil {
+		unlogged := CheckRaftLog(h, log)
+		r.Lost += len(unlogged)
+		r.Anomalies = append(r.Anomalies, unlogged...)
+	}
+	r.Linearizable = CheckLinearizable(h, log, timeout)
 	if r.Linearizable.Unknown {
 		r.Unverified = append(r.Unverified, fmt.Sprintf("linearizability of %d operations: no answer within %v", r.Linearizable.Ops, timeout))
 	}
@@ -155,6 +161,22 @@ func CheckFinal(finals []FinalState, l *EventLog) []Anomaly {
 		if f.HashRev == finals[0].HashRev && f.Hash != finals[0].Hash {
 			out = append(out, Anomaly{Check: "hash", Message: fmt.Sprintf(
 				"HashKV at revision %d: member %s has %08x, member %s %08x", f.HashRev, finals[0].Member, finals[0].Hash, f.Member, f.Hash)})
+		}
+	}
+	return out
+}
+
+// CheckRaftLog checks that every acknowledged write the history can name
+// was committed.
+func CheckRaftLog(h History, log *RaftLog) []Anomaly {
+	var out []Anomaly
+	for _, op := range h.Operations {
+		if op.Resp.Unknown || op.Resp.Err != "" {
+			continue
+		}
+		if tok := identity(op.Req); tok != "" && len(log.Tokens[tok]) == 0 {
+			out = append(out, Anomaly{Check: "lost-write", Message: fmt.Sprintf(
+				"%v was acknowledged, but no member's WAL committed it", op)})
 		}
 	}
 	return out

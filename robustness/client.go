@@ -46,7 +46,10 @@ func (c *Client) Do(ctx context.Context, req Request, serializable bool) (Respon
 	op.Member = member
 	if err != nil {
 		op.Error = err.Error()
-		if desc := rpctypes.ErrorDesc(err); definite[desc] {
+		// clientv3 retries lease grants and revokes, so a lease that
+		// exists or is missing may be this request's own doing.
+		desc := rpctypes.ErrorDesc(err)
+		if definite[desc] && !(req.Kind != Txn && (desc == ErrLeaseExist || desc == ErrLeaseNotFound)) {
 			resp = Response{Err: desc}
 		} else {
 			resp = Response{Unknown: true}

@@ -53,6 +53,14 @@ type cluster struct {
 	mu      sync.Mutex
 	pids    map[string]int // running members, for the proxies' dialer lookup
 	proxies map[string]*netproxy.Proxy
+	dirs    []string // the data dir of every member there ever was
+}
+
+// dataDirs returns the data dir of every member there ever was.
+func (c *cluster) dataDirs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.dirs...)
 }
 
 // clusterOptions are the flags every member gets: both etcd and lifeboat
@@ -116,6 +124,7 @@ func (c *cluster) proxy(m *etcdproc.Member) {
 	}
 	c.mu.Lock()
 	c.proxies[m.Name] = p
+	c.dirs = append(c.dirs, m.DataDir)
 	c.mu.Unlock()
 }
 

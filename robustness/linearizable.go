@@ -1,7 +1,9 @@
 package robustness
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"io"
 	"sort"
 	"strings"
@@ -33,19 +35,76 @@ func (r LinearizableResult) Visualize(w io.Writer) error {
 }
 
 // Operations returns the linearizable part of h as porcupine operations:
-// every operation except serializable ranges and failed reads. A write of
-// unknown outcome returns at Infinity unless a read or a watch saw a value
-// only it wrote, in which case it returns when that was seen. Each granted
-// lease gets an expiry of unknown outcome from the moment its TTL can have
-// run out.
-func Operations(h History) []porcupine.Operation {
+// every operation except serializable ranges and failed reads.
+//
+// A write of unknown outcome returns at Infinity, or when a read or a
+// watch first saw a value only it wrote. With the raft log (nil if it
+// could not be read), a write of unknown outcome that the cluster never
+// committed is left out, since it had no effect; one it committed returns
+// before the first acknowledged request that came after it in the log.
+// Each granted lease gets an expiry of unknown outcome from the moment its
+// TTL can have run out, unless the log shows it was never revoked or an
+// acknowledged revoke ended it.
+func Operations(h History, log *RaftLog) []porcupine.Operation {
 	seen := firstSeen(h)
 	var end time.Duration
+	revoked := map[int64]bool{} // by an acknowledged revoke
+	ackedDeletes := map[string]int{}
 	for _, op := range h.Operations {
 		end = max(end, op.Call)
 		if op.Return != Infinity {
 			end = max(end, op.Return)
 		}
+		if op.Resp.Unknown || op.Resp.Err != "" {
+			continue
+		}
+		if op.Req.Kind == LeaseRevoke {
+			revoked[op.Req.Lease] = true
+		}
+		if k, ok := singleDelete(op.Req); ok {
+			ackedDeletes[k]++
+		}
+	}
+	bound := log.bounds(h)
+	// effect returns the log indexes where an operation of unknown outcome
+	// may have taken effect; known false if the log cannot tell.
+	effect := func(req Request) (idx []uint64, known bool) {
+		if log == nil {
+			return nil, false
+		}
+		if tok := identity(req); tok != "" {
+			return log.Tokens[tok], true
+		}
+		if req.Kind == LeaseRevoke || req.Kind == LeaseExpire {
+			if revoked[req.Lease] {
+				return nil, true
+			}
+			return log.Tokens[revokeToken(req.Lease)], true
+		}
+		if k, ok := singleDelete(req); ok {
+			if idx := log.Tokens[deleteToken(k)]; len(idx) > ackedDeletes[k] {
+				return idx, true
+			}
+			return nil, true
+		}
+		return nil, false
+	}
+	// unknown places an operation of unknown outcome called at call: ok
+	// false if it cannot have taken effect.
+	unknown := func(req Request, call time.Duration) (ret time.Duration, ok bool) {
+		ret = Infinity
+		for _, v := range putValues(req) {
+			if t, seen := seen[v]; seen && t < ret {
+				ret = max(t, call)
+			}
+		}
+		if idx, known := effect(req); known {
+			if len(idx) == 0 {
+				return 0, false
+			}
+			ret = min(ret, max(bound(slices.Max(idx)), call))
+		}
+		return ret, true
 	}
 	var ops []porcupine.Operation
 	for _, op := range h.Operations {
@@ -54,24 +113,56 @@ func Operations(h History) []porcupine.Operation {
 		}
 		ret := op.Return
 		if op.Resp.Unknown {
-			ret = Infinity
-			for _, v := range putValues(op.Req) {
-				if t, ok := seen[v]; ok && t < ret {
-					ret = max(t, op.Call)
-				}
+			var ok bool
+			if ret, ok = unknown(op.Req, op.Call); !ok {
+				continue
 			}
 		}
 		ops = append(ops, porcupine.Operation{ClientId: op.Client, Input: op.Req, Output: op.Resp, Call: int64(op.Call), Return: int64(ret), Metadata: op.ID})
 		if op.Req.Kind == LeaseGrant && op.Resp.Err == "" {
-			expiry := op.Call + time.Duration(op.Req.TTL)*time.Second
-			if expiry < end {
-				ops = append(ops, porcupine.Operation{ClientId: op.Client,
-					Input:  Request{Kind: LeaseExpire, Lease: op.Req.Lease},
-					Output: Response{Unknown: true}, Call: int64(expiry), Return: int64(Infinity), Metadata: -1})
+			expire := Request{Kind: LeaseExpire, Lease: op.Req.Lease}
+			call := op.Call + time.Duration(op.Req.TTL)*time.Second
+			if ret, ok := unknown(expire, call); ok && call < end && ret >= call {
+				ops = append(ops, porcupine.Operation{ClientId: op.Client, Input: expire,
+					Output: Response{Unknown: true}, Call: int64(call), Return: int64(ret), Metadata: -1})
 			}
 		}
 	}
 	return ops
+}
+
+// bounds returns, for a log index, the earliest return of an acknowledged
+// request the history names that the log holds after that index: a
+// request committed at the index took effect before then. Infinity if
+// there is none, or no log.
+func (l *RaftLog) bounds(h History) func(uint64) time.Duration {
+	if l == nil {
+		return func(uint64) time.Duration { return Infinity }
+	}
+	type acked struct {
+		idx uint64
+		ret time.Duration
+	}
+	var as []acked
+	for _, op := range h.Operations {
+		if op.Resp.Unknown || op.Resp.Err != "" {
+			continue
+		}
+		if idx := l.Tokens[identity(op.Req)]; len(idx) > 0 {
+			as = append(as, acked{idx[0], op.Return})
+		}
+	}
+	slices.SortFunc(as, func(a, b acked) int { return cmp.Compare(a.idx, b.idx) })
+	// suffix[i] is the earliest return among as[i:].
+	suffix := make([]time.Duration, len(as)+1)
+	suffix[len(as)] = Infinity
+	for i := len(as) - 1; i >= 0; i-- {
+		suffix[i] = min(as[i].ret, suffix[i+1])
+	}
+	return func(idx uint64) time.Duration {
+		i := sort.Search(len(as), func(i int) bool { return as[i].idx > idx })
+		return suffix[i]
+	}
 }
 
 // readOnly reports whether req cannot change the state.
@@ -137,9 +228,10 @@ func firstSeen(h History) map[string]time.Duration {
 }
 
 // CheckLinearizable checks the linearizable part of h against Model,
-// giving up after timeout.
-func CheckLinearizable(h History, timeout time.Duration) LinearizableResult {
-	ops := Operations(h)
+// giving up after timeout; log, if not nil, places the operations of
+// unknown outcome (see Operations).
+func CheckLinearizable(h History, log *RaftLog, timeout time.Duration) LinearizableResult {
+	ops := Operations(h, log)
 	res, info := porcupine.CheckOperationsVerbose(Model, ops, timeout)
 	r := LinearizableResult{Ops: len(ops), info: info}
 	switch res {

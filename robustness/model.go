@@ -22,11 +22,16 @@ type State struct {
 	Rev    int64
 	KVs    map[string]KV
 	Leases map[int64]map[string]bool
+	// hash sums the hashes of the parts (see rehash), so that equal states
+	// hash alike.
+	hash uint64
 }
 
 // InitState is an empty etcd: revision 1, no key, no lease.
 func InitState() State {
-	return State{Rev: 1, KVs: map[string]KV{}, Leases: map[int64]map[string]bool{}}
+	s := State{Rev: 1, KVs: map[string]KV{}, Leases: map[int64]map[string]bool{}}
+	s.rehash()
+	return s
 }
 
 // Model is etcd's key-value store and lessor as a porcupine model over
@@ -37,10 +42,7 @@ var Model = porcupine.Model{
 		return Step(state.(State), input.(Request), output.(Response))
 	},
 	Equal: func(a, b any) bool { return a.(State).Equal(b.(State)) },
-	Hash: func(s any) uint64 {
-		st := s.(State)
-		return uint64(st.Rev)*1000003 + uint64(len(st.KVs))*131 + uint64(len(st.Leases))
-	},
+	Hash:  func(s any) uint64 { return s.(State).hash },
 	DescribeOperation: func(input, output any) string {
 		return fmt.Sprintf("%v -> %v", input.(Request), output.(Response))
 	},
@@ -91,6 +93,7 @@ func Apply(s State, req Request) (State, Response) {
 		}
 		n := s.clone()
 		n.Leases[req.Lease] = map[string]bool{}
+		n.rehash()
 		return n, Response{Rev: n.Rev, Succeeded: true}
 	case LeaseRevoke, LeaseExpire:
 		keys, ok := s.Leases[req.Lease]
@@ -105,6 +108,7 @@ func Apply(s State, req Request) (State, Response) {
 				delete(n.KVs, k)
 			}
 		}
+		n.rehash()
 		return n, Response{Rev: n.Rev, Succeeded: true}
 	}
 	return applyTxn(s, req.Txn)
@@ -172,6 +176,9 @@ func applyTxn(s State, t TxnRequest) (State, Response) {
 			resp.Results[i].Deleted = int64(len(victims))
 		}
 	}
+	if cloned {
+		n.rehash()
+	}
 	resp.Rev = n.Rev
 	return n, resp
 }
@@ -233,6 +240,39 @@ func (s State) rangeKVs(key, end string) []KV {
 	return kvs
 }
 
+// rehash sets s.hash from the parts: the revision, each key-value and
+// each lease with its keys, combined by a sum so that order is irrelevant.
+func (s *State) rehash() {
+	h := mix64(uint64(s.Rev))
+	for _, kv := range s.KVs {
+		h += mix64(strHash(kv.Key) ^ strHash(kv.Value)*31 ^ uint64(kv.Mod)<<20 ^ uint64(kv.Version)<<40 ^ uint64(kv.Create)*7 ^ uint64(kv.Lease))
+	}
+	for id, keys := range s.Leases {
+		h += mix64(uint64(id) ^ 0x9e3779b97f4a7c15)
+		for k := range keys {
+			h += mix64(uint64(id) ^ strHash(k))
+		}
+	}
+	s.hash = h
+}
+
+func strHash(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint64(s[i])) * 1099511628211
+	}
+	return h
+}
+
+// mix64 is SplitMix64's finalizer.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
 func (s State) clone() State {
 	n := State{Rev: s.Rev, KVs: maps.Clone(s.KVs), Leases: make(map[int64]map[string]bool, len(s.Leases))}
 	for id, keys := range s.Leases {
@@ -243,7 +283,7 @@ func (s State) clone() State {
 
 // Equal reports whether two states are the same.
 func (s State) Equal(o State) bool {
-	if s.Rev != o.Rev || !maps.Equal(s.KVs, o.KVs) || len(s.Leases) != len(o.Leases) {
+	if s.hash != o.hash || s.Rev != o.Rev || !maps.Equal(s.KVs, o.KVs) || len(s.Leases) != len(o.Leases) {
 		return false
 	}
 	for id, keys := range s.Leases {

@@ -149,7 +149,7 @@ func TestCheckLinearizable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := CheckLinearizable(tt.h.h, 10*time.Second)
+			r := CheckLinearizable(tt.h.h, nil, 10*time.Second)
 			if r.Unknown {
 				t.Fatal("check timed out")
 			}
@@ -158,6 +158,43 @@ func TestCheckLinearizable(t *testing.T) {
 			}
 			if !tt.ok && !strings.Contains(r.Anomalies[0].Message, "none of these fits next") {
 				t.Fatalf("the anomaly does not show where it got stuck: %v", r.Anomalies[0])
+			}
+		})
+	}
+}
+
+// TestOperationsPlacedByRaftLog shows what the committed log decides about
+// operations of unknown outcome: one never committed had no effect, one
+// committed took effect before the next acknowledged request in the log.
+func TestOperationsPlacedByRaftLog(t *testing.T) {
+	log := &RaftLog{Tokens: map[string][]uint64{putToken("1"): {5}, putToken("2"): {6}}}
+	tests := []struct {
+		name string
+		h    *histBuilder
+		log  *RaftLog
+		ok   bool
+	}{
+		{"without the log an unknown put may come last", new(histBuilder).
+			op(0, 0, 0, put("a", "1"), unknown()).
+			op(1, 1, 10, put("b", "2"), wrote(2)).
+			op(1, 30, 40, get("a"), read(2)), nil, true},
+		{"committed before an acknowledged put, it precedes it", new(histBuilder).
+			op(0, 0, 0, put("a", "1"), unknown()).
+			op(1, 1, 10, put("b", "2"), wrote(3)).
+			op(1, 30, 40, get("a"), read(3)), log, false},
+		{"committed before an acknowledged put, it is read after it", new(histBuilder).
+			op(0, 0, 0, put("a", "1"), unknown()).
+			op(1, 1, 10, put("b", "2"), wrote(3)).
+			op(1, 30, 40, get("a"), read(3, kv("a", "1", 2, 2, 1))), log, true},
+		{"never committed, it had no effect", new(histBuilder).
+			op(0, 0, 0, put("a", "9"), unknown()).
+			op(1, 30, 40, get("a"), read(2, kv("a", "9", 2, 2, 1))), log, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := CheckLinearizable(tt.h.h, tt.log, 10*time.Second)
+			if ok := len(r.Anomalies) == 0 && !r.Unknown; ok != tt.ok {
+				t.Fatalf("linearizable = %v, want %v; %v", ok, tt.ok, r.Anomalies)
 			}
 		})
 	}

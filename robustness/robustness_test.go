@@ -2,6 +2,7 @@ package robustness
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -178,9 +179,18 @@ func runScenario(t *testing.T, sys system, sc scenario, d time.Duration) row {
 	if ctx.Err() != nil {
 		t.Fatalf("the cluster did not settle after the faults: %v", ctx.Err())
 	}
+	// The members stop, so that their WALs can be read.
+	if err := c.pc.Stop(); err != nil {
+		t.Errorf("stopping the cluster: %v", err)
+	}
+	log, logAnomalies, err := ReadRaftLog(c.dataDirs())
+	if err != nil {
+		t.Logf("no raft log, so operations of unknown outcome stay open: %v", err)
+	}
 
 	h := e.rec.History()
-	rep := Check(h, finals, *flagCheck)
+	rep := Check(h, finals, log, *flagCheck)
+	rep.Anomalies = append(logAnomalies, rep.Anomalies...)
 	r := row{system: sys.name, scenario: sc.name, ops: rep.Operations, faults: int(e.faults.Load()),
 		anomalies: len(rep.Anomalies), lost: rep.Lost, unverified: len(rep.Unverified) > 0}
 	t.Logf("%d operations, %d watches, %d revisions watched, %d faults; %d anomalies, %d lost acknowledged writes",
@@ -199,31 +209,41 @@ func runScenario(t *testing.T, sys system, sc scenario, d time.Duration) row {
 		}
 		report("%v", a)
 	}
-	if len(rep.Anomalies) > 0 {
-		saveHistory(t, sys, sc, rep)
+	if len(rep.Anomalies) > 0 || len(rep.Unverified) > 0 {
+		saveHistory(t, sys, sc, h, rep)
 	}
 	return r
 }
 
 // saveHistory writes porcupine's view of a failed check where the test's
 // artifacts go (ROBUSTNESS_ARTIFACTS, default the temp dir).
-func saveHistory(t *testing.T, sys system, sc scenario, rep Report) {
+func saveHistory(t *testing.T, sys system, sc scenario, h History, rep Report) {
 	dir := os.Getenv("ROBUSTNESS_ARTIFACTS")
 	if dir == "" {
 		dir = os.TempDir()
 	}
-	path := filepath.Join(dir, fmt.Sprintf("robustness-%s-%s-%d.html", sys.name, sc.name, time.Now().Unix()))
-	f, err := os.Create(path)
-	if err != nil {
+	base := filepath.Join(dir, fmt.Sprintf("robustness-%s-%s-%d", sys.name, sc.name, time.Now().Unix()))
+	if b, err := json.MarshalIndent(h, "", " "); err != nil {
 		t.Logf("saving the history: %v", err)
+	} else if err := os.WriteFile(base+".json", b, 0o644); err != nil {
+		t.Logf("saving the history: %v", err)
+	} else {
+		t.Logf("history: %s.json", base)
+	}
+	if rep.Linearizable.Unknown {
+		return
+	}
+	f, err := os.Create(base + ".html")
+	if err != nil {
+		t.Logf("saving the history view: %v", err)
 		return
 	}
 	defer f.Close()
 	if err := rep.Linearizable.Visualize(f); err != nil {
-		t.Logf("saving the history: %v", err)
+		t.Logf("saving the history view: %v", err)
 		return
 	}
-	t.Logf("history view: %s", path)
+	t.Logf("history view: %s.html", base)
 }
 
 // waitHealthy waits until every member runs and answers /health.
@@ -275,4 +295,28 @@ func (c *cluster) finalStates(ctx context.Context, cli *clientv3.Client) []Final
 		finals[i].Hash, finals[i].HashRev = hr.Hash, hashRev
 	}
 	return finals
+}
+
+// TestCheckSaved re-checks a history saved by a failed run
+// (ROBUSTNESS_HISTORY=path.json), for working on a checker or a bug.
+func TestCheckSaved(t *testing.T) {
+	path := os.Getenv("ROBUSTNESS_HISTORY")
+	if path == "" {
+		t.Skip("ROBUSTNESS_HISTORY is not set")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h History
+	if err := json.Unmarshal(b, &h); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	rep := Check(h, nil, nil, *flagCheck)
+	for _, u := range rep.Unverified {
+		t.Errorf("unverified: %s", u)
+	}
+	for _, a := range rep.Anomalies {
+		t.Errorf("%v", a)
+	}
 }
