@@ -3,8 +3,8 @@ package robustness
 import (
 	"cmp"
 	"fmt"
-	"slices"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"

@@ -106,7 +106,7 @@ func requestTokens(rr *pb.InternalRaftRequest) []string {
 	return nil
 }
 
-func putToken(value string) string { return "put:" + value }
+func putToken(value string) string  { return "put:" + value }
 func deleteToken(key string) string { return "delete:" + key }
 func grantToken(id int64) string    { return "grant:" + strconv.FormatInt(id, 16) }
 func revokeToken(id int64) string   { return "revoke:" + strconv.FormatInt(id, 16) }
