@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,8 +90,9 @@ func startCluster(t testing.TB, sys system) *cluster {
 		c.net.Close()
 		if t.Failed() {
 			for _, m := range c.pc.Members {
-				t.Logf("log of %s %s:\n%s", sys.name, m.Name, m.LogTail(4000))
+				t.Logf("log of %s %s:\n%s", sys.name, m.Name, m.LogTail(2000))
 			}
+			saveLogs(t, c)
 		}
 	})
 	for _, m := range pc.Members {
@@ -305,4 +307,28 @@ func memberName(c *cluster, sts []status, id uint64) string {
 		}
 	}
 	return strconv.FormatUint(id, 16)
+}
+
+// saveLogs copies the members' logs where the test's artifacts go.
+func saveLogs(t testing.TB, c *cluster) {
+	dir := filepath.Join(artifactDir(), fmt.Sprintf("robustness-logs-%s-%d", strings.ReplaceAll(t.Name(), "/", "_"), time.Now().Unix()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("saving the logs: %v", err)
+		return
+	}
+	for _, m := range c.pc.Members {
+		if b, err := os.ReadFile(m.LogPath); err == nil {
+			os.WriteFile(filepath.Join(dir, m.Name+".log"), b, 0o644)
+		}
+	}
+	t.Logf("member logs: %s", dir)
+}
+
+// artifactDir is where failed runs leave histories and logs:
+// ROBUSTNESS_ARTIFACTS, or the temp dir.
+func artifactDir() string {
+	if dir := os.Getenv("ROBUSTNESS_ARTIFACTS"); dir != "" {
+		return dir
+	}
+	return os.TempDir()
 }

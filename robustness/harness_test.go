@@ -4,6 +4,10 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/lifeboat-dev/lifeboat/internal/etcdproc"
 )
 
 // TestHarnessPartition checks the harness on both systems: the proxies
@@ -18,31 +22,7 @@ func TestHarnessPartition(t *testing.T) {
 			defer cancel()
 			old, oldID := c.leader(ctx, cli)
 			c.isolate(old)
-			var rest []string
-			for _, m := range c.members() {
-				if m != old {
-					rest = append(rest, hostOf(t, m.ClientURL))
-				}
-			}
-			others := c.client(rest...)
-			for ctx.Err() == nil {
-				sts, err := c.statuses(ctx, others)
-				if err == nil {
-					n := 0
-					for _, s := range sts {
-						if s.m != old && s.leader != 0 && s.leader != oldID {
-							n++
-						}
-					}
-					if n == 2 {
-						break
-					}
-				}
-				sleep(ctx, 100*time.Millisecond)
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("no new leader while %s was isolated", old.Name)
-			}
+			others := c.waitNewLeader(ctx, old, oldID)
 			if _, err := others.Put(ctx, "k", "v"); err != nil {
 				t.Fatalf("put on the majority: %v", err)
 			}
@@ -53,4 +33,32 @@ func TestHarnessPartition(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitNewLeader waits until the members other than old follow a leader
+// other than oldID, and returns a client of theirs.
+func (c *cluster) waitNewLeader(ctx context.Context, old *etcdproc.Member, oldID uint64) *clientv3.Client {
+	c.t.Helper()
+	var rest []string
+	for _, m := range c.members() {
+		if m != old {
+			rest = append(rest, hostOf(c.t, m.ClientURL))
+		}
+	}
+	others := c.client(rest...)
+	for ctx.Err() == nil {
+		sts, err := c.statuses(ctx, others)
+		n := 0
+		for _, s := range sts {
+			if err == nil && s.m != old && s.leader != 0 && s.leader != oldID {
+				n++
+			}
+		}
+		if n == len(rest) {
+			return others
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+	c.t.Fatalf("no new leader while %s was cut off", old.Name)
+	return nil
 }

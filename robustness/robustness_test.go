@@ -215,14 +215,10 @@ func runScenario(t *testing.T, sys system, sc scenario, d time.Duration) row {
 	return r
 }
 
-// saveHistory writes porcupine's view of a failed check where the test's
-// artifacts go (ROBUSTNESS_ARTIFACTS, default the temp dir).
+// saveHistory writes the history and porcupine's view of a failed check
+// where the test's artifacts go.
 func saveHistory(t *testing.T, sys system, sc scenario, h History, rep Report) {
-	dir := os.Getenv("ROBUSTNESS_ARTIFACTS")
-	if dir == "" {
-		dir = os.TempDir()
-	}
-	base := filepath.Join(dir, fmt.Sprintf("robustness-%s-%s-%d", sys.name, sc.name, time.Now().Unix()))
+	base := filepath.Join(artifactDir(), fmt.Sprintf("robustness-%s-%s-%d", sys.name, sc.name, time.Now().Unix()))
 	if b, err := json.MarshalIndent(h, "", " "); err != nil {
 		t.Logf("saving the history: %v", err)
 	} else if err := os.WriteFile(base+".json", b, 0o644); err != nil {

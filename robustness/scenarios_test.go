@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-dev/lifeboat/internal/etcdproc"
+	"github.com/lifeboat-dev/lifeboat/internal/netproxy"
 )
 
 // scenarios are the named faults, each run under the same traffic.
@@ -16,6 +17,10 @@ var scenarios = []scenario{
 	{"kill-leader", func(ctx context.Context, e *env) { e.cycle(ctx, e.leader, e.crash, time.Second) }},
 	{"pause-random", func(ctx context.Context, e *env) { e.cycle(ctx, e.random, e.pause, 2*time.Second) }},
 	{"pause-leader", func(ctx context.Context, e *env) { e.cycle(ctx, e.leader, e.pause, 2*time.Second) }},
+	{"partition-leader", func(ctx context.Context, e *env) { e.cycle(ctx, e.leader, e.partition, 3*time.Second) }},
+	{"partition-minority", func(ctx context.Context, e *env) { e.cycle(ctx, e.follower, e.partition, 3*time.Second) }},
+	{"one-way-loss", func(ctx context.Context, e *env) { e.cycle(ctx, e.follower, e.deaf, 3*time.Second) }},
+	{"latency", func(ctx context.Context, e *env) { e.cycle(ctx, e.random, e.slowNetwork, 4*time.Second) }},
 }
 
 // cycle injects a fault on a member picked by pick, holds it, undoes it
@@ -52,6 +57,47 @@ func (e *env) leader() *etcdproc.Member {
 	defer cancel()
 	m, _ := e.c.leader(ctx, e.cli)
 	return m
+}
+
+// follower picks a member that is not the leader.
+func (e *env) follower() *etcdproc.Member {
+	lead := e.leader()
+	var fs []*etcdproc.Member
+	for _, m := range e.c.members() {
+		if m != lead {
+			fs = append(fs, m)
+		}
+	}
+	return fs[rand.IntN(len(fs))]
+}
+
+// partition cuts every peer link to and from m; undone, the network heals.
+func (e *env) partition(m *etcdproc.Member) func() {
+	e.t.Logf("partition %s from the others", m.Name)
+	e.c.isolate(m)
+	return e.c.net.Heal
+}
+
+// deaf makes the leader's messages to the follower m vanish (held until
+// the fault ends) while m's messages to the leader still arrive.
+func (e *env) deaf(m *etcdproc.Member) func() {
+	lead := e.leader()
+	e.t.Logf("one-way loss %s -> %s", lead.Name, m.Name)
+	e.c.net.Set(lead.Name, m.Name, netproxy.Fault{Blackhole: true})
+	return e.c.net.Heal
+}
+
+// slowNetwork adds 150ms to every peer link, both ways (m is ignored).
+func (e *env) slowNetwork(*etcdproc.Member) func() {
+	e.t.Logf("150ms added to every peer link")
+	for _, a := range e.c.members() {
+		for _, b := range e.c.members() {
+			if a != b {
+				e.c.net.Set(a.Name, b.Name, netproxy.Fault{Delay: 150 * time.Millisecond})
+			}
+		}
+	}
+	return e.c.net.Heal
 }
 
 // crash kills m with SIGKILL; undone, m restarts on its data dir.
