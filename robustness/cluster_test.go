@@ -332,3 +332,79 @@ func artifactDir() string {
 	}
 	return os.TempDir()
 }
+
+// memberID asks m for its ID.
+func (c *cluster) memberID(ctx context.Context, cli *clientv3.Client, m *etcdproc.Member) (uint64, error) {
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := cli.Status(sctx, hostOf(c.t, m.ClientURL))
+	if err != nil {
+		return 0, fmt.Errorf("status of %s: %w", m.Name, err)
+	}
+	return st.Header.MemberId, nil
+}
+
+// remove removes m from the cluster (through the other members) and stops
+// its process.
+func (c *cluster) remove(ctx context.Context, cli *clientv3.Client, m *etcdproc.Member) error {
+	id, err := c.memberID(ctx, cli, m)
+	if err != nil {
+		return err
+	}
+	var rest []string
+	for _, o := range c.members() {
+		if o != m {
+			rest = append(rest, hostOf(c.t, o.ClientURL))
+		}
+	}
+	others := c.client(rest...)
+	for ctx.Err() == nil {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = others.MemberRemove(rctx, id)
+		cancel()
+		if err == nil || strings.Contains(err.Error(), "member not found") {
+			break
+		}
+		sleep(ctx, 200*time.Millisecond) // e.g. "unhealthy cluster" right after a change
+	}
+	if err != nil && !strings.Contains(err.Error(), "member not found") {
+		return fmt.Errorf("removing %s: %w", m.Name, err)
+	}
+	c.mu.Lock()
+	err = c.pc.Drop(m)
+	c.mu.Unlock()
+	c.forget(m)
+	if err != nil && !strings.Contains(err.Error(), "did not exit") {
+		return err
+	}
+	return nil
+}
+
+// add adds a new member named name, starts it behind its proxy and waits
+// until it is healthy.
+func (c *cluster) add(ctx context.Context, cli *clientv3.Client, name string) (*etcdproc.Member, error) {
+	c.mu.Lock()
+	m, err := c.pc.Grow(name)
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	c.proxy(m)
+	for ctx.Err() == nil {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = cli.MemberAdd(actx, []string{m.PeerURL})
+		cancel()
+		if err == nil {
+			break
+		}
+		sleep(ctx, 200*time.Millisecond)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("adding %s: %w", name, err)
+	}
+	c.start(m)
+	if err := m.WaitHealthy(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}

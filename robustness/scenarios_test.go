@@ -2,6 +2,7 @@ package robustness
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"syscall"
 	"time"
@@ -21,6 +22,8 @@ var scenarios = []scenario{
 	{"partition-minority", func(ctx context.Context, e *env) { e.cycle(ctx, e.follower, e.partition, 3*time.Second) }},
 	{"one-way-loss", func(ctx context.Context, e *env) { e.cycle(ctx, e.follower, e.deaf, 3*time.Second) }},
 	{"latency", func(ctx context.Context, e *env) { e.cycle(ctx, e.random, e.slowNetwork, 4*time.Second) }},
+	{"member-replace", func(ctx context.Context, e *env) { e.cycle(ctx, e.random, e.replace, 0) }},
+	{"leader-transfer", func(ctx context.Context, e *env) { e.cycle(ctx, e.follower, e.transfer, 0) }},
 }
 
 // cycle injects a fault on a member picked by pick, holds it, undoes it
@@ -98,6 +101,41 @@ func (e *env) slowNetwork(*etcdproc.Member) func() {
 		}
 	}
 	return e.c.net.Heal
+}
+
+// replace removes m from the cluster and adds a new member, on a new data
+// dir, in its place; there is nothing to undo.
+func (e *env) replace(m *etcdproc.Member) func() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e.t.Logf("remove %s", m.Name)
+	if err := e.c.remove(ctx, e.cli, m); err != nil {
+		e.t.Fatal(err)
+	}
+	name := fmt.Sprintf("m%d", e.faults.Load()+4)
+	e.t.Logf("add %s", name)
+	if _, err := e.c.add(ctx, e.cli, name); err != nil {
+		e.t.Fatal(err)
+	}
+	return func() {}
+}
+
+// transfer moves the leadership to m; there is nothing to undo.
+func (e *env) transfer(m *etcdproc.Member) func() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lead, _ := e.c.leader(ctx, e.cli)
+	id, err := e.c.memberID(ctx, e.cli, m)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Logf("move leader %s -> %s", lead.Name, m.Name)
+	cli := e.c.client(hostOf(e.t, lead.ClientURL))
+	if _, err := cli.MoveLeader(ctx, id); err != nil {
+		// The leader may have changed meanwhile; the next cycle tries again.
+		e.t.Logf("move leader: %v", err)
+	}
+	return func() {}
 }
 
 // crash kills m with SIGKILL; undone, m restarts on its data dir.

@@ -1,6 +1,7 @@
 package robustness
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -34,14 +35,9 @@ func ReadRaftLog(dataDirs []string) (*RaftLog, []Anomaly, error) {
 	}
 	byIndex := map[uint64]committed{}
 	var anomalies []Anomaly
+	var last uint64
 	for _, dir := range dataDirs {
-		walDir := datadir.New(dir, "").WALDir()
-		w, err := walkit.OpenForRead(nil, walDir, walkit.Snapshot{})
-		if err != nil {
-			return nil, nil, fmt.Errorf("robustness: WAL of %s: %w", dir, err)
-		}
-		_, st, ents, err := w.ReadAll()
-		w.Close()
+		st, ents, err := readWAL(datadir.New(dir, "").WALDir())
 		if err != nil {
 			return nil, nil, fmt.Errorf("robustness: WAL of %s: %w", dir, err)
 		}
@@ -49,17 +45,26 @@ func ReadRaftLog(dataDirs []string) (*RaftLog, []Anomaly, error) {
 			if e.Index > st.Commit {
 				break
 			}
-			if e.Type != raftpb.EntryNormal || len(e.Data) == 0 {
-				continue
+			last = max(last, e.Index)
+			data := e.Data
+			if e.Type != raftpb.EntryNormal {
+				data = nil // a conf change: present, but names no request
 			}
 			if old, ok := byIndex[e.Index]; ok {
-				if !slices.Equal(old.data, e.Data) {
+				if !slices.Equal(old.data, data) {
 					anomalies = append(anomalies, Anomaly{Check: "raft-log", Message: fmt.Sprintf(
 						"committed entry %d differs between the WALs of %s and %s", e.Index, old.member, dir)})
 				}
 				continue
 			}
-			byIndex[e.Index] = committed{e.Data, dir}
+			byIndex[e.Index] = committed{data, dir}
+		}
+	}
+	// A request missing from the log is taken as never committed, so the
+	// log must be whole.
+	for i := uint64(1); i <= last; i++ {
+		if _, ok := byIndex[i]; !ok {
+			return nil, anomalies, fmt.Errorf("robustness: no WAL holds committed entry %d (of %d)", i, last)
 		}
 	}
 	l := &RaftLog{Tokens: map[string][]uint64{}, Entries: len(byIndex)}
@@ -70,6 +75,9 @@ func ReadRaftLog(dataDirs []string) (*RaftLog, []Anomaly, error) {
 	slices.Sort(indexes)
 	for _, i := range indexes {
 		var rr pb.InternalRaftRequest
+		if len(byIndex[i].data) == 0 {
+			continue
+		}
 		if err := rr.Unmarshal(byIndex[i].data); err != nil {
 			continue // not a v3 request (a v2 one, such as the cluster version)
 		}
@@ -78,6 +86,31 @@ func ReadRaftLog(dataDirs []string) (*RaftLog, []Anomaly, error) {
 		}
 	}
 	return l, anomalies, nil
+}
+
+// readWAL reads a stopped member's WAL from its beginning, or, for a
+// member that joined from a snapshot, from its oldest snapshot record.
+func readWAL(dir string) (raftpb.HardState, []raftpb.Entry, error) {
+	snaps, err := walkit.ValidSnapshotEntries(nil, dir)
+	if err != nil {
+		return raftpb.HardState{}, nil, err
+	}
+	starts := append([]walkit.Snapshot{{}}, snaps...)
+	var errs []error
+	for _, snap := range starts {
+		w, err := walkit.OpenForRead(nil, dir, snap)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		_, st, ents, err := w.ReadAll()
+		w.Close()
+		if err == nil {
+			return st, ents, nil
+		}
+		errs = append(errs, err)
+	}
+	return raftpb.HardState{}, nil, errors.Join(errs...)
 }
 
 // requestTokens names what a committed request did, as tokens does for a
