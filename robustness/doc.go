@@ -13,6 +13,6 @@
 // (internal/netproxy), inject one named fault scenario each, and print a
 // table of operations, faults, anomalies and lost acknowledged writes.
 //
-//	go test ./robustness/ -run TestRobustness -robustness.duration=8s
-//	ROBUSTNESS_DURATION=1h go test ./robustness/ -run TestRobustness -timeout 0
+//	go test ./robustness/ -run 'TestRobustness$' -v -robustness.duration=4s
+//	ROBUSTNESS_DURATION=1h go test ./robustness/ -run 'TestRobustness$' -v -timeout 0 -robustness.duration=20s
 package robustness

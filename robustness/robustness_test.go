@@ -20,7 +20,7 @@ import (
 )
 
 var (
-	flagDuration  = flag.Duration("robustness.duration", 8*time.Second, "how long each scenario injects faults under traffic")
+	flagDuration  = flag.Duration("robustness.duration", 4*time.Second, "how long each scenario injects faults under traffic")
 	flagTotal     = flag.Duration("robustness.total", 0, "repeat rounds of every scenario until this much time has passed (default one round; env ROBUSTNESS_DURATION)")
 	flagSystems   = flag.String("robustness.systems", "etcd,lifeboat", "systems to run, comma-separated: etcd, lifeboat")
 	flagScenarios = flag.String("robustness.scenarios", "", "regexp selecting scenarios by name (default all)")
@@ -41,6 +41,9 @@ type row struct {
 // logged and reported in the table (it shows a harness or checker fault,
 // or a bug of etcd); on lifeboat it fails the test.
 func TestRobustness(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the scenarios take minutes; run without -short")
+	}
 	total := *flagTotal
 	if env := os.Getenv("ROBUSTNESS_DURATION"); env != "" {
 		d, err := time.ParseDuration(env)
