@@ -29,7 +29,6 @@ func NewClient(id int, cli *clientv3.Client, rec *Recorder) *Client {
 // definite lists the errors after which a request surely had no effect.
 var definite = map[string]bool{
 	ErrLeaseNotFound: true,
-	ErrLeaseExist:    true,
 	rpctypes.ErrorDesc(rpctypes.ErrGRPCTooManyOps):      true,
 	rpctypes.ErrorDesc(rpctypes.ErrGRPCDuplicateKey):    true,
 	rpctypes.ErrorDesc(rpctypes.ErrGRPCRequestTooLarge): true,
@@ -47,9 +46,10 @@ func (c *Client) Do(ctx context.Context, req Request, serializable bool) (Respon
 	if err != nil {
 		op.Error = err.Error()
 		// clientv3 retries lease grants and revokes, so a lease that
-		// exists or is missing may be this request's own doing.
+		// exists or is missing may be this request's own doing: only a
+		// txn's errors are definite.
 		desc := rpctypes.ErrorDesc(err)
-		if definite[desc] && !(req.Kind != Txn && (desc == ErrLeaseExist || desc == ErrLeaseNotFound)) {
+		if definite[desc] && req.Kind == Txn {
 			resp = Response{Err: desc}
 		} else {
 			resp = Response{Unknown: true}

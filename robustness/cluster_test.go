@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -297,16 +296,6 @@ func (c *cluster) isolate(m *etcdproc.Member) {
 	}
 	c.net.Set(netproxy.Anyone, m.Name, netproxy.Fault{Blackhole: true})
 	c.net.Set(m.Name, netproxy.Anyone, netproxy.Fault{Blackhole: true})
-}
-
-// name of a member ID, for reports.
-func memberName(c *cluster, sts []status, id uint64) string {
-	for _, s := range sts {
-		if s.id == id {
-			return s.m.Name
-		}
-	}
-	return strconv.FormatUint(id, 16)
 }
 
 // saveLogs copies the members' logs where the test's artifacts go.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -299,23 +298,4 @@ func maxCompaction(h History) int64 {
 		m = max(m, c.Rev)
 	}
 	return m
-}
-
-// describeWatch is a watch's responses for a report.
-func describeWatch(w *Watch) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "watch %d from %d on %s:", w.ID, w.Start, w.Endpoint)
-	for _, r := range w.Responses {
-		fmt.Fprintf(&b, "\n  [%v] rev %d", r.Time, r.Rev)
-		for _, e := range r.Events {
-			fmt.Fprintf(&b, " %v;", e)
-		}
-		if r.Compacted != 0 {
-			fmt.Fprintf(&b, " compacted %d", r.Compacted)
-		}
-		if r.Err != "" {
-			fmt.Fprintf(&b, " error %s", r.Err)
-		}
-	}
-	return b.String()
 }

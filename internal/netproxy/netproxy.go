@@ -191,10 +191,9 @@ func (p *Proxy) Close() {
 
 // conn is one forwarded connection.
 type conn struct {
-	dialer     string
-	down, up   net.Conn // the dialer's side and the target's side
-	closeOnce  sync.Once
-	targetNode string
+	dialer    string
+	down, up  net.Conn // the dialer's side and the target's side
+	closeOnce sync.Once
 }
 
 func (c *conn) close() {
@@ -220,7 +219,7 @@ func (p *Proxy) serve() {
 
 func (p *Proxy) forward(down net.Conn) {
 	defer p.wg.Done()
-	c := &conn{dialer: p.net.identify(down.RemoteAddr(), down.LocalAddr()), down: down, targetNode: p.node}
+	c := &conn{dialer: p.net.identify(down.RemoteAddr(), down.LocalAddr()), down: down}
 	defer c.close()
 	if p.refused(c) {
 		return
