@@ -71,7 +71,12 @@ var clusterOptions = etcdproc.Options{Members: 3, SnapshotCount: 500, ProxiedPee
 // member is healthy; the members are stopped when the test ends.
 func startCluster(t testing.TB, sys system) *cluster {
 	t.Helper()
-	opts := clusterOptions
+	return startClusterWith(t, sys, clusterOptions)
+}
+
+// startClusterWith is startCluster with other options.
+func startClusterWith(t testing.TB, sys system, opts etcdproc.Options) *cluster {
+	t.Helper()
 	opts.Binary = sys.binary(t)
 	pc, err := etcdproc.New(t.TempDir(), opts)
 	if err != nil {

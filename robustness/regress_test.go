@@ -2,8 +2,11 @@ package robustness
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // TestForwardedProposalsAfterPartition is a regression test for a bug the
@@ -55,6 +58,53 @@ func TestForwardedProposalsAfterPartition(t *testing.T) {
 			defer hcancel()
 			if err := old.WaitHealthy(hctx); err != nil {
 				t.Fatalf("the old leader did not rejoin after the partition healed: %v", err)
+			}
+		})
+	}
+}
+
+// TestMemberJoinsAfterSnapshot is a regression test for a bug the
+// member-replace scenario found in lifeboat: a member added after the
+// leader's last snapshot is sent that snapshot, whose ConfState does not
+// hold it ("attempted to restore snapshot but it is not in the ConfState;
+// should never happen"), so it rejects it and cannot catch up until the
+// leader happens to take a newer snapshot. etcd rewrites the snapshot's
+// metadata to its applied index and membership when it sends it.
+func TestMemberJoinsAfterSnapshot(t *testing.T) {
+	for _, sys := range []system{etcdSystem, lifeboatSystem} {
+		t.Run(sys.name, func(t *testing.T) {
+			opts := clusterOptions
+			opts.SnapshotCount = 100
+			c := startClusterWith(t, sys, opts)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cli := c.client()
+			for i := range 120 { // a snapshot at about 100 entries
+				if _, err := cli.Put(ctx, fmt.Sprintf("k%d", i), "v"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Added with few entries after it, no newer snapshot holds it.
+			m, err := c.add(ctx, cli, "m4")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := cli.Get(ctx, "k119")
+			if err != nil {
+				t.Fatal(err)
+			}
+			mc := c.client(hostOf(t, m.ClientURL))
+			cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
+			defer ccancel()
+			for {
+				got, err := mc.Get(cctx, "k119", clientv3.WithSerializable())
+				if err == nil && got.Header.Revision >= want.Header.Revision {
+					return
+				}
+				if cctx.Err() != nil {
+					t.Fatalf("the new member did not catch up to revision %d: %v %v", want.Header.Revision, got, err)
+				}
+				sleep(cctx, 100*time.Millisecond)
 			}
 		})
 	}
