@@ -26,9 +26,16 @@ func (n *notifier) notify(err error) {
 // (raft drops a ReadIndex it cannot serve, e.g. during an election).
 const readIndexRetry = 500 * time.Millisecond
 
+// bugLocalReads is set only by bug_localread.go, a deliberate bug behind
+// the build tag lifeboat_bug_localread (see robustness/).
+var bugLocalReads bool
+
 // linearizableReadNotify returns once this member has applied everything
 // committed when it was called. Concurrent callers share one ReadIndex round.
 func (s *Server) linearizableReadNotify(ctx context.Context) error {
+	if bugLocalReads {
+		return nil
+	}
 	s.readMu.Lock()
 	nc := s.readNotifier
 	s.readMu.Unlock()

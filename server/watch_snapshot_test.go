@@ -3,122 +3,18 @@ package server
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/lifeboat-dev/lifeboat/internal/netproxy"
 )
-
-// peerGate is a TCP proxy in front of a member's peer listener, at the
-// peer URL the others know it by. Shut, it drops its connections and
-// refuses new ones: the member receives no raft message and no snapshot,
-// while it keeps serving its clients and sending to its peers.
-type peerGate struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	shut  bool
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-// newPeerGate listens on addr and forwards to target.
-func newPeerGate(t testing.TB, addr, target string) *peerGate {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("peer gate on %s: %v", addr, err)
-	}
-	g := &peerGate{ln: ln, target: target, conns: make(map[net.Conn]struct{})}
-	g.wg.Add(1)
-	go g.serve()
-	t.Cleanup(g.close)
-	return g
-}
-
-func (g *peerGate) serve() {
-	defer g.wg.Done()
-	for {
-		c, err := g.ln.Accept()
-		if err != nil {
-			return
-		}
-		if !g.track(c) {
-			c.Close()
-			continue
-		}
-		g.wg.Add(1)
-		go func() {
-			defer g.wg.Done()
-			defer g.untrack(c)
-			up, err := net.Dial("tcp", g.target)
-			if err != nil {
-				return
-			}
-			if !g.track(up) {
-				up.Close()
-				return
-			}
-			defer g.untrack(up)
-			done := make(chan struct{}, 2)
-			pipe := func(dst, src net.Conn) {
-				io.Copy(dst, src)
-				done <- struct{}{}
-			}
-			go pipe(up, c)
-			go pipe(c, up)
-			<-done // one way ended: end both
-			c.Close()
-			up.Close()
-			<-done
-		}()
-	}
-}
-
-// track registers c unless the gate is shut.
-func (g *peerGate) track(c net.Conn) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.shut {
-		return false
-	}
-	g.conns[c] = struct{}{}
-	return true
-}
-
-func (g *peerGate) untrack(c net.Conn) {
-	g.mu.Lock()
-	delete(g.conns, c)
-	g.mu.Unlock()
-	c.Close()
-}
-
-// setShut shuts the gate (cutting every connection through it) or opens it.
-func (g *peerGate) setShut(shut bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.shut = shut
-	if shut {
-		for c := range g.conns {
-			c.Close()
-		}
-	}
-}
-
-func (g *peerGate) close() {
-	g.setShut(true)
-	g.ln.Close()
-	g.wg.Wait()
-}
 
 // TestWatchSurvivesSnapshotInstall cuts a follower off from its peers
 // while a gRPC Watch stream is open on it, lets the leader compact its log
@@ -126,19 +22,23 @@ func (g *peerGate) close() {
 // snapshot, and the same stream goes on, delivering every put once and in
 // order.
 func TestWatchSurvivesSnapshotInstall(t *testing.T) {
-	gates := make(map[string]*peerGate)
+	// The others reach each member through a proxy at its advertised peer
+	// URL; refusing the links into a member cuts it off from receiving raft
+	// messages and snapshots while it keeps serving clients and sending.
+	peers := netproxy.New(nil)
+	t.Cleanup(peers.Close)
 	c := newTestCluster(t, 3, func(cfg *Config) {
 		cfg.SnapshotCount = 20
 		cfg.SnapshotCatchUpEntries = 5
-		// The others reach the member through a gate at its advertised
-		// peer URL; the member listens behind it.
 		u, err := url.Parse(cfg.AdvertisePeerURLs[0])
 		if err != nil {
 			t.Fatal(err)
 		}
 		listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
 		cfg.ListenPeerURLs = []string{"http://" + listen}
-		gates[cfg.Name] = newPeerGate(t, u.Host, listen)
+		if _, err := peers.Proxy(cfg.Name, u.Host, listen); err != nil {
+			t.Fatal(err)
+		}
 	})
 	lead := c.waitLeader()
 	f := (lead + 1) % 3
@@ -218,9 +118,9 @@ func TestWatchSurvivesSnapshotInstall(t *testing.T) {
 	await(10)
 
 	before := c.srvs[f].st.Load()
-	gates[c.cfgs[f].Name].setShut(true)
+	peers.Set(netproxy.Anyone, c.cfgs[f].Name, netproxy.Fault{Refuse: true})
 	put(10, 300)
-	gates[c.cfgs[f].Name].setShut(false)
+	peers.Heal()
 	c.waitApplied(f, c.srvs[lead].applied.Load())
 	if c.srvs[f].st.Load() == before {
 		t.Fatal("the follower caught up without installing a snapshot")

@@ -36,6 +36,10 @@ type Options struct {
 	// StartTimeout bounds the wait for every member to report healthy;
 	// 0 means 60s. (Used by interoptest.StartEtcd.)
 	StartTimeout time.Duration
+	// ProxiedPeers gives each member a peer listener of its own
+	// (ListenPeerURL) apart from the PeerURL it advertises, where the
+	// caller puts a proxy that forwards to it.
+	ProxiedPeers bool
 }
 
 // Cluster is a running set of real etcd members.
@@ -43,6 +47,9 @@ type Cluster struct {
 	Members []*Member
 	// ClientURLs holds each member's client URL ("http://127.0.0.1:port").
 	ClientURLs []string
+
+	dir  string
+	opts Options
 }
 
 // Member is one etcd process.
@@ -50,8 +57,11 @@ type Member struct {
 	Name      string
 	DataDir   string // the --data-dir; member/ lives inside it
 	ClientURL string
-	PeerURL   string
-	LogPath   string // etcd's stdout and stderr
+	PeerURL   string // advertised to the cluster
+	// ListenPeerURL is where the member listens for peers: PeerURL unless
+	// Options.ProxiedPeers.
+	ListenPeerURL string
+	LogPath       string // etcd's stdout and stderr
 
 	bin  string
 	args []string
@@ -69,48 +79,110 @@ func New(dir string, opts Options) (*Cluster, error) {
 	if opts.Binary == "" {
 		return nil, errors.New("no etcd binary given")
 	}
-	token := opts.Token
-	if token == "" {
-		token = "lifeboat-test"
+	if opts.Token == "" {
+		opts.Token = "lifeboat-test"
 	}
-	ports, err := freePorts(2 * n)
-	if err != nil {
-		return nil, err
-	}
-	c := &Cluster{}
-	var initial []string
+	c := &Cluster{dir: dir, opts: opts}
 	for i := range n {
-		name := "m" + strconv.Itoa(i+1)
-		m := &Member{
-			Name:      name,
-			DataDir:   filepath.Join(dir, name),
-			ClientURL: "http://127.0.0.1:" + strconv.Itoa(ports[2*i]),
-			PeerURL:   "http://127.0.0.1:" + strconv.Itoa(ports[2*i+1]),
-			LogPath:   filepath.Join(dir, name+".log"),
-			bin:       opts.Binary,
+		m, err := c.layout("m" + strconv.Itoa(i+1))
+		if err != nil {
+			return nil, err
 		}
 		c.Members = append(c.Members, m)
 		c.ClientURLs = append(c.ClientURLs, m.ClientURL)
-		initial = append(initial, name+"="+m.PeerURL)
 	}
 	for _, m := range c.Members {
-		m.args = []string{
-			"--name", m.Name,
-			"--data-dir", m.DataDir,
-			"--listen-client-urls", m.ClientURL,
-			"--advertise-client-urls", m.ClientURL,
-			"--listen-peer-urls", m.PeerURL,
-			"--initial-advertise-peer-urls", m.PeerURL,
-			"--initial-cluster", strings.Join(initial, ","),
-			"--initial-cluster-token", token,
-			"--initial-cluster-state", "new",
-		}
-		if opts.SnapshotCount > 0 {
-			m.args = append(m.args, "--snapshot-count", strconv.Itoa(opts.SnapshotCount))
-		}
-		m.args = append(m.args, opts.Args...)
+		m.args = c.args(m, c.initialCluster(nil), "new")
 	}
 	return c, nil
+}
+
+// layout names a member's data dir and log and picks its ports.
+func (c *Cluster) layout(name string) (*Member, error) {
+	nports := 2
+	if c.opts.ProxiedPeers {
+		nports = 3
+	}
+	ports, err := freePorts(nports)
+	if err != nil {
+		return nil, err
+	}
+	m := &Member{
+		Name:      name,
+		DataDir:   filepath.Join(c.dir, name),
+		ClientURL: "http://127.0.0.1:" + strconv.Itoa(ports[0]),
+		PeerURL:   "http://127.0.0.1:" + strconv.Itoa(ports[1]),
+		LogPath:   filepath.Join(c.dir, name+".log"),
+		bin:       c.opts.Binary,
+	}
+	m.ListenPeerURL = m.PeerURL
+	if c.opts.ProxiedPeers {
+		m.ListenPeerURL = "http://127.0.0.1:" + strconv.Itoa(ports[2])
+	}
+	return m, nil
+}
+
+// initialCluster is --initial-cluster for c.Members and extra.
+func (c *Cluster) initialCluster(extra *Member) string {
+	var ic []string
+	for _, m := range c.Members {
+		ic = append(ic, m.Name+"="+m.PeerURL)
+	}
+	if extra != nil {
+		ic = append(ic, extra.Name+"="+extra.PeerURL)
+	}
+	return strings.Join(ic, ",")
+}
+
+func (c *Cluster) args(m *Member, initialCluster, state string) []string {
+	args := []string{
+		"--name", m.Name,
+		"--data-dir", m.DataDir,
+		"--listen-client-urls", m.ClientURL,
+		"--advertise-client-urls", m.ClientURL,
+		"--listen-peer-urls", m.ListenPeerURL,
+		"--initial-advertise-peer-urls", m.PeerURL,
+		"--initial-cluster", initialCluster,
+		"--initial-cluster-token", c.opts.Token,
+		"--initial-cluster-state", state,
+	}
+	if c.opts.SnapshotCount > 0 {
+		args = append(args, "--snapshot-count", strconv.Itoa(c.opts.SnapshotCount))
+	}
+	return append(args, c.opts.Args...)
+}
+
+// Grow lays out (but does not start) one more member, named name, to join
+// the running cluster (--initial-cluster-state existing, with the members
+// of c.Members and itself as --initial-cluster), and appends it to
+// c.Members. The caller adds its PeerURL with MemberAdd before starting it.
+func (c *Cluster) Grow(name string) (*Member, error) {
+	for _, m := range c.Members {
+		if m.Name == name {
+			return nil, fmt.Errorf("etcd member %s: already in the cluster", name)
+		}
+	}
+	m, err := c.layout(name)
+	if err != nil {
+		return nil, err
+	}
+	m.args = c.args(m, c.initialCluster(m), "existing")
+	c.Members = append(c.Members, m)
+	c.ClientURLs = append(c.ClientURLs, m.ClientURL)
+	return m, nil
+}
+
+// Drop takes m out of c.Members (after a MemberRemove), stopping it first.
+func (c *Cluster) Drop(m *Member) error {
+	err := m.Stop()
+	for i, x := range c.Members {
+		if x == m {
+			c.Members = append(c.Members[:i], c.Members[i+1:]...)
+			c.ClientURLs = append(c.ClientURLs[:i], c.ClientURLs[i+1:]...)
+			break
+		}
+	}
+	return err
 }
 
 // Start starts every member that is not running and waits until all of them
@@ -228,6 +300,26 @@ func (m *Member) health(ctx context.Context, client *http.Client) error {
 	}
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"health":"true"`) {
 		return fmt.Errorf("/health: %s %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
+
+// Pid is the process ID of the running member, or 0.
+func (m *Member) Pid() int {
+	if !m.Running() {
+		return 0
+	}
+	return m.cmd.Process.Pid
+}
+
+// Signal sends sig to the running member without waiting (SIGSTOP and
+// SIGCONT pause and resume it).
+func (m *Member) Signal(sig syscall.Signal) error {
+	if !m.Running() {
+		return fmt.Errorf("etcd member %s: not running", m.Name)
+	}
+	if err := m.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("etcd member %s: %v: %w", m.Name, sig, err)
 	}
 	return nil
 }

@@ -8,9 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,58 +18,17 @@ import (
 	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
 )
 
-// toolDir holds the binaries built from this module for the test process.
-var toolDir string
-
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "lifeboat-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		os.Exit(2)
-	}
-	toolDir = dir
 	code := m.Run()
-	os.RemoveAll(dir)
+	interoptest.RemoveTools()
 	os.Exit(code)
 }
 
-// moduleRoot is the repository root, found from this file.
-func moduleRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
-var builds struct {
-	sync.Mutex
-	done map[string]error
-}
-
 // tool builds ./cmd/<name> of this module once per process and returns its
-// path. A command that does not build, or has no sources, fails the test.
+// path (see interoptest.Tool).
 func tool(t testing.TB, name string) string {
 	t.Helper()
-	bin := filepath.Join(toolDir, name)
-	builds.Lock()
-	defer builds.Unlock()
-	err, ok := builds.done[name]
-	if !ok {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/"+name)
-		cmd.Dir = moduleRoot()
-		if out, berr := cmd.CombinedOutput(); berr != nil {
-			err = fmt.Errorf("go build ./cmd/%s: %w\n%s", name, berr, out)
-		}
-		if builds.done == nil {
-			builds.done = map[string]error{}
-		}
-		builds.done[name] = err
-	}
-	if err != nil {
-		t.Fatalf("e2e: %v", err)
-		return ""
-	}
-	return bin
+	return interoptest.Tool(t, name)
 }
 
 // recorder is a testing.TB whose Skipf and Fatalf record instead of
@@ -96,7 +53,7 @@ func TestToolWithoutSourcesFails(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.mkdir {
-				dir := filepath.Join(moduleRoot(), "cmd", tc.name)
+				dir := filepath.Join(filepath.Dir(interoptest.InteropDir()), "cmd", tc.name)
 				if err := os.Mkdir(dir, 0o755); err != nil {
 					t.Fatal(err)
 				}

@@ -20,6 +20,10 @@ func (t *Transport) Handler() http.Handler {
 	return mux
 }
 
+// propQueueSize bounds the forwarded proposals of one stream that wait for
+// raft (etcd's rafthttp uses 4096).
+const propQueueSize = 4096
+
 // serveStream reads messages from a peer's stream until it ends.
 func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
@@ -41,6 +45,19 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 		lg.Warn("cannot flush stream response", "error", err)
 		return
 	}
+	// Raft holds a proposal until this member knows a leader, so
+	// forwarded proposals go to raft apart from the other messages, as
+	// etcd's rafthttp does: one waiting must not stop the reading of the
+	// stream, whose next messages may be the new leader's.
+	props := make(chan raftpb.Message, propQueueSize)
+	defer close(props)
+	go func() {
+		for m := range props {
+			if err := t.cfg.Raft.Process(r.Context(), m); err != nil {
+				lg.Debug("raft refused message", "type", m.Type.String(), "error", err)
+			}
+		}
+	}()
 	br := bufio.NewReaderSize(r.Body, 64<<10)
 	var buf []byte
 	for {
@@ -54,6 +71,14 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 		}
 		if m.Type == raftpb.MsgSnap {
 			lg.Warn("dropped MsgSnap received on the message stream")
+			continue
+		}
+		if m.Type == raftpb.MsgProp {
+			select {
+			case props <- m:
+			default:
+				lg.Warn("dropped forwarded proposal: queue full")
+			}
 			continue
 		}
 		if err := t.cfg.Raft.Process(r.Context(), m); err != nil {
