@@ -65,6 +65,9 @@ func CauseOf(err error) string {
 	return "other"
 }
 
+// DefaultRetry is the retry of choosing a member that the commands use.
+var DefaultRetry = backoff.Default
+
 // Config is what a backup needs.
 type Config struct {
 	// Client has the endpoints, TLS and credentials.

@@ -28,6 +28,9 @@ type Runner struct {
 	LockTTL time.Duration
 	Policy  retention.Policy
 	Grace   time.Duration // for orphans; 0 means DefaultOrphanGrace
+	// PruneAfter applies retention after each committed backup (the
+	// daemon does; once only when asked).
+	PruneAfter bool
 }
 
 // Attempt is the outcome of one backup attempt.
@@ -126,7 +129,7 @@ func (r *Runner) Attempt(ctx context.Context, slot time.Time) Attempt {
 		if err := s.PutState(context.WithoutCancel(ctx), done); err != nil {
 			lg.Error("recording the attempt", "error", err)
 		}
-		if a.Err != nil {
+		if a.Err != nil || !r.PruneAfter {
 			return nil
 		}
 		a.Prune, err = r.prune(ctx, false)
