@@ -49,9 +49,9 @@ func testConfig(t *testing.T, endpoints []string, s *store.Store) *Config {
 // snapshot file that snapkit reads with the same hashkv.
 func TestBackupVerifyFetchLifeboat(t *testing.T) {
 	c := startLifeboat(t, 3)
-	put(t, c.endpoints, clientv3.Config{}, "k", 300)
+	put(t, c.Endpoints, clientv3.Config{}, "k", 300)
 	s := openStore(t, "file://"+t.TempDir(), "prod/etcd")
-	cfg := testConfig(t, c.endpoints, s)
+	cfg := testConfig(t, c.Endpoints, s)
 	m, err := Backup(testCtx(t), cfg, time.Time{})
 	if err != nil {
 		t.Fatal(err)
@@ -98,9 +98,9 @@ func TestBackupVerifyFetchLifeboat(t *testing.T) {
 // orphan.
 func TestCorruptSpoolCountsNothing(t *testing.T) {
 	c := startLifeboat(t, 1)
-	put(t, c.endpoints, clientv3.Config{}, "k", 50)
+	put(t, c.Endpoints, clientv3.Config{}, "k", 50)
 	s := openStore(t, "mem://", "p")
-	cfg := testConfig(t, c.endpoints, s)
+	cfg := testConfig(t, c.Endpoints, s)
 	cfg.AfterSpool = func(path string) error {
 		f, err := os.OpenFile(path, os.O_RDWR, 0)
 		if err != nil {

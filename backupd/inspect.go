@@ -51,8 +51,12 @@ func inspectSpool(ctx context.Context, path string, lg *slog.Logger) (facts, err
 	if err != nil {
 		return facts{}, fmt.Errorf("%w: hashkv: %v", ErrSnapshot, err)
 	}
+	rev := db.Current
+	if rev == 0 {
+		rev = 1 // an empty store is at revision 1, as etcd reports it
+	}
 	return facts{
-		Revision: db.Current, CompactRevision: db.CompactRev,
+		Revision: rev, CompactRevision: db.CompactRev,
 		RaftIndex: rep.Meta.ConsistentIndex, RaftTerm: rep.Meta.Term,
 		HashKV: hk.Hash, HashKVRevision: hk.HashRevision, TotalKey: rep.TotalKey,
 		DBSize: rep.Source.DBSize, DBSHA256: rep.Trailer.Got, StorageVersion: rep.Meta.StorageVersion,

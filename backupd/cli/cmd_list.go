@@ -57,7 +57,7 @@ func newListCommand(e *env) *cobra.Command {
 			}
 			for _, b := range l.Backups {
 				m := b.Manifest
-				rep.Backups = append(rep.Backups, listEntry{ID: m.ID, Time: b.ID.Time, Age: age(now, b.ID.Time), Revision: m.Revision,
+				rep.Backups = append(rep.Backups, listEntry{ID: m.ID, Time: b.ID.Time, Age: ageOf(now, b.ID.Time), Revision: m.Revision,
 					DBSize: m.DBSize, Size: m.Object.Size, Codec: m.Object.Codec, Verified: true, Encrypted: m.Encrypted(),
 					Member: m.MemberID, Role: m.Role})
 			}

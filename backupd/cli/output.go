@@ -62,7 +62,7 @@ func writeJSON(w io.Writer, v any) error {
 
 func size(n int64) string { return humanize.Bytes(uint64(max(n, 0))) }
 
-func age(now, t time.Time) string {
+func ageOf(now, t time.Time) string {
 	d := now.Sub(t)
 	switch {
 	case d < time.Minute:
