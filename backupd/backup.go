@@ -85,6 +85,8 @@ type Config struct {
 	// Progress hears of the stream's bytes.
 	Progress snapkit.Progress
 	Now      func() time.Time
+	// Chosen, if set, hears of the member chosen before the stream starts.
+	Chosen func(Choice)
 	// AfterSpool, if set, runs on the spool between the stream and its
 	// verification: fault tests corrupt it there on purpose.
 	AfterSpool func(path string) error
@@ -148,6 +150,9 @@ func Backup(ctx context.Context, cfg *Config, slot time.Time) (*manifest.Manifes
 	})
 	if err != nil {
 		return nil, fail(CauseEndpoint, err)
+	}
+	if cfg.Chosen != nil {
+		cfg.Chosen(choice)
 	}
 	start := cfg.now().UTC()
 	objName := manifest.ObjectName(cfg.Codec.Codec, len(cfg.Codec.Recipients) > 0)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lifeboat-dev/lifeboat/backupd/codec"
 	"github.com/lifeboat-dev/lifeboat/backupd/internal/backoff"
+	"github.com/lifeboat-dev/lifeboat/backupd/internal/clustertest"
 	"github.com/lifeboat-dev/lifeboat/backupd/store"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 )
@@ -101,20 +102,7 @@ func TestCorruptSpoolCountsNothing(t *testing.T) {
 	put(t, c.Endpoints, clientv3.Config{}, "k", 50)
 	s := openStore(t, "mem://", "p")
 	cfg := testConfig(t, c.Endpoints, s)
-	cfg.AfterSpool = func(path string) error {
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		b := make([]byte, 1)
-		if _, err := f.ReadAt(b, 5000); err != nil {
-			return err
-		}
-		b[0] ^= 0x10
-		_, err = f.WriteAt(b, 5000)
-		return err
-	}
+	cfg.AfterSpool = func(path string) error { return flipByte(path, 5000) }
 	_, err := Backup(testCtx(t), cfg, time.Time{})
 	if CauseOf(err) != CauseVerify || !errors.Is(err, ErrSnapshot) {
 		t.Fatalf("backup of a corrupt spool: cause %q, %v", CauseOf(err), err)
@@ -126,4 +114,26 @@ func TestCorruptSpoolCountsNothing(t *testing.T) {
 	if len(l.Backups) != 0 || len(l.Orphans) != 1 {
 		t.Fatalf("after a failed backup: %d backups, %d orphans", len(l.Backups), len(l.Orphans))
 	}
+}
+
+func clientv3Config() clientv3.Config { return clientv3.Config{} }
+
+func putRandom(endpoints []string, n, size int) error {
+	return clustertest.PutRandom(clientv3.Config{Endpoints: endpoints}, "r", n, size)
+}
+
+// flipByte flips one bit of the byte at off in path.
+func flipByte(path string, off int64) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		return err
+	}
+	b[0] ^= 0x10
+	_, err = f.WriteAt(b, off)
+	return err
 }

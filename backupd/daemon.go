@@ -98,6 +98,28 @@ func (d *Daemon) Handler() http.Handler {
 // Run takes backups until ctx ends. It first reads the newest committed
 // backup, so that a restarted daemon's health starts from it.
 func (d *Daemon) Run(ctx context.Context) error {
+	d.start(ctx)
+	var wg sync.WaitGroup
+	if d.Drill != nil && d.DrillSchedule != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.drillLoop(ctx)
+		}()
+	}
+	defer wg.Wait()
+	cfg := d.Runner.Config
+	for {
+		slot := d.Schedule.Next(cfg.now())
+		if !sleepUntil(ctx, cfg.now, slot) {
+			return nil
+		}
+		d.slot(ctx, slot)
+	}
+}
+
+// start notes the start time and the newest committed backup.
+func (d *Daemon) start(ctx context.Context) {
 	cfg := d.Runner.Config
 	lg := cfg.logger()
 	d.mu.Lock()
@@ -113,22 +135,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	} else {
 		lg.Warn("listing the prefix at start", "error", err)
-	}
-	var wg sync.WaitGroup
-	if d.Drill != nil && d.DrillSchedule != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d.drillLoop(ctx)
-		}()
-	}
-	defer wg.Wait()
-	for {
-		slot := d.Schedule.Next(cfg.now())
-		if !sleepUntil(ctx, cfg.now, slot) {
-			return nil
-		}
-		d.slot(ctx, slot)
 	}
 }
 

@@ -205,8 +205,10 @@ func (r *Runner) prune(ctx context.Context, dryRun bool) (*PruneReport, error) {
 	switch {
 	case found && st.Result == store.ResultFailed:
 		rep.Paused = fmt.Sprintf("the newest backup attempt failed (%s, %s)", st.Cause, st.Start.Format(time.RFC3339))
-	case found && st.Result == store.ResultRunning && st.Holder != r.Holder:
-		rep.Paused = fmt.Sprintf("the newest backup attempt (%s, by %s) did not finish", st.Start.Format(time.RFC3339), st.Holder)
+	case found && st.Result == store.ResultRunning:
+		// Under the lock nobody is backing up: the attempt died, or could
+		// not record its end (a store outage).
+		rep.Paused = fmt.Sprintf("the newest backup attempt (%s, by %s) did not record its end", st.Start.Format(time.RFC3339), st.Holder)
 	}
 	// Each cluster's backups are planned on their own.
 	byCluster := map[uint64][]store.Backup{}

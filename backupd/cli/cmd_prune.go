@@ -27,7 +27,7 @@ func newPruneCommand(e *env) *cobra.Command {
 			defer s.Close()
 			run := &backupd.Runner{Config: &backupd.Config{Store: s, Logger: e.logger}, Holder: holder}
 			if run.Holder == "" {
-				run.Holder = "prune"
+				run.Holder = defaultHolder("prune")
 			}
 			if err := r.apply(run); err != nil {
 				return err
@@ -71,6 +71,6 @@ func newPruneCommand(e *env) *cobra.Command {
 	}
 	r.AddFlags(cmd)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only show what would be kept and deleted")
-	cmd.Flags().StringVar(&holder, "holder", "", "name in the lock (default prune)")
+	cmd.Flags().StringVar(&holder, "holder", "", "name in the lock (default prune@host:pid)")
 	return cmd
 }

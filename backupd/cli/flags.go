@@ -113,7 +113,7 @@ func (o *backupOptions) AddFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.encryptTo, "encrypt-to", nil, "age recipient (age1...) to encrypt to (repeatable)")
 	f.StringArrayVar(&o.recipients, "recipients-file", nil, "file of age recipients, one a line (repeatable)")
 	f.Uint64Var(&o.maxLag, "max-follower-lag", backupd.DefaultMaxLag, "raft entries a follower may trail the leader and still be chosen")
-	f.StringVar(&o.holder, "holder", "", "this daemon's name in the lock and the state (default host:pid)")
+	f.StringVar(&o.holder, "holder", "", "this daemon's name in the lock and the state, unique per process (default backupd@host:pid)")
 	f.DurationVar(&o.lockTTL, "lock-ttl", backupd.DefaultLockTTL, "expiry of the prefix's lock; refreshed every third of it")
 }
 
@@ -136,14 +136,19 @@ func (o *backupOptions) runner(e *env, cmd *cobra.Command) (*backupd.Runner, err
 	}
 	holder := o.holder
 	if holder == "" {
-		host, _ := os.Hostname()
-		holder = fmt.Sprintf("%s:%d", host, os.Getpid())
+		holder = defaultHolder("backupd")
 	}
 	return &backupd.Runner{
 		Config: &backupd.Config{Client: cc, Store: s, Codec: co, SpoolDir: e.spoolDir, MaxLag: o.maxLag,
 			Retry: backupd.DefaultRetry, Logger: e.logger},
 		Holder: holder, LockTTL: o.lockTTL,
 	}, nil
+}
+
+// defaultHolder names this process in the lock: unique per host and pid.
+func defaultHolder(what string) string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s@%s:%d", what, host, os.Getpid())
 }
 
 // retentionOptions are the policy's flags.

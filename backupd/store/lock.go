@@ -32,9 +32,10 @@ func (s *Store) lockKey() string { return manifest.PrefixKey(s.prefix, manifest.
 
 // Lock takes the prefix's lock for holder, for ttl, with a conditional
 // write: of two callers, one gets ErrLocked. A lock past its expiry is
-// broken and taken over. The conditional write is as atomic as the store
-// makes it: S3, GCS and Azure check on the server; file:// checks within
-// one process only (gocloud's fileblob stats, then renames).
+// broken and taken over, and so is one left by the same holder (holders
+// must be unique: host and pid). The conditional write is as atomic as the
+// store makes it: S3, GCS and Azure check on the server; file:// checks
+// within one process only (gocloud's fileblob stats, then renames).
 func (s *Store) Lock(ctx context.Context, holder, purpose string, ttl time.Duration) (*Lock, error) {
 	key := s.lockKey()
 	for attempt := 0; ; attempt++ {
@@ -59,7 +60,9 @@ func (s *Store) Lock(ctx context.Context, holder, purpose string, ttl time.Durat
 		if err != nil {
 			return nil, err
 		}
-		if now.Before(cur.Expires) || attempt > 0 {
+		// A lock of the same holder is this process's, left by a release
+		// that failed (the store was down): take it over.
+		if (now.Before(cur.Expires) && cur.Holder != holder) || attempt > 0 {
 			return nil, fmt.Errorf("%w: held by %s for %s since %s, until %s", ErrLocked, cur.Holder, cur.Purpose,
 				cur.Acquired.Format(time.RFC3339), cur.Expires.Format(time.RFC3339))
 		}

@@ -4,6 +4,7 @@ package clustertest
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -135,6 +136,30 @@ func Put(cfg clientv3.Config, prefix string, n int) error {
 	defer cancel()
 	for i := range n {
 		if _, err := cli.Put(ctx, fmt.Sprintf("%s/%05d", prefix, i), fmt.Sprintf("value %d of %s", i, prefix)); err != nil {
+			return fmt.Errorf("put %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// PutRandom writes n keys "<prefix>/%05d" with size random bytes each, so
+// that the db does not compress away.
+func PutRandom(cfg clientv3.Config, prefix string, n, size int) error {
+	cfg.Logger = zap.NewNop()
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	v := make([]byte, size)
+	for i := range n {
+		_, _ = rand.Read(v)
+		if _, err := cli.Put(ctx, fmt.Sprintf("%s/%05d", prefix, i), string(v)); err != nil {
 			return fmt.Errorf("put %d: %w", i, err)
 		}
 	}
