@@ -7,6 +7,8 @@ package etcdproc
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +38,41 @@ type Options struct {
 	// StartTimeout bounds the wait for every member to report healthy;
 	// 0 means 60s. (Used by interoptest.StartEtcd.)
 	StartTimeout time.Duration
+	// TLS, if set, serves the client URLs over https.
+	TLS *TLS
+}
+
+// TLS is a member's client-side TLS: its certificate, the CA it trusts for
+// client certificates, and the client certificate the health check shows.
+type TLS struct {
+	CAFile, CertFile, KeyFile string // the member's --trusted-ca-file, --cert-file, --key-file
+	// ClientCertAuth is --client-cert-auth: clients must show a certificate
+	// signed by CAFile.
+	ClientCertAuth bool
+	// ClientCertFile and ClientKeyFile are what WaitHealthy shows.
+	ClientCertFile, ClientKeyFile string
+}
+
+// ClientConfig is a *tls.Config that trusts the CA and shows the client
+// certificate.
+func (t *TLS) ClientConfig() (*tls.Config, error) {
+	ca, err := os.ReadFile(t.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("no certificate in %s", t.CAFile)
+	}
+	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if t.ClientCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.ClientCertFile, t.ClientKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
 }
 
 // Cluster is a running set of real etcd members.
@@ -55,6 +92,7 @@ type Member struct {
 
 	bin  string
 	args []string
+	tls  *TLS
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited
 }
@@ -79,15 +117,20 @@ func New(dir string, opts Options) (*Cluster, error) {
 	}
 	c := &Cluster{}
 	var initial []string
+	clientScheme := "http://"
+	if opts.TLS != nil {
+		clientScheme = "https://"
+	}
 	for i := range n {
 		name := "m" + strconv.Itoa(i+1)
 		m := &Member{
 			Name:      name,
 			DataDir:   filepath.Join(dir, name),
-			ClientURL: "http://127.0.0.1:" + strconv.Itoa(ports[2*i]),
+			ClientURL: clientScheme + "127.0.0.1:" + strconv.Itoa(ports[2*i]),
 			PeerURL:   "http://127.0.0.1:" + strconv.Itoa(ports[2*i+1]),
 			LogPath:   filepath.Join(dir, name+".log"),
 			bin:       opts.Binary,
+			tls:       opts.TLS,
 		}
 		c.Members = append(c.Members, m)
 		c.ClientURLs = append(c.ClientURLs, m.ClientURL)
@@ -104,6 +147,12 @@ func New(dir string, opts Options) (*Cluster, error) {
 			"--initial-cluster", strings.Join(initial, ","),
 			"--initial-cluster-token", token,
 			"--initial-cluster-state", "new",
+		}
+		if t := opts.TLS; t != nil {
+			m.args = append(m.args, "--cert-file", t.CertFile, "--key-file", t.KeyFile, "--trusted-ca-file", t.CAFile)
+			if t.ClientCertAuth {
+				m.args = append(m.args, "--client-cert-auth")
+			}
 		}
 		if opts.SnapshotCount > 0 {
 			m.args = append(m.args, "--snapshot-count", strconv.Itoa(opts.SnapshotCount))
@@ -137,7 +186,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 func (c *Cluster) Endpoints() []string {
 	eps := make([]string, len(c.ClientURLs))
 	for i, u := range c.ClientURLs {
-		eps[i] = strings.TrimPrefix(u, "http://")
+		eps[i] = strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
 	}
 	return eps
 }
@@ -193,6 +242,13 @@ func (m *Member) Running() bool {
 // process exits, or ctx ends.
 func (m *Member) WaitHealthy(ctx context.Context) error {
 	client := &http.Client{Timeout: 2 * time.Second}
+	if m.tls != nil {
+		tc, err := m.tls.ClientConfig()
+		if err != nil {
+			return fmt.Errorf("etcd member %s: TLS: %w", m.Name, err)
+		}
+		client.Transport = &http.Transport{TLSClientConfig: tc}
+	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	var last error
