@@ -17,6 +17,7 @@ import (
 	"github.com/lifeboat-dev/lifeboat/backupd/internal/objstoretest"
 	"github.com/lifeboat-dev/lifeboat/backupd/retention"
 	"github.com/lifeboat-dev/lifeboat/backupd/store"
+	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
 )
 
 // waitFor polls cond every 100ms until it holds or the deadline passes.
@@ -264,4 +265,43 @@ func TestFaultStoreMidUpload(t *testing.T) {
 	r := newFaultRig(t, cfg)
 	p.FailAfter(300_000)
 	r.failNext(t, CauseStore, p.Heal)
+}
+
+// The member a backup streams from is killed (SIGKILL) in the middle of
+// the stream: cause endpoint; the next attempt streams from another member.
+func TestFaultEndpointKilledMidStream(t *testing.T) {
+	c := interoptest.StartEtcd(t, interoptest.Options{Members: 3})
+	if err := putRandom(c.Endpoints(), 400, 8<<10); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, c.Endpoints(), openStore(t, "mem://", "fault"))
+	r := newFaultRig(t, cfg)
+	var (
+		chosen atomic.Value
+		killed atomic.Bool
+	)
+	cfg.Chosen = func(ch Choice) { chosen.Store(ch.Endpoint) }
+	cfg.Progress = func(done, total int64) {
+		if done < 512<<10 || killed.Swap(true) {
+			return
+		}
+		for _, m := range c.Members {
+			if strings.HasSuffix(m.ClientURL, chosen.Load().(string)) {
+				if err := m.Kill(); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	}
+	r.failNext(t, CauseEndpoint, nil)
+	if !killed.Load() {
+		t.Fatal("the stream never reached 512 KiB")
+	}
+	dead := chosen.Load().(string)
+	cfg.Progress = nil
+	r.slot = r.d.Schedule.Next(r.slot)
+	r.d.slot(testCtx(t), r.slot)
+	if a := r.d.last; a.Err != nil || a.Manifest.Endpoint == dead {
+		t.Fatalf("after the kill: %v, from %v (killed %s)", a.Err, a.Manifest, dead)
+	}
 }
