@@ -15,11 +15,20 @@ import (
 
 	"github.com/lifeboat-dev/lifeboat/backupd/internal/clustertest"
 	"github.com/lifeboat-dev/lifeboat/backupd/internal/drilltest"
+	"github.com/lifeboat-dev/lifeboat/backupd/internal/objstoretest"
 	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
 )
 
+// cleanupM stops the object-store servers after the tests.
+type cleanupM struct{ m *testing.M }
+
+func (c cleanupM) Run() int {
+	defer objstoretest.Cleanup()
+	return c.m.Run()
+}
+
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(cleanupM{m}, map[string]func(){
 		// The test binary's backupd drills with real etcdutl (the restore
 		// package is not wired yet); BACKUPD_TEST_ETCDUTL names it.
 		"backupd": func() {
