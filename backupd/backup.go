@@ -212,6 +212,57 @@ func Backup(ctx context.Context, cfg *Config, slot time.Time) (*manifest.Manifes
 	return m, nil
 }
 
+// upload is a streamed upload through the codec to a staging object.
+type upload struct {
+	cancel context.CancelFunc
+	w      io.WriteCloser // the bucket's writer
+	hw     *hashingWriter
+	enc    io.WriteCloser
+	key    string
+}
+
+func newUpload(ctx context.Context, cfg *Config, key string) (*upload, error) {
+	uctx, cancel := context.WithCancel(ctx)
+	w, err := cfg.Store.NewWriter(uctx, key)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	u := &upload{cancel: cancel, w: w, hw: newHashingWriter(w), key: key}
+	if u.enc, err = codec.NewWriter(u.hw, cfg.Codec); err != nil {
+		u.abort()
+		return nil, err
+	}
+	return u, nil
+}
+
+func (u *upload) Write(p []byte) (int, error) {
+	n, err := u.enc.Write(p)
+	if err != nil {
+		err = fmt.Errorf("upload %s after %d bytes: %w", u.key, u.hw.n, err)
+	}
+	return n, err
+}
+
+// abort discards the upload: a cancelled writer does not commit.
+func (u *upload) abort() {
+	u.cancel()
+	_ = u.w.Close()
+}
+
+// finish flushes the codec and completes the upload.
+func (u *upload) finish() (store.Uploaded, error) {
+	defer u.cancel()
+	if err := u.enc.Close(); err != nil {
+		u.abort()
+		return store.Uploaded{}, fmt.Errorf("upload %s: %w", u.key, err)
+	}
+	if err := u.w.Close(); err != nil {
+		return store.Uploaded{}, fmt.Errorf("upload %s: %w", u.key, err)
+	}
+	return u.hw.uploaded(), nil
+}
+
 // stream copies the endpoint's snapshot into spool and, through the codec,
 // into the staging object, in one pass. It returns the stored object's
 // sums and the storage version the member sent.
@@ -223,21 +274,13 @@ func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, s
 		return store.Uploaded{}, "", fail(CauseEndpoint, fmt.Errorf("connect %s: %w", endpoint, err))
 	}
 	defer cli.Close()
-	uctx, cancelUpload := context.WithCancel(ctx)
-	defer cancelUpload()
-	w, err := cfg.Store.NewWriter(uctx, staging)
+	up, err := newUpload(ctx, cfg, staging)
 	if err != nil {
 		return store.Uploaded{}, "", fail(CauseStore, err)
 	}
 	abort := func(err error) (store.Uploaded, string, error) {
-		cancelUpload()
-		_ = w.Close() // a cancelled writer discards the upload
+		up.abort()
 		return store.Uploaded{}, "", err
-	}
-	hw := newHashingWriter(w)
-	enc, err := codec.NewWriter(hw, cfg.Codec)
-	if err != nil {
-		return abort(fail(CauseStore, err))
 	}
 	ss, err := pb.NewMaintenanceClient(cli.ActiveConnection()).Snapshot(ctx, &pb.SnapshotRequest{})
 	if err != nil {
@@ -262,8 +305,8 @@ func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, s
 		if _, err := spool.Write(resp.Blob); err != nil {
 			return abort(fail(CauseSpool, fmt.Errorf("spool %s: %w", spool.Name(), err)))
 		}
-		if _, err := enc.Write(resp.Blob); err != nil {
-			return abort(fail(CauseStore, fmt.Errorf("upload %s after %d bytes: %w", staging, hw.n, err)))
+		if _, err := up.Write(resp.Blob); err != nil {
+			return abort(fail(CauseStore, err))
 		}
 		done += int64(len(resp.Blob))
 		if cfg.Progress != nil {
@@ -276,11 +319,9 @@ func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, s
 	if err := spool.Sync(); err != nil {
 		return abort(fail(CauseSpool, fmt.Errorf("spool %s: %w", spool.Name(), err)))
 	}
-	if err := enc.Close(); err != nil {
-		return abort(fail(CauseStore, fmt.Errorf("upload %s: %w", staging, err)))
+	sums, err := up.finish()
+	if err != nil {
+		return store.Uploaded{}, "", fail(CauseStore, err)
 	}
-	if err := w.Close(); err != nil {
-		return store.Uploaded{}, "", fail(CauseStore, fmt.Errorf("upload %s: %w", staging, err))
-	}
-	return hw.uploaded(), version, nil
+	return sums, version, nil
 }

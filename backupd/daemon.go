@@ -125,6 +125,10 @@ func (d *Daemon) start(ctx context.Context) {
 	d.mu.Lock()
 	d.started = cfg.now()
 	d.mu.Unlock()
+	d.Metrics.Interval.Set(Interval(d.Schedule, d.started).Seconds())
+	if d.Drill != nil && d.DrillSchedule != nil {
+		d.Metrics.DrillInterval.Set(Interval(d.DrillSchedule, d.started).Seconds())
+	}
 	if l, err := cfg.Store.List(ctx); err == nil {
 		if b, err := l.Find("latest"); err == nil {
 			d.mu.Lock()

@@ -26,6 +26,9 @@ type Metrics struct {
 	OrphansPurged prometheus.Counter
 	Stored        prometheus.Gauge
 
+	Interval      prometheus.Gauge // the schedule's, for alerts
+	DrillInterval prometheus.Gauge
+
 	DrillLastSuccess  prometheus.Gauge
 	DrillLastDuration prometheus.Gauge
 	DrillLastRevision prometheus.Gauge
@@ -57,6 +60,8 @@ func NewMetrics() *Metrics {
 		OrphansPurged: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "backupd", Name: "orphans_removed_total",
 			Help: "Objects of no committed backup removed after the grace period."}),
 		Stored:            g("backups", "Committed backups under the prefix after the last retention pass."),
+		Interval:          g("schedule_interval_seconds", "Time between two slots of the backup schedule."),
+		DrillInterval:     g("drill_schedule_interval_seconds", "Time between two drills; 0 when drills are off."),
 		DrillLastSuccess:  g("drill_last_success_timestamp_seconds", "Unix time of the last restore drill that passed."),
 		DrillLastDuration: g("drill_last_duration_seconds", "How long the last restore drill took."),
 		DrillLastRevision: g("drill_last_revision", "Revision of the backup the last passing drill restored."),
@@ -73,7 +78,7 @@ func NewMetrics() *Metrics {
 		m.Drills.WithLabelValues(r)
 	}
 	m.Registry.MustRegister(m.LastSuccess, m.LastAttempt, m.LastDuration, m.Duration, m.DBBytes, m.StoredBytes, m.Revision,
-		m.Attempts, m.Failures, m.Deletions, m.OrphansPurged, m.Stored,
+		m.Attempts, m.Failures, m.Deletions, m.OrphansPurged, m.Stored, m.Interval, m.DrillInterval,
 		m.DrillLastSuccess, m.DrillLastDuration, m.DrillLastRevision, m.Drills,
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	return m
