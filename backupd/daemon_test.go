@@ -305,3 +305,34 @@ func TestFaultEndpointKilledMidStream(t *testing.T) {
 		t.Fatalf("after the kill: %v, from %v (killed %s)", a.Err, a.Manifest, dead)
 	}
 }
+
+// A failed attempt is retried within its slot by the daemon that made it,
+// and the retry commits; another daemon does not take the slot meanwhile.
+func TestSlotRetry(t *testing.T) {
+	c := startLifeboat(t, 1)
+	put(t, c.Endpoints, clientv3Config(), "k", 20)
+	s := openStore(t, "mem://", "retry")
+	cfg := testConfig(t, c.Endpoints, s)
+	var spools atomic.Int32
+	cfg.AfterSpool = func(path string) error {
+		if spools.Add(1) == 1 {
+			return flipByte(path, 8192+100)
+		}
+		return nil
+	}
+	d := newDaemon(t, cfg, "a", "@every 1h", retention.Policy{Within: time.Hour})
+	d.SlotRetries = 1
+	d.start(testCtx(t))
+	slot := d.Schedule.Next(time.Now())
+	d.slot(testCtx(t), slot)
+	if d.last.Err != nil || d.last.Manifest == nil || !d.last.Manifest.Slot.Equal(slot) {
+		t.Fatalf("the retry: %v", d.last.Err)
+	}
+	if f := testutil.ToFloat64(d.Metrics.Failures.WithLabelValues(CauseVerify)); f != 1 {
+		t.Errorf("failures{verify} = %v, want 1", f)
+	}
+	other := newDaemon(t, testConfig(t, c.Endpoints, s), "b", "@every 1h", retention.Policy{Within: time.Hour})
+	if a := other.Runner.Attempt(testCtx(t), slot); a.Skipped == "" {
+		t.Errorf("another daemon took the slot again: %+v", a)
+	}
+}

@@ -110,7 +110,10 @@ func (r *Runner) Attempt(ctx context.Context, slot time.Time) Attempt {
 		if err != nil {
 			return fail(CauseStore, err)
 		}
-		if !slot.IsZero() && found && !st.Slot.IsZero() && !st.Slot.Before(slot) {
+		// A slot is taken once it has an attempt, unless it was this
+		// holder's own failed attempt, which it may retry.
+		ownRetry := st.Slot.Equal(slot) && st.Holder == r.Holder && st.Result != store.ResultOK
+		if !slot.IsZero() && found && !st.Slot.IsZero() && !st.Slot.Before(slot) && !ownRetry {
 			a.Skipped = fmt.Sprintf("slot %s already taken by %s (%s)", slot.UTC().Format(time.RFC3339), st.Holder, st.Result)
 			return nil
 		}
