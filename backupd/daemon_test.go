@@ -336,3 +336,57 @@ func TestSlotRetry(t *testing.T) {
 		t.Errorf("another daemon took the slot again: %+v", a)
 	}
 }
+
+// The staging object of a failed backup is an orphan: kept while retention
+// is paused and while younger than the grace period, removed after it.
+func TestOrphansRemovedAfterGrace(t *testing.T) {
+	c := startLifeboat(t, 1)
+	put(t, c.Endpoints, clientv3Config(), "k", 20)
+	s := openStore(t, "mem://", "orphans")
+	cfg := testConfig(t, c.Endpoints, s)
+	clk := &clock{}
+	cfg.Now = clk.now
+	r := &Runner{Config: cfg, Holder: "o", Policy: retention.Policy{Within: 1000 * time.Hour}, Grace: 24 * time.Hour}
+	cfg.AfterSpool = func(path string) error { return flipByte(path, 8192+100) }
+	if a := r.Attempt(testCtx(t), time.Time{}); CauseOf(a.Err) != CauseVerify {
+		t.Fatalf("corrupt attempt: %v", a.Err)
+	}
+	orphans := func(dryRun bool) (kept, removed int) {
+		t.Helper()
+		rep, err := r.Prune(testCtx(t), dryRun)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range rep.Orphans {
+			if o.Remove {
+				removed++
+			} else {
+				kept++
+			}
+		}
+		return kept, removed
+	}
+	clk.advance(25 * time.Hour)
+	if kept, removed := orphans(false); kept != 1 || removed != 0 {
+		t.Errorf("paused: kept %d removed %d, want the orphan kept", kept, removed)
+	}
+	cfg.AfterSpool = nil
+	clk.advance(-25 * time.Hour)
+	if a := r.Attempt(testCtx(t), time.Time{}); a.Err != nil {
+		t.Fatal(a.Err)
+	}
+	if kept, removed := orphans(false); kept != 1 || removed != 0 {
+		t.Errorf("young: kept %d removed %d, want the orphan kept", kept, removed)
+	}
+	clk.advance(25 * time.Hour)
+	if kept, removed := orphans(true); kept != 0 || removed != 1 {
+		t.Errorf("dry run: kept %d removed %d", kept, removed)
+	}
+	if _, removed := orphans(false); removed != 1 {
+		t.Errorf("old orphan not removed")
+	}
+	l, err := s.List(testCtx(t))
+	if err != nil || len(l.Orphans) != 0 || len(l.Backups) != 1 {
+		t.Errorf("after prune: %+v %v", l, err)
+	}
+}

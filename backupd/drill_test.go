@@ -6,12 +6,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/lifeboat-dev/lifeboat/backupd"
 	"github.com/lifeboat-dev/lifeboat/backupd/codec"
+	"github.com/lifeboat-dev/lifeboat/backupd/internal/clustertest"
 	"github.com/lifeboat-dev/lifeboat/backupd/internal/drilltest"
+	"github.com/lifeboat-dev/lifeboat/backupd/retention"
 	"github.com/lifeboat-dev/lifeboat/backupd/store"
 	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
 )
@@ -58,5 +61,51 @@ func TestDrill(t *testing.T) {
 	}
 	if _, err := (&backupd.Drill{Store: s}).Run(ctx, "latest"); err == nil || errors.Is(err, backupd.ErrDrill) {
 		t.Errorf("drill without a restorer: %v", err)
+	}
+}
+
+// run --drill-schedule drills the latest backup periodically; the result
+// is exported as metrics and shown by /healthz.
+func TestDaemonDrills(t *testing.T) {
+	etcdutl := interoptest.Binary(t, "etcdutl")
+	c := clustertest.NewLifeboat(t, 1)
+	if err := clustertest.Put(clientv3.Config{Endpoints: c.Endpoints}, "k", 50); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	s, err := store.Open(ctx, "mem://", "drills", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &backupd.Config{Client: clientv3.Config{Endpoints: c.Endpoints, DialTimeout: 5 * time.Second}, Store: s,
+		Codec: codec.Options{Codec: codec.Zstd}, SpoolDir: t.TempDir()}
+	every2s, _ := backupd.ParseSchedule("@every 2s")
+	every3s, _ := backupd.ParseSchedule("@every 3s")
+	d := &backupd.Daemon{
+		Runner:   &backupd.Runner{Config: cfg, Holder: "d", PruneAfter: true, Policy: retention.Policy{Last: 5}},
+		Schedule: every2s, Metrics: backupd.NewMetrics(),
+		Drill:         &backupd.Drill{Store: s, Restore: drilltest.Etcdutl(etcdutl), WorkDir: t.TempDir()},
+		DrillSchedule: every3s,
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(rctx) }()
+	deadline := time.Now().Add(time.Minute)
+	for testutil.ToFloat64(d.Metrics.Drills.WithLabelValues("ok")) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no drill passed in a minute (failed: %v)", testutil.ToFloat64(d.Metrics.Drills.WithLabelValues("failed")))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if testutil.ToFloat64(d.Metrics.DrillLastSuccess) == 0 || testutil.ToFloat64(d.Metrics.DrillLastRevision) < 51 {
+		t.Error("drill metrics not set")
+	}
+	if h := d.Health(); h.LastDrill == nil || !h.LastDrill.OK {
+		t.Errorf("health %+v", h)
 	}
 }

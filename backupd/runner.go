@@ -249,10 +249,13 @@ func (r *Runner) prune(ctx context.Context, dryRun bool) (*PruneReport, error) {
 		grace = DefaultOrphanGrace
 	}
 	for _, o := range l.Orphans {
-		od := OrphanDecision{Orphan: o, Remove: now.Sub(o.ModTime) > grace}
-		if od.Remove {
+		od := OrphanDecision{Orphan: o, Remove: rep.Paused == "" && now.Sub(o.ModTime) > grace}
+		switch {
+		case rep.Paused != "":
+			od.Reason += "; kept while retention is paused"
+		case od.Remove:
 			od.Reason += fmt.Sprintf("; older than %s", grace)
-		} else {
+		default:
 			od.Reason += fmt.Sprintf("; younger than %s, kept", grace)
 		}
 		rep.Orphans = append(rep.Orphans, od)
