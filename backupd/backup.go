@@ -244,16 +244,24 @@ func (u *upload) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// abort discards the upload: a cancelled writer does not commit.
+// abort discards the upload: a cancelled writer does not commit. The codec
+// is closed first, so that its goroutines no longer write to the bucket's
+// writer when that closes.
 func (u *upload) abort() {
 	u.cancel()
+	if u.enc != nil {
+		_ = u.enc.Close()
+		u.enc = nil
+	}
 	_ = u.w.Close()
 }
 
 // finish flushes the codec and completes the upload.
 func (u *upload) finish() (store.Uploaded, error) {
 	defer u.cancel()
-	if err := u.enc.Close(); err != nil {
+	err := u.enc.Close()
+	u.enc = nil
+	if err != nil {
 		u.abort()
 		return store.Uploaded{}, fmt.Errorf("upload %s: %w", u.key, err)
 	}

@@ -136,6 +136,8 @@ type objServer struct {
 	addr string
 	dir  string
 	cmd  *exec.Cmd
+	// exited is closed when the process has been waited for.
+	exited chan struct{}
 	// newBucket makes an empty bucket and the backend for it.
 	newBucket func(name string) (Backend, error)
 }
@@ -171,7 +173,7 @@ func Cleanup() {
 	defer serversMu.Unlock()
 	for n, s := range servers {
 		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
+		<-s.exited
 		os.RemoveAll(s.dir)
 		delete(servers, n)
 	}
@@ -279,8 +281,13 @@ func start(name string) (*objServer, error) {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- s.cmd.Wait(); logf.Close() }()
+	var waitErr error
+	s.exited = make(chan struct{})
+	go func() {
+		waitErr = s.cmd.Wait()
+		logf.Close()
+		close(s.exited)
+	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
@@ -289,13 +296,16 @@ func start(name string) (*objServer, error) {
 			return s, nil
 		}
 		select {
-		case err := <-exited:
+		case <-s.exited:
 			log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-			return nil, fmt.Errorf("%s exited before listening on %s (%v): %s", bin, addr, err, log)
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("%s exited before listening on %s (%v): %s", bin, addr, waitErr, log)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			_ = s.cmd.Process.Kill()
+			<-s.exited
+			os.RemoveAll(dir)
 			return nil, fmt.Errorf("%s not listening on %s after 60s", bin, addr)
 		}
 	}
