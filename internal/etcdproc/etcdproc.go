@@ -7,6 +7,8 @@ package etcdproc
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +42,41 @@ type Options struct {
 	// (ListenPeerURL) apart from the PeerURL it advertises, where the
 	// caller puts a proxy that forwards to it.
 	ProxiedPeers bool
+	// TLS, if set, serves the client URLs over https.
+	TLS *TLS
+}
+
+// TLS is a member's client-side TLS: its certificate, the CA it trusts for
+// client certificates, and the client certificate the health check shows.
+type TLS struct {
+	CAFile, CertFile, KeyFile string // the member's --trusted-ca-file, --cert-file, --key-file
+	// ClientCertAuth is --client-cert-auth: clients must show a certificate
+	// signed by CAFile.
+	ClientCertAuth bool
+	// ClientCertFile and ClientKeyFile are what WaitHealthy shows.
+	ClientCertFile, ClientKeyFile string
+}
+
+// ClientConfig is a *tls.Config that trusts the CA and shows the client
+// certificate.
+func (t *TLS) ClientConfig() (*tls.Config, error) {
+	ca, err := os.ReadFile(t.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("no certificate in %s", t.CAFile)
+	}
+	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if t.ClientCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.ClientCertFile, t.ClientKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
 }
 
 // Cluster is a running set of real etcd members.
@@ -65,6 +102,7 @@ type Member struct {
 
 	bin  string
 	args []string
+	tls  *TLS
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited
 }
@@ -107,13 +145,18 @@ func (c *Cluster) layout(name string) (*Member, error) {
 	if err != nil {
 		return nil, err
 	}
+	clientScheme := "http://"
+	if c.opts.TLS != nil {
+		clientScheme = "https://"
+	}
 	m := &Member{
 		Name:      name,
 		DataDir:   filepath.Join(c.dir, name),
-		ClientURL: "http://127.0.0.1:" + strconv.Itoa(ports[0]),
+		ClientURL: clientScheme + "127.0.0.1:" + strconv.Itoa(ports[0]),
 		PeerURL:   "http://127.0.0.1:" + strconv.Itoa(ports[1]),
 		LogPath:   filepath.Join(c.dir, name+".log"),
 		bin:       c.opts.Binary,
+		tls:       c.opts.TLS,
 	}
 	m.ListenPeerURL = m.PeerURL
 	if c.opts.ProxiedPeers {
@@ -145,6 +188,12 @@ func (c *Cluster) args(m *Member, initialCluster, state string) []string {
 		"--initial-cluster", initialCluster,
 		"--initial-cluster-token", c.opts.Token,
 		"--initial-cluster-state", state,
+	}
+	if t := c.opts.TLS; t != nil {
+		args = append(args, "--cert-file", t.CertFile, "--key-file", t.KeyFile, "--trusted-ca-file", t.CAFile)
+		if t.ClientCertAuth {
+			args = append(args, "--client-cert-auth")
+		}
 	}
 	if c.opts.SnapshotCount > 0 {
 		args = append(args, "--snapshot-count", strconv.Itoa(c.opts.SnapshotCount))
@@ -209,7 +258,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 func (c *Cluster) Endpoints() []string {
 	eps := make([]string, len(c.ClientURLs))
 	for i, u := range c.ClientURLs {
-		eps[i] = strings.TrimPrefix(u, "http://")
+		eps[i] = strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
 	}
 	return eps
 }
@@ -265,6 +314,13 @@ func (m *Member) Running() bool {
 // process exits, or ctx ends.
 func (m *Member) WaitHealthy(ctx context.Context) error {
 	client := &http.Client{Timeout: 2 * time.Second}
+	if m.tls != nil {
+		tc, err := m.tls.ClientConfig()
+		if err != nil {
+			return fmt.Errorf("etcd member %s: TLS: %w", m.Name, err)
+		}
+		client.Transport = &http.Transport{TLSClientConfig: tc}
+	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	var last error
