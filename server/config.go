@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -64,6 +65,18 @@ type Config struct {
 	// (--experimental-lease-checkpoint-interval; 0 means 5 minutes).
 	LeaseCheckpointInterval time.Duration
 
+	// ListenClientHTTPURLs serve HTTP alone (--listen-client-http-urls);
+	// given any, the client URLs serve gRPC alone.
+	ListenClientHTTPURLs []string
+	ClientTLSInfo        TLSInfo  // --cert-file, --key-file, --trusted-ca-file, --client-cert-auth, --client-crl-file, --auto-tls
+	PeerTLSInfo          TLSInfo  // the same flags with --peer-, and --peer-cert-allowed-cn
+	CipherSuites         []string // --cipher-suites (etcd's names)
+	TLSMinVersion        string   // --tls-min-version (TLS1.2, TLS1.3)
+	TLSMaxVersion        string   // --tls-max-version
+	// SelfSignedCertValidity is the validity, in years, of the certificates
+	// --auto-tls and --peer-auto-tls make (--self-signed-cert-validity).
+	SelfSignedCertValidity uint
+
 	Logger *slog.Logger
 }
 
@@ -84,6 +97,7 @@ func NewConfig() *Config {
 		QuotaBackendBytes:      DefaultQuotaBackendBytes,
 		MaxWALs:                DefaultMaxWALs,
 		MaxSnapshots:           DefaultMaxSnapshots,
+		SelfSignedCertValidity: 1,
 	}
 }
 
@@ -100,7 +114,7 @@ func ParseInitialCluster(s string) (map[string][]string, error) {
 		if !ok || name == "" || u == "" {
 			return nil, fmt.Errorf("initial cluster: %q is not name=peer-url", part)
 		}
-		if _, err := parseURL(u); err != nil {
+		if _, err := parsePeerURL(u); err != nil {
 			return nil, fmt.Errorf("initial cluster: member %s: %w", name, err)
 		}
 		out[name] = append(out[name], u)
@@ -111,13 +125,28 @@ func ParseInitialCluster(s string) (map[string][]string, error) {
 	return out, nil
 }
 
+// parseURL checks a client URL: http, https, unix or unixs, with no path
+// (a unix URL names its socket by host and path).
 func parseURL(s string) (*url.URL, error) {
+	return parseSchemeURL(s, "http", "https", "unix", "unixs")
+}
+
+// parsePeerURL checks a peer URL: http or https, with no path.
+func parsePeerURL(s string) (*url.URL, error) { return parseSchemeURL(s, "http", "https") }
+
+func parseSchemeURL(s string, schemes ...string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		return nil, fmt.Errorf("bad URL %q: %w", s, err)
 	}
-	if u.Scheme != "http" {
-		return nil, fmt.Errorf("URL %q: scheme must be http (TLS is not supported yet)", s)
+	if !slices.Contains(schemes, u.Scheme) {
+		return nil, fmt.Errorf("URL %q: scheme must be one of %s", s, strings.Join(schemes, ", "))
+	}
+	if u.Scheme == "unix" || u.Scheme == "unixs" {
+		if u.Host+u.Path == "" {
+			return nil, fmt.Errorf("URL %q names no socket", s)
+		}
+		return u, nil
 	}
 	if u.Host == "" {
 		return nil, fmt.Errorf("URL %q has no host", s)
@@ -139,18 +168,29 @@ func (c *Config) Validate() error {
 	if c.LeaseCheckpointInterval < 0 {
 		return fmt.Errorf("config: --experimental-lease-checkpoint-interval %v is negative", c.LeaseCheckpointInterval)
 	}
-	for flag, urls := range map[string][]string{
-		"--listen-client-urls":          c.ListenClientURLs,
-		"--advertise-client-urls":       c.AdvertiseClientURLs,
-		"--listen-peer-urls":            c.ListenPeerURLs,
-		"--initial-advertise-peer-urls": c.AdvertisePeerURLs,
-		"--listen-metrics-urls":         c.ListenMetricsURLs,
+	for _, f := range []struct {
+		flag  string
+		urls  []string
+		parse func(string) (*url.URL, error)
+	}{
+		{"--listen-client-urls", c.ListenClientURLs, parseURL},
+		{"--listen-client-http-urls", c.ListenClientHTTPURLs, parseURL},
+		{"--advertise-client-urls", c.AdvertiseClientURLs, parseURL},
+		{"--listen-peer-urls", c.ListenPeerURLs, parsePeerURL},
+		{"--initial-advertise-peer-urls", c.AdvertisePeerURLs, parsePeerURL},
+		{"--listen-metrics-urls", c.ListenMetricsURLs, parseURL},
 	} {
-		for _, u := range urls {
-			if _, err := parseURL(u); err != nil {
-				return fmt.Errorf("config: %s: %w", flag, err)
+		for _, u := range f.urls {
+			if _, err := f.parse(u); err != nil {
+				return fmt.Errorf("config: %s: %w", f.flag, err)
 			}
 		}
+	}
+	if _, err := ParseTLSSettings(c.CipherSuites, c.TLSMinVersion, c.TLSMaxVersion); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if len(c.ClientTLSInfo.AllowedCNs) > 0 {
+		return errors.New("config: allowed CNs apply to peer TLS only (--peer-cert-allowed-cn)")
 	}
 	if len(c.ListenClientURLs) == 0 || len(c.ListenPeerURLs) == 0 {
 		return errors.New("config: --listen-client-urls and --listen-peer-urls must not be empty")

@@ -3,14 +3,18 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,50 +33,76 @@ const (
 	grpcOverheadBytes = 512 * 1024
 )
 
-// listen opens a TCP listener for an http:// URL.
-func listen(rawURL string) (net.Listener, error) {
+// isTLSScheme reports whether a URL scheme is served over TLS.
+func isTLSScheme(scheme string) bool { return scheme == "https" || scheme == "unixs" }
+
+// listen opens a listener for an http, https, unix or unixs URL; a unix URL
+// names the socket file by its host and path, as etcd's.
+func listen(rawURL string) (net.Listener, *url.URL, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("server: listen URL %q: %w", rawURL, err)
+		return nil, nil, fmt.Errorf("server: listen URL %q: %w", rawURL, err)
 	}
-	ln, err := net.Listen("tcp", u.Host)
-	if err != nil {
-		return nil, fmt.Errorf("server: listen on %s: %w", rawURL, err)
-	}
-	return ln, nil
-}
-
-func newHTTPServer(h http.Handler, h2c bool) *http.Server {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	srv.Protocols = new(http.Protocols)
-	srv.Protocols.SetHTTP1(true)
-	if h2c {
-		srv.Protocols.SetUnencryptedHTTP2(true)
-		srv.HTTP2 = &http.HTTP2Config{
-			MaxReceiveBufferPerConnection: 4 << 20,
-			MaxReceiveBufferPerStream:     4 << 20,
+	network, addr := "tcp", u.Host
+	if u.Scheme == "unix" || u.Scheme == "unixs" {
+		network, addr = "unix", u.Host+u.Path
+		if err := os.Remove(addr); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, nil, fmt.Errorf("server: listen on %s: %w", rawURL, err)
 		}
 	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("server: listen on %s: %w", rawURL, err)
+	}
+	return ln, u, nil
+}
+
+func (s *Server) newHTTPServer(h http.Handler, h2c bool) *http.Server {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.lg.Handler(), slog.LevelWarn)}
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetHTTP2(true)
+	if h2c {
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
+	srv.HTTP2 = &http.HTTP2Config{
+		MaxReceiveBufferPerConnection: 4 << 20,
+		MaxReceiveBufferPerStream:     4 << 20,
+	}
 	return srv
+}
+
+// tlsListener wraps ln in TLS with the side's certificates when the URL
+// asks for it.
+func tlsListener(ln net.Listener, u *url.URL, f *tlsFiles, set TLSSettings) net.Listener {
+	if !isTLSScheme(u.Scheme) {
+		return ln
+	}
+	return tls.NewListener(ln, f.serverConfig(set, []string{"h2", "http/1.1"}))
 }
 
 // listenPeers serves the peer URLs: the transport and the membership.
 func (s *Server) listenPeers() error {
 	h := s.peerHandler()
-	for _, u := range s.cfg.ListenPeerURLs {
-		ln, err := listen(u)
+	for _, raw := range s.cfg.ListenPeerURLs {
+		ln, u, err := listen(raw)
 		if err != nil {
 			return err
 		}
-		srv := newHTTPServer(h, true)
+		srv := s.newHTTPServer(h, true)
 		s.httpSrvs = append(s.httpSrvs, srv)
-		go s.serveHTTP(srv, ln, u)
+		go s.serveHTTP(srv, tlsListener(ln, u, s.sec.peerTLS, s.sec.settings), raw)
 	}
 	return nil
 }
 
 // listenClients serves gRPC and HTTP (/health, /version, /metrics) on each
-// client URL, told apart by the HTTP/2 preface, and HTTP on the metrics URLs.
+// client URL, and HTTP alone on the client HTTP and metrics URLs. On a
+// cleartext URL gRPC and HTTP are told apart by the HTTP/2 preface; on a TLS
+// URL one HTTP/2 server takes both and hands gRPC requests (by content
+// type) to the gRPC server, as etcd does. Given --listen-client-http-urls,
+// the client URLs serve gRPC alone.
 func (s *Server) listenClients() error {
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(int(maxRequestBytes+grpcOverheadBytes)),
@@ -91,33 +121,69 @@ func (s *Server) listenClients() error {
 	etcdserverpb.RegisterAuthServer(s.grpc, &authServer{s: s})
 
 	h := s.httpHandler()
-	for _, u := range s.cfg.ListenClientURLs {
-		ln, err := listen(u)
+	httpToo := len(s.cfg.ListenClientHTTPURLs) == 0
+	for _, raw := range s.cfg.ListenClientURLs {
+		ln, u, err := listen(raw)
 		if err != nil {
 			return err
+		}
+		if isTLSScheme(u.Scheme) {
+			var th http.Handler = grpcOnly(s.grpc)
+			if httpToo {
+				th = grpcOr(s.grpc, h)
+			}
+			srv := s.newHTTPServer(th, false)
+			s.httpSrvs = append(s.httpSrvs, srv)
+			go s.serveHTTP(srv, tlsListener(ln, u, s.sec.clientTLS, s.sec.settings), raw)
+			continue
 		}
 		grpcL, httpL := newChanListener(ln.Addr()), newChanListener(ln.Addr())
 		s.listeners = append(s.listeners, ln.Close, grpcL.Close, httpL.Close)
-		srv := newHTTPServer(h, false)
-		s.httpSrvs = append(s.httpSrvs, srv)
 		go s.splitConns(ln, grpcL, httpL)
 		go func() {
 			if err := s.grpc.Serve(grpcL); err != nil && !errors.Is(err, net.ErrClosed) {
-				s.lg.Warn("gRPC server stopped", "url", u, "error", err)
+				s.lg.Warn("gRPC server stopped", "url", raw, "error", err)
 			}
 		}()
-		go s.serveHTTP(srv, httpL, u)
+		if httpToo {
+			srv := s.newHTTPServer(h, false)
+			s.httpSrvs = append(s.httpSrvs, srv)
+			go s.serveHTTP(srv, httpL, raw)
+		} else {
+			httpL.Close()
+		}
 	}
-	for _, u := range s.cfg.ListenMetricsURLs {
-		ln, err := listen(u)
+	for _, raw := range append(append([]string(nil), s.cfg.ListenClientHTTPURLs...), s.cfg.ListenMetricsURLs...) {
+		ln, u, err := listen(raw)
 		if err != nil {
 			return err
 		}
-		srv := newHTTPServer(h, false)
+		srv := s.newHTTPServer(h, false)
 		s.httpSrvs = append(s.httpSrvs, srv)
-		go s.serveHTTP(srv, ln, u)
+		go s.serveHTTP(srv, tlsListener(ln, u, s.sec.clientTLS, s.sec.settings), raw)
 	}
+	s.lg.Info("ready to serve client requests", "client-urls", s.cfg.ListenClientURLs)
 	return nil
+}
+
+func isGRPC(r *http.Request) bool {
+	return r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
+}
+
+// grpcOr sends gRPC requests to g and the rest to h.
+func grpcOr(g *grpc.Server, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isGRPC(r) {
+			g.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// grpcOnly serves gRPC requests and refuses the rest.
+func grpcOnly(g *grpc.Server) http.Handler {
+	return grpcOr(g, http.NotFoundHandler())
 }
 
 func (s *Server) serveHTTP(srv *http.Server, ln net.Listener, u string) {

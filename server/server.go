@@ -34,6 +34,7 @@ type Server struct {
 
 	cluster *cluster
 	alarms  *alarmStore
+	sec     security
 
 	node        raft.Node
 	raftStorage *raft.MemoryStorage
@@ -107,6 +108,9 @@ func New(cfg *Config) (*Server, error) {
 		return nil, err
 	}
 	if err := prepareDirs(cfg); err != nil {
+		return nil, err
+	}
+	if err := s.setupTLS(); err != nil {
 		return nil, err
 	}
 	bs, err := s.boot()
@@ -185,6 +189,7 @@ func (s *Server) start(bs *bootState) error {
 	}
 	if s.tr, err = transport.New(transport.Config{
 		ID: s.id, ClusterID: bs.clusterID, Layout: s.cfg.Layout(), Raft: (*raftHandler)(s), Logger: s.lg,
+		TLS: s.peerDialTLS(),
 	}); err != nil {
 		return err
 	}

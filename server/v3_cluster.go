@@ -12,7 +12,6 @@ import (
 	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -42,7 +41,7 @@ func (s *Server) forwardPromote(ctx context.Context, r *pb.MemberPromoteRequest)
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(s.clientCreds(u)))
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -82,7 +81,7 @@ func (c *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest)
 
 func (c *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
 	for _, u := range r.PeerURLs {
-		if _, err := parseURL(u); err != nil {
+		if _, err := parsePeerURL(u); err != nil {
 			return nil, rpctypes.ErrGRPCMemberBadURLs
 		}
 	}
@@ -131,7 +130,7 @@ func (c *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequ
 
 func (c *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
 	for _, u := range r.PeerURLs {
-		if _, err := parseURL(u); err != nil {
+		if _, err := parsePeerURL(u); err != nil {
 			return nil, rpctypes.ErrGRPCMemberBadURLs
 		}
 	}

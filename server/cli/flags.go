@@ -32,6 +32,13 @@ type memberOptions struct {
 	forceNewCluster     bool
 	leaseCheckpoint     time.Duration
 	logLevel            string
+
+	listenClientHTTPURLs   []string
+	clientTLS, peerTLS     server.TLSInfo
+	cipherSuites           []string
+	tlsMinVersion          string
+	tlsMaxVersion          string
+	selfSignedCertValidity uint
 }
 
 func newMemberOptions() *memberOptions { return &memberOptions{} }
@@ -58,6 +65,32 @@ func (o *memberOptions) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.leaseCheckpoint, "experimental-lease-checkpoint-interval", lease.DefaultCheckpointInterval, "how often the leader persists leases' remaining TTLs")
 	fs.BoolVar(&o.forceNewCluster, "force-new-cluster", false, "force to create a new one-member cluster from this member's data")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringSliceVar(&o.listenClientHTTPURLs, "listen-client-http-urls", nil, "URLs to serve HTTP alone on (the client URLs then serve gRPC alone)")
+	addTLSFlags(fs, "", &o.clientTLS)
+	addTLSFlags(fs, "peer-", &o.peerTLS)
+	fs.StringSliceVar(&o.peerTLS.AllowedCNs, "peer-cert-allowed-cn", nil, "comma-separated common names a peer's client certificate must have one of")
+	fs.StringSliceVar(&o.cipherSuites, "cipher-suites", nil, "comma-separated TLS cipher suites for client and peer TLS (default: Go's)")
+	fs.StringVar(&o.tlsMinVersion, "tls-min-version", "TLS1.2", "minimum TLS version: TLS1.2 or TLS1.3")
+	fs.StringVar(&o.tlsMaxVersion, "tls-max-version", "", "maximum TLS version: TLS1.2 or TLS1.3 (default: the highest)")
+	fs.UintVar(&o.selfSignedCertValidity, "self-signed-cert-validity", d.SelfSignedCertValidity, "validity, in years, of the certificates --auto-tls and --peer-auto-tls generate")
+}
+
+// addTLSFlags adds one side's TLS flags; prefix is "" (client) or "peer-".
+func addTLSFlags(fs *pflag.FlagSet, prefix string, t *server.TLSInfo) {
+	side := "client"
+	if prefix != "" {
+		side = "peer"
+	}
+	fs.StringVar(&t.CertFile, prefix+"cert-file", "", "path to the "+side+" server TLS certificate file")
+	fs.StringVar(&t.KeyFile, prefix+"key-file", "", "path to the "+side+" server TLS key file")
+	fs.StringVar(&t.TrustedCAFile, prefix+"trusted-ca-file", "", "path to the "+side+" server TLS trusted CA file")
+	fs.BoolVar(&t.ClientCertAuth, prefix+"client-cert-auth", false, "require and verify client certificates on the "+side+" URLs")
+	fs.BoolVar(&t.AutoTLS, prefix+"auto-tls", false, side+" TLS using generated self-signed certificates")
+	crl := "client-crl-file"
+	if prefix != "" {
+		crl = "peer-crl-file"
+	}
+	fs.StringVar(&t.CRLFile, crl, "", "path to the "+side+" certificate revocation list file")
 }
 
 // config turns the flags into a server configuration.
@@ -95,6 +128,11 @@ func (o *memberOptions) config() (*server.Config, error) {
 	c.MaxSnapshots = o.maxSnapshots
 	c.ForceNewCluster = o.forceNewCluster
 	c.LeaseCheckpointInterval = o.leaseCheckpoint
+	c.ListenClientHTTPURLs = o.listenClientHTTPURLs
+	c.ClientTLSInfo, c.PeerTLSInfo = o.clientTLS, o.peerTLS
+	c.CipherSuites = o.cipherSuites
+	c.TLSMinVersion, c.TLSMaxVersion = o.tlsMinVersion, o.tlsMaxVersion
+	c.SelfSignedCertValidity = o.selfSignedCertValidity
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -70,6 +71,10 @@ type Config struct {
 	QueueSize int
 	// DialTimeout bounds connecting to a peer (1s if 0).
 	DialTimeout time.Duration
+	// TLS gives the client configuration for dialing the peer at host over
+	// https; nil dials only http peers. It is called for every connection,
+	// so a certificate rotated on disk is used by the next one.
+	TLS func(host string) *tls.Config
 }
 
 // Transport sends raft messages to peers and serves the peer endpoints.
@@ -105,7 +110,8 @@ func New(cfg Config) (*Transport, error) {
 	}
 	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
-		DialContext: dialer.DialContext,
+		DialContext:    dialer.DialContext,
+		DialTLSContext: dialTLS(dialer, cfg.TLS),
 		HTTP2: &http.HTTP2Config{
 			SendPingTimeout:               2 * time.Second,
 			PingTimeout:                   2 * time.Second,
@@ -115,6 +121,7 @@ func New(cfg Config) (*Transport, error) {
 	}
 	tr.Protocols = new(http.Protocols)
 	tr.Protocols.SetUnencryptedHTTP2(true)
+	tr.Protocols.SetHTTP2(true)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Transport{
 		cfg:    cfg,
@@ -124,6 +131,30 @@ func New(cfg Config) (*Transport, error) {
 		cancel: cancel,
 		peers:  make(map[uint64]*peer),
 	}, nil
+}
+
+// dialTLS returns the transport's TLS dialer: a handshake with the
+// configuration tlsFor gives for the peer's host.
+func dialTLS(d *net.Dialer, tlsFor func(host string) *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if tlsFor == nil {
+			return nil, fmt.Errorf("transport: https peer %s but no peer TLS configured (--peer-cert-file, --peer-key-file or --peer-auto-tls)", addr)
+		}
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("transport: peer address %s: %w", addr, err)
+		}
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(c, tlsFor(host))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("transport: TLS handshake with peer %s: %w", addr, err)
+		}
+		return tc, nil
+	}
 }
 
 // SetClusterID sets the cluster ID sent and checked on every request (a
