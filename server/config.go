@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"slices"
 	"sort"
@@ -27,6 +28,12 @@ const (
 	DefaultInitialClusterToken = "etcd-cluster"
 	DefaultListenClientURL     = "http://localhost:2379"
 	DefaultListenPeerURL       = "http://localhost:2380"
+	DefaultMaxRequestBytes     = 1.5 * 1024 * 1024
+	DefaultMaxTxnOps           = 128
+	// gRPC keepalive defaults, as etcd's.
+	DefaultGRPCKeepAliveMinTime  = 5 * time.Second
+	DefaultGRPCKeepAliveInterval = 2 * time.Hour
+	DefaultGRPCKeepAliveTimeout  = 20 * time.Second
 	// Version is the etcd server version lifeboat reports.
 	Version = "3.6.6"
 	// ClusterVersion is the cluster version lifeboat reports and stores.
@@ -77,6 +84,33 @@ type Config struct {
 	// --auto-tls and --peer-auto-tls make (--self-signed-cert-validity).
 	SelfSignedCertValidity uint
 
+	// AutoCompactionMode is periodic or revision (--auto-compaction-mode);
+	// AutoCompactionRetention is a duration or hours (periodic) or a
+	// number of revisions (revision); "0" or empty disables it
+	// (--auto-compaction-retention).
+	AutoCompactionMode      string
+	AutoCompactionRetention string
+	MaxRequestBytes         uint // --max-request-bytes (0: 1.5 MiB)
+	MaxTxnOps               uint // --max-txn-ops (0: 128)
+	// gRPC keepalive (--grpc-keepalive-min-time, -interval, -timeout; 0
+	// disables the enforcement, resp. the server's pings, as etcd) and
+	// --max-concurrent-streams (0: unlimited).
+	GRPCKeepAliveMinTime  time.Duration
+	GRPCKeepAliveInterval time.Duration
+	GRPCKeepAliveTimeout  time.Duration
+	MaxConcurrentStreams  uint32
+	EnablePprof           bool   // --enable-pprof: /debug/pprof on the client URLs
+	Metrics               string // --metrics basic or extensive (adds gRPC latency histograms)
+	// InitialCorruptCheck compares this member's hashkv with its peers'
+	// before serving (--experimental-initial-corrupt-check);
+	// CorruptCheckTime is the period of the leader's check of every member
+	// (--experimental-corrupt-check-time; 0 disables it).
+	InitialCorruptCheck bool
+	CorruptCheckTime    time.Duration
+	// UnsafeNoFsync skips fsync of the WAL and the backend: a crash may
+	// lose acknowledged writes (--unsafe-no-fsync).
+	UnsafeNoFsync bool
+
 	Logger *slog.Logger
 }
 
@@ -98,6 +132,14 @@ func NewConfig() *Config {
 		MaxWALs:                DefaultMaxWALs,
 		MaxSnapshots:           DefaultMaxSnapshots,
 		SelfSignedCertValidity: 1,
+		MaxRequestBytes:        DefaultMaxRequestBytes,
+		MaxTxnOps:              DefaultMaxTxnOps,
+		GRPCKeepAliveMinTime:   DefaultGRPCKeepAliveMinTime,
+		GRPCKeepAliveInterval:  DefaultGRPCKeepAliveInterval,
+		GRPCKeepAliveTimeout:   DefaultGRPCKeepAliveTimeout,
+		MaxConcurrentStreams:   math.MaxUint32,
+		Metrics:                "basic",
+		AutoCompactionMode:     "periodic",
 	}
 }
 
@@ -221,6 +263,28 @@ func (c *Config) Validate() error {
 	}
 	if c.QuotaBackendBytes < 0 || c.QuotaBackendBytes > MaxQuotaBackendBytes {
 		return fmt.Errorf("config: --quota-backend-bytes %d is outside (0, %d]", c.QuotaBackendBytes, int64(MaxQuotaBackendBytes))
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.MaxTxnOps == 0 {
+		c.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if c.MaxConcurrentStreams == 0 {
+		c.MaxConcurrentStreams = math.MaxUint32
+	}
+	switch c.Metrics {
+	case "":
+		c.Metrics = "basic"
+	case "basic", "extensive":
+	default:
+		return fmt.Errorf("config: --metrics %q: want basic or extensive", c.Metrics)
+	}
+	if _, err := c.compaction(); err != nil {
+		return err
+	}
+	if c.CorruptCheckTime < 0 {
+		return fmt.Errorf("config: --experimental-corrupt-check-time %v is negative", c.CorruptCheckTime)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

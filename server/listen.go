@@ -6,12 +6,14 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"expvar"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"strings"
@@ -27,11 +29,9 @@ import (
 // http2Preface starts every HTTP/2 cleartext connection, gRPC included.
 const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
-// Request limits, as etcd's defaults.
-const (
-	maxRequestBytes   = 1.5 * 1024 * 1024
-	grpcOverheadBytes = 512 * 1024
-)
+// grpcOverheadBytes is what gRPC may receive beyond --max-request-bytes,
+// as etcd's.
+const grpcOverheadBytes = 512 * 1024
 
 // isTLSScheme reports whether a URL scheme is served over TLS.
 func isTLSScheme(scheme string) bool { return scheme == "https" || scheme == "unixs" }
@@ -82,9 +82,13 @@ func tlsListener(ln net.Listener, u *url.URL, f *tlsFiles, set TLSSettings) net.
 	return tls.NewListener(ln, f.serverConfig(set, []string{"h2", "http/1.1"}))
 }
 
-// listenPeers serves the peer URLs: the transport and the membership.
+// listenPeers serves the peer URLs: the transport, the membership and the
+// hashkv of the corruption checks.
 func (s *Server) listenPeers() error {
-	h := s.peerHandler()
+	mux := http.NewServeMux()
+	mux.Handle("/", s.peerHandler())
+	mux.HandleFunc(hashKVPath, s.serveHashKV)
+	h := http.Handler(mux)
 	for _, raw := range s.cfg.ListenPeerURLs {
 		ln, u, err := listen(raw)
 		if err != nil {
@@ -104,15 +108,25 @@ func (s *Server) listenPeers() error {
 // type) to the gRPC server, as etcd does. Given --listen-client-http-urls,
 // the client URLs serve gRPC alone.
 func (s *Server) listenClients() error {
-	s.grpc = grpc.NewServer(
-		grpc.MaxRecvMsgSize(int(maxRequestBytes+grpcOverheadBytes)),
+	if s.cfg.InitialCorruptCheck {
+		if err := s.initialCorruptCheck(); err != nil {
+			return err
+		}
+	}
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(int(s.cfg.MaxRequestBytes + grpcOverheadBytes)),
 		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.MaxConcurrentStreams(math.MaxUint32),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: false}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Hour, Timeout: 20 * time.Second}),
+		grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams),
 		grpc.ChainUnaryInterceptor(s.m.unaryInterceptor, s.learnerUnaryInterceptor),
 		grpc.ChainStreamInterceptor(s.m.streamInterceptor, s.learnerStreamInterceptor),
-	)
+	}
+	if s.cfg.GRPCKeepAliveMinTime > 0 {
+		opts = append(opts, grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: s.cfg.GRPCKeepAliveMinTime, PermitWithoutStream: false}))
+	}
+	if s.cfg.GRPCKeepAliveInterval > 0 && s.cfg.GRPCKeepAliveTimeout > 0 {
+		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{Time: s.cfg.GRPCKeepAliveInterval, Timeout: s.cfg.GRPCKeepAliveTimeout}))
+	}
+	s.grpc = grpc.NewServer(opts...)
 	etcdserverpb.RegisterKVServer(s.grpc, &kvServer{s: s})
 	etcdserverpb.RegisterWatchServer(s.grpc, &watchServer{s: s})
 	etcdserverpb.RegisterLeaseServer(s.grpc, &leaseServer{s: s})
@@ -283,10 +297,19 @@ func (l *chanListener) Close() error {
 
 func (l *chanListener) Addr() net.Addr { return l.addr }
 
-// httpHandler serves /health, /version and /metrics as etcd does.
+// httpHandler serves /health, /version, /metrics and /debug/vars as etcd
+// does, and /debug/pprof with --enable-pprof.
 func (s *Server) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	mux.Handle("/debug/vars", expvar.Handler())
+	if s.cfg.EnablePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/health", s.serveHealth)
 	mux.HandleFunc("/version", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"etcdserver": Version, "etcdcluster": ClusterVersion})

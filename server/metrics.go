@@ -23,12 +23,13 @@ type metrics struct {
 	snapshotSave     prometheus.Histogram
 	grpcStarted      *prometheus.CounterVec
 	grpcHandled      *prometheus.CounterVec
-	grpcHandling     *prometheus.HistogramVec
+	grpcHandling     *prometheus.HistogramVec // nil unless --metrics extensive
 }
 
 // newMetrics registers the metrics that need no server state; the index
-// gauges are added by registerIndexGauges.
-func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+// gauges are added by registerIndexGauges. Extensive adds the gRPC latency
+// histograms (--metrics extensive), as etcd's.
+func newMetrics(reg *prometheus.Registry, extensive bool) (*metrics, error) {
 	m := &metrics{
 		hasLeader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "etcd", Subsystem: "server", Name: "has_leader",
 			Help: "Whether or not a leader exists. 1 is existence, 0 is not."}),
@@ -51,15 +52,19 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		grpcHandled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "grpc_server_handled_total",
 			Help: "Total number of RPCs completed on the server, regardless of success or failure."},
 			[]string{"grpc_type", "grpc_service", "grpc_method", "grpc_code"}),
-		grpcHandling: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "grpc_server_handling_seconds",
-			Help:    "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"grpc_type", "grpc_service", "grpc_method"}),
 	}
-	for _, c := range []prometheus.Collector{
+	cs := []prometheus.Collector{
 		m.hasLeader, m.isLeader, m.leaderChanges, m.proposalsPending, m.proposalsFailed, m.walFsync, m.snapshotSave,
-		m.grpcStarted, m.grpcHandled, m.grpcHandling,
+		m.grpcStarted, m.grpcHandled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
+	}
+	if extensive {
+		m.grpcHandling = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "grpc_server_handling_seconds",
+			Help:    "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}, []string{"grpc_type", "grpc_service", "grpc_method"})
+		cs = append(cs, m.grpcHandling)
+	}
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("server: register metrics: %w", err)
 		}
@@ -122,7 +127,9 @@ func (m *metrics) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 	start := time.Now()
 	resp, err := handler(ctx, req)
 	m.grpcHandled.WithLabelValues("unary", svc, method, status.Code(err).String()).Inc()
-	m.grpcHandling.WithLabelValues("unary", svc, method).Observe(time.Since(start).Seconds())
+	if m.grpcHandling != nil {
+		m.grpcHandling.WithLabelValues("unary", svc, method).Observe(time.Since(start).Seconds())
+	}
 	return resp, err
 }
 
@@ -136,7 +143,11 @@ func (m *metrics) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.St
 		typ = "server_stream"
 	}
 	m.grpcStarted.WithLabelValues(typ, svc, method).Inc()
+	start := time.Now()
 	err := handler(srv, ss)
 	m.grpcHandled.WithLabelValues(typ, svc, method, status.Code(err).String()).Inc()
+	if m.grpcHandling != nil {
+		m.grpcHandling.WithLabelValues(typ, svc, method).Observe(time.Since(start).Seconds())
+	}
 	return err
 }

@@ -18,7 +18,7 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (any, e
 	if err != nil {
 		return nil, err
 	}
-	if len(data) > maxRequestBytes {
+	if uint(len(data)) > s.cfg.MaxRequestBytes {
 		return nil, rpctypes.ErrGRPCRequestTooLarge
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())

@@ -104,7 +104,7 @@ func New(cfg *Config) (*Server, error) {
 		done:          make(chan struct{}),
 	}
 	var err error
-	if s.m, err = newMetrics(s.reg); err != nil {
+	if s.m, err = newMetrics(s.reg, cfg.Metrics == "extensive"); err != nil {
 		return nil, err
 	}
 	if err := prepareDirs(cfg); err != nil {
@@ -120,6 +120,9 @@ func New(cfg *Config) (*Server, error) {
 	}
 	s.id = bs.id
 	s.wal = bs.wal
+	if cfg.UnsafeNoFsync {
+		s.wal.SetUnsafeNoFsync()
+	}
 	s.lg = s.lg.With("local-member-id", schema.FormatID(s.id))
 	s.reqIDs = newIDGenerator(s.id, time.Now())
 	if err := s.start(bs); err != nil {

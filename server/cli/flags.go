@@ -39,6 +39,24 @@ type memberOptions struct {
 	tlsMinVersion          string
 	tlsMaxVersion          string
 	selfSignedCertValidity uint
+
+	configFile              string
+	autoCompactionMode      string
+	autoCompactionRetention string
+	maxRequestBytes         uint
+	maxTxnOps               uint
+	grpcKeepAliveMinTime    time.Duration
+	grpcKeepAliveInterval   time.Duration
+	grpcKeepAliveTimeout    time.Duration
+	maxConcurrentStreams    uint32
+	enablePprof             bool
+	metrics                 string
+	logger                  string
+	logOutputs              []string
+	logFormat               string
+	initialCorruptCheck     bool
+	corruptCheckTime        time.Duration
+	unsafeNoFsync           bool
 }
 
 func newMemberOptions() *memberOptions { return &memberOptions{} }
@@ -73,6 +91,24 @@ func (o *memberOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.tlsMinVersion, "tls-min-version", "TLS1.2", "minimum TLS version: TLS1.2 or TLS1.3")
 	fs.StringVar(&o.tlsMaxVersion, "tls-max-version", "", "maximum TLS version: TLS1.2 or TLS1.3 (default: the highest)")
 	fs.UintVar(&o.selfSignedCertValidity, "self-signed-cert-validity", d.SelfSignedCertValidity, "validity, in years, of the certificates --auto-tls and --peer-auto-tls generate")
+
+	fs.StringVar(&o.configFile, "config-file", "", "path to an etcd YAML configuration file (its keys are the flag names); other flags and ETCD_* variables are then ignored")
+	fs.StringVar(&o.autoCompactionMode, "auto-compaction-mode", d.AutoCompactionMode, "interpret --auto-compaction-retention as 'periodic' (a duration or hours) or 'revision' (revisions)")
+	fs.StringVar(&o.autoCompactionRetention, "auto-compaction-retention", "0", "auto compaction retention for the mvcc key value store; 0 disables auto compaction")
+	fs.UintVar(&o.maxRequestBytes, "max-request-bytes", d.MaxRequestBytes, "maximum client request size in bytes the server will accept")
+	fs.UintVar(&o.maxTxnOps, "max-txn-ops", d.MaxTxnOps, "maximum number of operations permitted in a transaction")
+	fs.DurationVar(&o.grpcKeepAliveMinTime, "grpc-keepalive-min-time", d.GRPCKeepAliveMinTime, "minimum interval a client should wait before pinging the server")
+	fs.DurationVar(&o.grpcKeepAliveInterval, "grpc-keepalive-interval", d.GRPCKeepAliveInterval, "frequency of server-to-client pings to check if a connection is alive (0 to disable)")
+	fs.DurationVar(&o.grpcKeepAliveTimeout, "grpc-keepalive-timeout", d.GRPCKeepAliveTimeout, "additional duration of wait before closing a non-responsive connection (0 to disable)")
+	fs.Uint32Var(&o.maxConcurrentStreams, "max-concurrent-streams", d.MaxConcurrentStreams, "maximum concurrent streams each client can open at a time")
+	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "enable runtime profiling data via HTTP server at /debug/pprof/")
+	fs.StringVar(&o.metrics, "metrics", d.Metrics, "set level of detail for exported metrics: basic or extensive")
+	fs.StringVar(&o.logger, "logger", "zap", "the logger: zap (the only one etcd 3.6 has; lifeboat writes zap's JSON shape)")
+	fs.StringSliceVar(&o.logOutputs, "log-outputs", []string{"default"}, "where to write logs: default (stderr), stderr, stdout, or file paths")
+	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console")
+	fs.BoolVar(&o.initialCorruptCheck, "experimental-initial-corrupt-check", false, "check this member's data against its peers' before serving clients")
+	fs.DurationVar(&o.corruptCheckTime, "experimental-corrupt-check-time", 0, "period of the leader's corruption check of every member (0 disables it)")
+	fs.BoolVar(&o.unsafeNoFsync, "unsafe-no-fsync", false, "disables fsync, unsafe, will cause data loss")
 }
 
 // addTLSFlags adds one side's TLS flags; prefix is "" (client) or "peer-".
@@ -133,6 +169,13 @@ func (o *memberOptions) config() (*server.Config, error) {
 	c.CipherSuites = o.cipherSuites
 	c.TLSMinVersion, c.TLSMaxVersion = o.tlsMinVersion, o.tlsMaxVersion
 	c.SelfSignedCertValidity = o.selfSignedCertValidity
+	c.AutoCompactionMode, c.AutoCompactionRetention = o.autoCompactionMode, o.autoCompactionRetention
+	c.MaxRequestBytes, c.MaxTxnOps = o.maxRequestBytes, o.maxTxnOps
+	c.GRPCKeepAliveMinTime, c.GRPCKeepAliveInterval, c.GRPCKeepAliveTimeout = o.grpcKeepAliveMinTime, o.grpcKeepAliveInterval, o.grpcKeepAliveTimeout
+	c.MaxConcurrentStreams = o.maxConcurrentStreams
+	c.EnablePprof, c.Metrics = o.enablePprof, o.metrics
+	c.InitialCorruptCheck, c.CorruptCheckTime = o.initialCorruptCheck, o.corruptCheckTime
+	c.UnsafeNoFsync = o.unsafeNoFsync
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
