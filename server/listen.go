@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -22,6 +21,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 )
@@ -133,8 +134,15 @@ func (s *Server) listenClients() error {
 	etcdserverpb.RegisterClusterServer(s.grpc, &clusterServer{s: s})
 	etcdserverpb.RegisterMaintenanceServer(s.grpc, &maintenanceServer{s: s})
 	etcdserverpb.RegisterAuthServer(s.grpc, &authServer{s: s})
-
-	h := s.httpHandler()
+	v3lockpb.RegisterLockServer(s.grpc, &lockServer{s: s})
+	v3electionpb.RegisterElectionServer(s.grpc, &electionServer{s: s})
+	if err := s.dialSelf(); err != nil {
+		return err
+	}
+	h, err := s.httpHandler()
+	if err != nil {
+		return err
+	}
 	httpToo := len(s.cfg.ListenClientHTTPURLs) == 0
 	for _, raw := range s.cfg.ListenClientURLs {
 		ln, u, err := listen(raw)
@@ -297,10 +305,17 @@ func (l *chanListener) Close() error {
 
 func (l *chanListener) Addr() net.Addr { return l.addr }
 
-// httpHandler serves /health, /version, /metrics and /debug/vars as etcd
-// does, and /debug/pprof with --enable-pprof.
-func (s *Server) httpHandler() http.Handler {
+// httpHandler serves etcd's gateway (/v3/), /health, /livez, /readyz,
+// /version, /metrics and /debug/vars as etcd does, and /debug/pprof with
+// --enable-pprof.
+func (s *Server) httpHandler() (http.Handler, error) {
+	gwh, err := s.gatewayHandler()
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
+	mux.Handle("/v3/", gwh)
+	s.installHealth(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.Handle("/debug/vars", expvar.Handler())
 	if s.cfg.EnablePprof {
@@ -310,39 +325,10 @@ func (s *Server) httpHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	mux.HandleFunc("/health", s.serveHealth)
 	mux.HandleFunc("/version", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"etcdserver": Version, "etcdcluster": ClusterVersion})
 	})
-	return mux
-}
-
-// serveHealth answers {"health":"true","reason":""} when the member has a
-// leader, no alarm, and can serve a linearizable read (serializable with
-// ?serializable=true).
-func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
-	type health struct {
-		Health string `json:"health"`
-		Reason string `json:"reason"`
-	}
-	unhealthy := func(reason string) { writeJSON(w, http.StatusServiceUnavailable, health{"false", reason}) }
-	if as := s.alarms.list(); len(as) > 0 {
-		unhealthy(fmt.Sprintf("ALARM %s", as[0].Alarm))
-		return
-	}
-	if s.lead.Load() == 0 {
-		unhealthy("RAFT NO LEADER")
-		return
-	}
-	if r.URL.Query().Get("serializable") != "true" {
-		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-		defer cancel()
-		if err := s.linearizableReadNotify(ctx); err != nil {
-			unhealthy("QGET ERROR: " + err.Error())
-			return
-		}
-	}
-	writeJSON(w, http.StatusOK, health{"true", ""})
+	return mux, nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -14,6 +14,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
+// tokenMetadataKey is the gRPC metadata that carries an auth token, as
+// etcd's (rpctypes.TokenFieldNameGRPC).
+const tokenMetadataKey = "token"
+
 // security is the member's TLS state (and, later, its authentication).
 type security struct {
 	settings  TLSSettings

@@ -35,6 +35,7 @@ type Server struct {
 	cluster *cluster
 	alarms  *alarmStore
 	sec     security
+	gw      gateway
 
 	node        raft.Node
 	raftStorage *raft.MemoryStorage

@@ -76,7 +76,7 @@ func (c *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest)
 			return nil, toGRPCError(err)
 		}
 	}
-	return &pb.MemberListResponse{Header: c.s.header(nil), Members: c.members()}, nil
+	return &pb.MemberListResponse{Header: c.s.clusterHeader(), Members: c.members()}, nil
 }
 
 func (c *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
@@ -111,7 +111,7 @@ func (c *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (
 	if _, err := c.s.proposeConfChange(ctx, cc); err != nil {
 		return nil, toGRPCError(err)
 	}
-	return &pb.MemberAddResponse{Header: c.s.header(nil), Member: pbMember(m), Members: c.members()}, nil
+	return &pb.MemberAddResponse{Header: c.s.clusterHeader(), Member: pbMember(m), Members: c.members()}, nil
 }
 
 func (c *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
@@ -125,7 +125,7 @@ func (c *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequ
 	if _, err := c.s.proposeConfChange(ctx, cc); err != nil {
 		return nil, toGRPCError(err)
 	}
-	return &pb.MemberRemoveResponse{Header: c.s.header(nil), Members: c.members()}, nil
+	return &pb.MemberRemoveResponse{Header: c.s.clusterHeader(), Members: c.members()}, nil
 }
 
 func (c *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
@@ -147,7 +147,7 @@ func (c *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequ
 	if _, err := c.s.proposeConfChange(ctx, cc); err != nil {
 		return nil, toGRPCError(err)
 	}
-	return &pb.MemberUpdateResponse{Header: c.s.header(nil), Members: c.members()}, nil
+	return &pb.MemberUpdateResponse{Header: c.s.clusterHeader(), Members: c.members()}, nil
 }
 
 func (c *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
@@ -171,7 +171,7 @@ func (c *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRe
 	if _, err := c.s.proposeConfChange(ctx, cc); err != nil {
 		return nil, toGRPCError(err)
 	}
-	return &pb.MemberPromoteResponse{Header: c.s.header(nil), Members: c.members()}, nil
+	return &pb.MemberPromoteResponse{Header: c.s.clusterHeader(), Members: c.members()}, nil
 }
 
 // activeVoters counts the voters this member can reach (itself included).

@@ -31,6 +31,12 @@ func (s *Server) header(h *pb.ResponseHeader) *pb.ResponseHeader {
 	return h
 }
 
+// clusterHeader is the header of Cluster responses: etcd's carry no
+// revision.
+func (s *Server) clusterHeader() *pb.ResponseHeader {
+	return &pb.ResponseHeader{ClusterId: s.cluster.ID(), MemberId: s.id, RaftTerm: s.term.Load()}
+}
+
 // toGRPCError maps store errors to etcd's gRPC errors; errors that are
 // gRPC statuses already pass through.
 func toGRPCError(err error) error {

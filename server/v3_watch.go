@@ -58,12 +58,15 @@ func (w *watchServer) Watch(gs pb.Watch_WatchServer) error {
 	}
 	defer sess.ws.Close()
 	recvErr := make(chan error, 1)
-	go func() { recvErr <- sess.recvLoop() }()
-	sendErr := sess.sendLoop(recvErr)
-	if errors.Is(sendErr, io.EOF) {
-		return nil
-	}
-	return sendErr
+	go func() {
+		// As etcd: a client that closes its side (the HTTP gateway, once
+		// it has sent the request body) still gets its events until the
+		// stream ends.
+		if err := sess.recvLoop(); !errors.Is(err, io.EOF) {
+			recvErr <- err
+		}
+	}()
+	return sess.sendLoop(recvErr)
 }
 
 // recvLoop serves the client's requests until the stream ends.
@@ -150,6 +153,8 @@ func (sess *watchSession) sendLoop(recvErr <-chan error) error {
 			return err
 		case <-sess.s.stopping:
 			return rpctypes.ErrGRPCStopped
+		case <-sess.gs.Context().Done():
+			return sess.gs.Context().Err()
 		case r := <-sess.ctrl:
 			if err := sess.gs.Send(r); err != nil {
 				return err
