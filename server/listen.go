@@ -120,6 +120,7 @@ func (s *Server) listenClients() error {
 		grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams),
 		grpc.ChainUnaryInterceptor(s.m.unaryInterceptor, s.learnerUnaryInterceptor),
 		grpc.ChainStreamInterceptor(s.m.streamInterceptor, s.learnerStreamInterceptor),
+		grpc.StatsHandler(grpcBytes{s.m}),
 	}
 	if s.cfg.GRPCKeepAliveMinTime > 0 {
 		opts = append(opts, grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: s.cfg.GRPCKeepAliveMinTime, PermitWithoutStream: false}))

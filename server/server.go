@@ -193,7 +193,7 @@ func (s *Server) start(bs *bootState) error {
 	}
 	if s.tr, err = transport.New(transport.Config{
 		ID: s.id, ClusterID: bs.clusterID, Layout: s.cfg.Layout(), Raft: (*raftHandler)(s), Logger: s.lg,
-		TLS: s.peerDialTLS(),
+		TLS: s.peerDialTLS(), Registerer: s.reg,
 	}); err != nil {
 		return err
 	}

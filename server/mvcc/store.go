@@ -91,6 +91,8 @@ type Store struct {
 	writeMu    sync.Mutex
 	currentRev atomic.Int64
 	compactRev atomic.Int64
+	// liveKeys counts the keys not deleted (etcd_debugging_mvcc_keys_total).
+	liveKeys atomic.Int64
 	// applying is the raft entry being applied; guarded by writeMu.
 	applying struct {
 		index, term uint64
@@ -203,7 +205,9 @@ func (s *Store) restore() (int64, error) {
 	if err := s.attachLeases(); err != nil {
 		return 0, err
 	}
-	s.lg.Info("restored", "path", s.be.Path(), "keys", s.idx.Len(), "revision", s.currentRev.Load(),
+	live, _ := s.idx.LiveKeys(s.currentRev.Load())
+	s.liveKeys.Store(int64(len(live)))
+	s.lg.Info("restored", "path", s.be.Path(), "keys", len(live), "revision", s.currentRev.Load(),
 		"compact-revision", s.compactRev.Load(), "consistent-index", s.ci, "took", time.Since(start))
 	return scheduled, nil
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -23,6 +24,7 @@ import (
 const (
 	StreamPath   = "/lifeboat/raft/stream"
 	SnapshotPath = "/lifeboat/raft/snapshot"
+	ProbePath    = "/lifeboat/raft/probe"
 )
 
 // Headers that every peer request carries.
@@ -75,12 +77,18 @@ type Config struct {
 	// https; nil dials only http peers. It is called for every connection,
 	// so a certificate rotated on disk is used by the next one.
 	TLS func(host string) *tls.Config
+	// Registerer takes the peer network metrics (none if nil).
+	Registerer prometheus.Registerer
+	// ProbeInterval is how often each peer's round trip time is measured
+	// (5s if 0).
+	ProbeInterval time.Duration
 }
 
 // Transport sends raft messages to peers and serves the peer endpoints.
 type Transport struct {
 	cfg    Config
 	lg     *slog.Logger
+	m      *metrics
 	client *http.Client
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -104,6 +112,13 @@ func New(cfg Config) (*Transport, error) {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = time.Second
 	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = 5 * time.Second
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	lg := cfg.Logger
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
@@ -125,6 +140,7 @@ func New(cfg Config) (*Transport, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Transport{
 		cfg:    cfg,
+		m:      m,
 		lg:     lg.With("component", "transport", "local-member-id", strconv.FormatUint(cfg.ID, 16)),
 		client: &http.Client{Transport: tr},
 		ctx:    ctx,
@@ -185,10 +201,19 @@ func (t *Transport) AddPeer(id uint64, urls []string) {
 	}
 	p := newPeer(t, id, urls)
 	t.peers[id] = p
-	t.wg.Add(1)
+	// The peer's series exist from now on, at zero.
+	to := strconv.FormatUint(id, 16)
+	t.m.sentBytes.WithLabelValues(to)
+	t.m.sentFailures.WithLabelValues(to)
+	t.m.receivedBytes.WithLabelValues(to)
+	t.wg.Add(2)
 	go func() {
 		defer t.wg.Done()
 		p.run()
+	}()
+	go func() {
+		defer t.wg.Done()
+		p.probe()
 	}()
 	t.lg.Info("added peer", "peer-id", strconv.FormatUint(id, 16), "peer-urls", urls)
 }
