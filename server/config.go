@@ -30,6 +30,7 @@ const (
 	DefaultListenPeerURL       = "http://localhost:2380"
 	DefaultMaxRequestBytes     = 1.5 * 1024 * 1024
 	DefaultMaxTxnOps           = 128
+	DefaultBcryptCost          = 10
 	// gRPC keepalive defaults, as etcd's.
 	DefaultGRPCKeepAliveMinTime  = 5 * time.Second
 	DefaultGRPCKeepAliveInterval = 2 * time.Hour
@@ -111,6 +112,12 @@ type Config struct {
 	// lose acknowledged writes (--unsafe-no-fsync).
 	UnsafeNoFsync bool
 
+	// AuthToken is --auth-token: "simple", or
+	// "jwt,pub-key=<path>,priv-key=<path>,sign-method=<alg>[,ttl=<duration>]".
+	AuthToken    string
+	AuthTokenTTL uint // --auth-token-ttl: seconds a simple token lives unused
+	BcryptCost   uint // --bcrypt-cost
+
 	Logger *slog.Logger
 }
 
@@ -140,6 +147,9 @@ func NewConfig() *Config {
 		MaxConcurrentStreams:   math.MaxUint32,
 		Metrics:                "basic",
 		AutoCompactionMode:     "periodic",
+		AuthToken:              "simple",
+		AuthTokenTTL:           300,
+		BcryptCost:             DefaultBcryptCost,
 	}
 }
 
@@ -282,6 +292,21 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.compaction(); err != nil {
 		return err
+	}
+	if c.AuthToken == "" {
+		c.AuthToken = "simple"
+	}
+	if _, _, err := parseAuthToken(c.AuthToken); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if c.BcryptCost == 0 {
+		c.BcryptCost = DefaultBcryptCost
+	}
+	if c.BcryptCost < 4 || c.BcryptCost > 31 {
+		return fmt.Errorf("config: --bcrypt-cost %d is outside [4, 31]", c.BcryptCost)
+	}
+	if c.AuthTokenTTL == 0 {
+		c.AuthTokenTTL = 300
 	}
 	if c.CorruptCheckTime < 0 {
 		return fmt.Errorf("config: --experimental-corrupt-check-time %v is negative", c.CorruptCheckTime)

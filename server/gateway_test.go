@@ -52,6 +52,7 @@ var gatewaySession = []gatewayCall{
 	{name: "status", path: "/v3/maintenance/status", body: `{}`, shape: true},
 	{name: "alarms", path: "/v3/maintenance/alarm", body: `{"action":"GET"}`},
 	{name: "hashkv", path: "/v3/maintenance/hashkv", body: `{}`, shape: true},
+	{name: "auth-status", path: "/v3/auth/status", body: `{}`},
 	{name: "lock", path: "/v3/lock/lock", body: `{"name":"` + b64("mylock") + `"}`, shape: true},
 	{name: "unlock", path: "/v3/lock/unlock", body: `{"key":"{{lock.key}}"}`},
 	{name: "lease2", path: "/v3/lease/grant", body: `{"TTL":"60"}`, shape: true},

@@ -118,8 +118,8 @@ func (s *Server) listenClients() error {
 		grpc.MaxRecvMsgSize(int(s.cfg.MaxRequestBytes + grpcOverheadBytes)),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams),
-		grpc.ChainUnaryInterceptor(s.m.unaryInterceptor, s.learnerUnaryInterceptor),
-		grpc.ChainStreamInterceptor(s.m.streamInterceptor, s.learnerStreamInterceptor),
+		grpc.ChainUnaryInterceptor(s.m.unaryInterceptor, s.learnerUnaryInterceptor, s.authUnaryInterceptor),
+		grpc.ChainStreamInterceptor(s.m.streamInterceptor, s.learnerStreamInterceptor, s.authStreamInterceptor),
 		grpc.StatsHandler(grpcBytes{s.m}),
 	}
 	if s.cfg.GRPCKeepAliveMinTime > 0 {

@@ -14,6 +14,9 @@ import (
 func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (any, error) {
 	id := s.reqIDs.next()
 	r.Header = &pb.RequestHeader{ID: id}
+	if err := s.setAuthHeader(ctx, r); err != nil {
+		return nil, err
+	}
 	data, err := r.Marshal()
 	if err != nil {
 		return nil, err

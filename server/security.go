@@ -23,10 +23,12 @@ type security struct {
 	settings  TLSSettings
 	clientTLS *tlsFiles // nil when no client URL is https or unixs
 	peerTLS   *tlsFiles // nil when no peer URL is https
+	auth      authStore
 }
 
 // setupTLS loads (or, with --auto-tls, generates) the certificates the
-// configured URLs need, so that a missing or broken file fails the start.
+// configured URLs need, so that a missing or broken file fails the start,
+// and the auth token provider.
 func (s *Server) setupTLS() error {
 	c := s.cfg
 	set, err := ParseTLSSettings(c.CipherSuites, c.TLSMinVersion, c.TLSMaxVersion)
@@ -44,6 +46,10 @@ func (s *Server) setupTLS() error {
 	}
 	if s.sec.peerTLS, err = s.loadTLS("peer", c.PeerTLSInfo, peerURLs, "--peer-cert-file and --peer-key-file"); err != nil {
 		return err
+	}
+	if s.sec.auth.tokens, err = newTokenProvider(c.AuthToken, time.Duration(c.AuthTokenTTL)*time.Second,
+		func(index uint64) <-chan struct{} { return s.applyWait.wait(index) }); err != nil {
+		return fmt.Errorf("server: %w", err)
 	}
 	return nil
 }

@@ -112,6 +112,12 @@ func (sess *watchSession) create(c *pb.WatchCreateRequest) {
 		}
 	}
 	rev := sess.ws.Rev()
+	if reason := sess.s.watchDenied(sess.gs.Context(), key, c.RangeEnd); reason != "" {
+		// As etcd: a created and canceled response with the reason.
+		sess.control(&pb.WatchResponse{Header: sess.s.header(&pb.ResponseHeader{Revision: rev}), WatchId: -1,
+			Created: true, Canceled: true, CancelReason: reason})
+		return
+	}
 	id, err := sess.ws.Watch(mvcc.WatchID(c.WatchId), key, end, c.StartRevision, c.PrevKv, filters...)
 	resp := &pb.WatchResponse{
 		Header:  sess.s.header(&pb.ResponseHeader{Revision: rev}),

@@ -57,6 +57,9 @@ type memberOptions struct {
 	initialCorruptCheck     bool
 	corruptCheckTime        time.Duration
 	unsafeNoFsync           bool
+	authToken               string
+	authTokenTTL            uint
+	bcryptCost              uint
 }
 
 func newMemberOptions() *memberOptions { return &memberOptions{} }
@@ -109,6 +112,9 @@ func (o *memberOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.initialCorruptCheck, "experimental-initial-corrupt-check", false, "check this member's data against its peers' before serving clients")
 	fs.DurationVar(&o.corruptCheckTime, "experimental-corrupt-check-time", 0, "period of the leader's corruption check of every member (0 disables it)")
 	fs.BoolVar(&o.unsafeNoFsync, "unsafe-no-fsync", false, "disables fsync, unsafe, will cause data loss")
+	fs.StringVar(&o.authToken, "auth-token", d.AuthToken, "auth token type and options: simple, or jwt,pub-key=<path>,priv-key=<path>,sign-method=<alg>[,ttl=<duration>]")
+	fs.UintVar(&o.authTokenTTL, "auth-token-ttl", d.AuthTokenTTL, "the lifetime in seconds of a simple auth token after its last use")
+	fs.UintVar(&o.bcryptCost, "bcrypt-cost", d.BcryptCost, "bcrypt cost factor for auth password hashing (4 to 31)")
 }
 
 // addTLSFlags adds one side's TLS flags; prefix is "" (client) or "peer-".
@@ -176,6 +182,7 @@ func (o *memberOptions) config() (*server.Config, error) {
 	c.EnablePprof, c.Metrics = o.enablePprof, o.metrics
 	c.InitialCorruptCheck, c.CorruptCheckTime = o.initialCorruptCheck, o.corruptCheckTime
 	c.UnsafeNoFsync = o.unsafeNoFsync
+	c.AuthToken, c.AuthTokenTTL, c.BcryptCost = o.authToken, o.authTokenTTL, o.bcryptCost
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}

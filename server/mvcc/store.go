@@ -282,6 +282,14 @@ func (s *Store) Apply(index, term uint64, fn func() error) error {
 	return err
 }
 
+// ApplyingIndex is the raft index Apply is applying; call it from Apply's
+// fn only.
+func (s *Store) ApplyingIndex() uint64 {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return s.applying.index
+}
+
 func (s *Store) setConsistentIndex(index, term uint64) {
 	s.ciMu.Lock()
 	s.ci, s.ciTrm = index, term
