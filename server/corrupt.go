@@ -145,7 +145,9 @@ func (s *Server) periodicCorruptCheck() {
 			continue
 		}
 		if p.CompactRevision == local.CompactRevision && p.HashRevision == local.HashRevision && p.Hash != local.Hash {
+			// One alarm a check, as etcd's.
 			s.raiseCorrupt(m.ID, local.HashRevision)
+			return
 		}
 	}
 }

@@ -160,16 +160,18 @@ func TestCorruptionChecks(t *testing.T) {
 	for i := range c.cfgs {
 		c.cfgs[i].CorruptCheckTime = 100 * time.Millisecond
 	}
-	// Start them together: each waits for a quorum.
-	errs := make(chan error, 3)
+	// The healthy two first, so that the leader is one of them (a corrupt
+	// leader would find its followers different, and etcd's check then
+	// raises the alarm for a follower).
+	var healthy []int
 	for i := range c.cfgs {
-		go func() { errs <- c.tryStart(i) }()
-	}
-	for range c.cfgs {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
+		if i != f {
+			healthy = append(healthy, i)
+			c.start(i)
 		}
 	}
+	waitLeaderAmong(t, c, healthy...)
+	c.start(f)
 	lead = c.waitLeader()
 	cli := c.client(lead)
 	deadline := time.Now().Add(20 * time.Second)
