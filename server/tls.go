@@ -262,8 +262,16 @@ func (f *tlsFiles) clientConfig(s TLSSettings, host string) *tls.Config {
 		for _, c := range cs.PeerCertificates[1:] {
 			opts.Intermediates.AddCert(c)
 		}
-		_, err := cs.PeerCertificates[0].Verify(opts)
-		return err
+		if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
+			return err
+		}
+		// A member sends its messages by dialing out, so the allowed
+		// common names hold for the members it dials too: a member that
+		// may not connect must not receive the log either.
+		if cn := cs.PeerCertificates[0].Subject.CommonName; len(f.info.AllowedCNs) > 0 && !slices.Contains(f.info.AllowedCNs, cn) {
+			return fmt.Errorf("server: peer certificate common name %q is not allowed (--peer-cert-allowed-cn)", cn)
+		}
+		return nil
 	}
 	return cfg
 }

@@ -352,3 +352,84 @@ func TestUnixSocketsAndClientHTTPURLs(t *testing.T) {
 		t.Fatalf("/health on the gRPC-only client URL: %s", resp.Status)
 	}
 }
+
+// TestPeerCertAllowedCN: with --peer-cert-allowed-cn, a peer whose
+// certificate (from the trusted CA) has another common name is refused.
+func TestPeerCertAllowedCN(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "ca")
+	logs := make([]*logBuffer, 3)
+	i := 0
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		toHTTPS(cfg, false, true)
+		logs[i] = &logBuffer{}
+		cfg.Logger = slog.New(slog.NewJSONHandler(logs[i], nil))
+		cn := "member"
+		if i == 2 {
+			cn = "intruder"
+		}
+		cert := ca.issue(cfg.Name, cn)
+		cfg.PeerTLSInfo = TLSInfo{CertFile: cert.CertFile, KeyFile: cert.KeyFile, TrustedCAFile: ca.CAFile,
+			ClientCertAuth: true, AllowedCNs: []string{"member"}}
+		i++
+	})
+	waitLeaderAmong(t, c, 0, 1)
+	deadline := time.Now().Add(20 * time.Second)
+	for !logs[0].contains("client certificate authentication failed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("member 0 never refused the intruder's certificate:\n%s", logs[0])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if l := c.srvs[2].Leader(); l != 0 {
+		t.Fatalf("the intruder follows leader %x", l)
+	}
+}
+
+// TestAutoTLS serves client and peer TLS with self-signed certificates
+// written under the data dir, as etcd's --auto-tls and --peer-auto-tls.
+func TestAutoTLS(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		toHTTPS(cfg, true, true)
+		cfg.ClientTLSInfo.AutoTLS, cfg.PeerTLSInfo.AutoTLS = true, true
+	})
+	lead := c.waitLeader()
+	for _, side := range []string{"client", "peer"} {
+		for _, f := range []string{"cert.pem", "key.pem"} {
+			if _, err := os.Stat(filepath.Join(c.cfgs[lead].DataDir, "fixtures", side, f)); err != nil {
+				t.Fatalf("auto TLS %s: %v", side, err)
+			}
+		}
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.endpoint(lead)}, DialTimeout: 5 * time.Second,
+		TLS: &tls.Config{InsecureSkipVerify: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Put(ctxT(t), "k", "v"); err != nil {
+		t.Fatalf("put over auto TLS: %v", err)
+	}
+}
+
+// TestTLSVersions: --tls-min-version TLS1.3 refuses a TLS 1.2 client.
+func TestTLSVersions(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "ca")
+	srv := ca.issue("server", "server")
+	c := newTestCluster(t, 1, func(cfg *Config) {
+		toHTTPS(cfg, true, false)
+		cfg.ClientTLSInfo = TLSInfo{CertFile: srv.CertFile, KeyFile: srv.KeyFile}
+		cfg.TLSMinVersion = "TLS1.3"
+	})
+	c.waitLeader()
+	client := tlsClient(t, ca.CAFile, nil, false)
+	if _, err := client.Get(c.endpoint(0) + "/health"); err != nil {
+		t.Fatalf("TLS 1.3 client: %v", err)
+	}
+	client.Transport.(*http.Transport).TLSClientConfig.MaxVersion = tls.VersionTLS12
+	client.Transport.(*http.Transport).CloseIdleConnections()
+	if _, err := client.Get(c.endpoint(0) + "/health"); err == nil || !strings.Contains(err.Error(), "protocol version") {
+		t.Fatalf("TLS 1.2 client against --tls-min-version TLS1.3: %v", err)
+	}
+}
