@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
 )
@@ -192,13 +191,14 @@ func TestGatewayWatchStreams(t *testing.T) {
 		t.Fatalf("first message %v", created)
 	}
 	for i := range 3 {
-		go func() {
-			time.Sleep(0)
-			if _, err := http.Post(c.endpoint(0)+"/v3/kv/put", "application/json",
-				bytes.NewReader([]byte(`{"key":"`+b64("w")+`","value":"`+b64(fmt.Sprint(i))+`"}`))); err != nil {
-				t.Error(err)
-			}
-		}()
+		// The events wait in the stream while the put is answered on
+		// another connection.
+		pr, err := http.Post(c.endpoint(0)+"/v3/kv/put", "application/json",
+			bytes.NewReader([]byte(`{"key":"`+b64("w")+`","value":"`+b64(fmt.Sprint(i))+`"}`)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr.Body.Close()
 		ev := next()
 		evs, _ := ev["events"].([]any)
 		if len(evs) != 1 {
