@@ -7,6 +7,7 @@ package etcdproc
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +37,10 @@ type Options struct {
 	// StartTimeout bounds the wait for every member to report healthy;
 	// 0 means 60s. (Used by interoptest.StartEtcd.)
 	StartTimeout time.Duration
+	// ClientTLS, if set, makes the client URLs https (Args then carry the
+	// member's --cert-file and --key-file) and is the configuration /health
+	// is checked with.
+	ClientTLS *tls.Config
 }
 
 // Cluster is a running set of real etcd members.
@@ -55,6 +60,7 @@ type Member struct {
 
 	bin  string
 	args []string
+	tls  *tls.Config // for /health over https; nil for http
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited
 }
@@ -79,12 +85,17 @@ func New(dir string, opts Options) (*Cluster, error) {
 	}
 	c := &Cluster{}
 	var initial []string
+	scheme := "http://"
+	if opts.ClientTLS != nil {
+		scheme = "https://"
+	}
 	for i := range n {
 		name := "m" + strconv.Itoa(i+1)
 		m := &Member{
 			Name:      name,
 			DataDir:   filepath.Join(dir, name),
-			ClientURL: "http://127.0.0.1:" + strconv.Itoa(ports[2*i]),
+			ClientURL: scheme + "127.0.0.1:" + strconv.Itoa(ports[2*i]),
+			tls:       opts.ClientTLS,
 			PeerURL:   "http://127.0.0.1:" + strconv.Itoa(ports[2*i+1]),
 			LogPath:   filepath.Join(dir, name+".log"),
 			bin:       opts.Binary,
@@ -137,7 +148,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 func (c *Cluster) Endpoints() []string {
 	eps := make([]string, len(c.ClientURLs))
 	for i, u := range c.ClientURLs {
-		eps[i] = strings.TrimPrefix(u, "http://")
+		eps[i] = strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
 	}
 	return eps
 }
@@ -192,7 +203,8 @@ func (m *Member) Running() bool {
 // WaitHealthy polls the member's /health until it reports healthy, the
 // process exits, or ctx ends.
 func (m *Member) WaitHealthy(ctx context.Context) error {
-	client := &http.Client{Timeout: 2 * time.Second}
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: m.tls}}
+	defer client.CloseIdleConnections()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	var last error
