@@ -57,6 +57,7 @@ func (s *Server) serveHashKV(w http.ResponseWriter, r *http.Request) {
 // fetchPeerHashKV asks member m for its hashkv at rev over its peer URLs.
 func (s *Server) fetchPeerHashKV(ctx context.Context, m schema.Member, rev int64) (peerHashKV, error) {
 	client := s.peerHTTPClient(5 * time.Second)
+	defer client.CloseIdleConnections()
 	var errs []error
 	for _, u := range m.PeerURLs {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet,

@@ -26,10 +26,10 @@ type security struct {
 	auth      authStore
 }
 
-// setupTLS loads (or, with --auto-tls, generates) the certificates the
+// setupSecurity loads (or, with --auto-tls, generates) the certificates the
 // configured URLs need, so that a missing or broken file fails the start,
 // and the auth token provider.
-func (s *Server) setupTLS() error {
+func (s *Server) setupSecurity() error {
 	c := s.cfg
 	set, err := ParseTLSSettings(c.CipherSuites, c.TLSMinVersion, c.TLSMaxVersion)
 	if err != nil {

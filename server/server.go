@@ -111,7 +111,7 @@ func New(cfg *Config) (*Server, error) {
 	if err := prepareDirs(cfg); err != nil {
 		return nil, err
 	}
-	if err := s.setupTLS(); err != nil {
+	if err := s.setupSecurity(); err != nil {
 		return nil, err
 	}
 	bs, err := s.boot()
