@@ -263,3 +263,31 @@ func TestCompareEtcdWithItself(t *testing.T) {
 		t.Errorf("table does not say how it was measured:\n%s", table.String())
 	}
 }
+
+// TestCompareSecured runs a secured comparison (etcd against itself): with
+// client TLS and with auth enabled every run connects and succeeds.
+func TestCompareSecured(t *testing.T) {
+	etcd := interoptest.Binary(t, "etcd")
+	for _, sec := range []Security{ClientTLS, Auth} {
+		t.Run(string(sec), func(t *testing.T) {
+			cfg := DefaultCompareConfig()
+			cfg.EtcdBinary, cfg.Security = etcd, sec
+			cfg.Members, cfg.Clients, cfg.Workloads = []int{1}, []int{2}, []Workload{Put}
+			cfg.Rounds, cfg.Total, cfg.Duration, cfg.KeySpace = 1, 20, time.Minute, 10
+			cfg.Dir = t.TempDir()
+			c, err := Compare(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Results) != 1 || c.Results[0].Error != "" || c.Results[0].Report == nil || c.Results[0].Report.Requests != 20 {
+				t.Fatalf("results %+v", c.Results)
+			}
+			if c.Config.Security != string(sec) {
+				t.Fatalf("summary security %q", c.Config.Security)
+			}
+		})
+	}
+	if _, err := ParseSecurity("mtls"); err == nil {
+		t.Fatal("unknown security accepted")
+	}
+}

@@ -50,6 +50,8 @@ type CompareConfig struct {
 	StartTimeout time.Duration
 	// Log receives one line per run as it finishes; nil discards them.
 	Log io.Writer
+	// Security is none (default), tls or auth for both systems.
+	Security Security
 }
 
 // DefaultCompareConfig runs put, range and txn at 1, 64 and 256 clients on
@@ -96,6 +98,7 @@ type compareSummary struct {
 	KeySize        int     `json:"key_size"`
 	ValSize        int     `json:"val_size"`
 	KeySpace       int     `json:"key_space"`
+	Security       string  `json:"security"`
 }
 
 // SystemResult is one run against one system; Error is set instead of
@@ -200,6 +203,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Comparison, error) {
 			EtcdBinary: cfg.EtcdBinary, LifeboatBinary: cfg.LifeboatBinary,
 			Total: cfg.Total, DurationSec: cfg.Duration.Seconds(), Rounds: cfg.Rounds,
 			KeySize: cfg.KeySize, ValSize: cfg.ValSize, KeySpace: cfg.KeySpace,
+			Security: string(cfg.security()),
 		},
 	}
 	for _, members := range cfg.Members {
@@ -212,12 +216,20 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Comparison, error) {
 	return out, nil
 }
 
+func (c CompareConfig) security() Security {
+	if c.Security == "" {
+		return NoSecurity
+	}
+	return c.Security
+}
+
 // running is one started system of a comparison.
 type running struct {
 	name   string
 	leader string       // client endpoint of the leader
 	err    error        // why it is not running
 	stop   func() error // nil when not running
+	sec    secured
 }
 
 // size runs every cell against both systems of one cluster size.
@@ -229,7 +241,7 @@ func (cfg CompareConfig) size(ctx context.Context, root string, members int) []S
 		}
 		r := &running{name: sys.name}
 		dir := filepath.Join(root, fmt.Sprintf("%s-%d", sys.name, members))
-		r.leader, r.stop, r.err = cfg.startCluster(ctx, sys.bin, members, dir)
+		r.leader, r.stop, r.sec, r.err = cfg.startCluster(ctx, sys.bin, members, dir)
 		if r.err != nil {
 			fmt.Fprintf(cfg.Log, "%s x%d: %v\n", sys.name, members, r.err)
 		} else {
@@ -252,7 +264,9 @@ func (cfg CompareConfig) size(ctx context.Context, root string, members int) []S
 					if sys.err != nil || errs[i] != nil {
 						continue
 					}
-					rep, err := Run(ctx, cfg.run([]string{sys.leader}, w, n))
+					rc := cfg.run([]string{sys.leader}, w, n)
+					rc.TLS, rc.Username, rc.Password = sys.sec.tls, sys.sec.username, sys.sec.password
+					rep, err := Run(ctx, rc)
 					if err != nil {
 						errs[i] = err
 						fmt.Fprintf(cfg.Log, "%s x%d %s %d clients: %v\n", sys.name, members, w, n, err)
@@ -291,15 +305,20 @@ func median(reports []*Report) (*Report, []float64) {
 	return sorted[len(sorted)/2], ops
 }
 
-// startCluster starts a cluster of the binary (etcd's flags) and returns the
-// leader's client endpoint and a stop function.
-func (cfg CompareConfig) startCluster(ctx context.Context, bin string, members int, dir string) (string, func() error, error) {
+// startCluster starts a cluster of the binary (etcd's flags), secured as
+// cfg.Security says, and returns the leader's client endpoint, a stop
+// function and what the runs need to connect.
+func (cfg CompareConfig) startCluster(ctx context.Context, bin string, members int, dir string) (string, func() error, secured, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", nil, fmt.Errorf("bench: %w", err)
+		return "", nil, secured{}, fmt.Errorf("bench: %w", err)
 	}
-	c, err := etcdproc.New(dir, etcdproc.Options{Members: members, Binary: bin, Token: "lifeboat-bench"})
+	sec, err := cfg.security().prepare(filepath.Join(dir, "certs"))
 	if err != nil {
-		return "", nil, fmt.Errorf("laying out %d members of %s: %w", members, bin, err)
+		return "", nil, secured{}, err
+	}
+	c, err := etcdproc.New(dir, etcdproc.Options{Members: members, Binary: bin, Token: "lifeboat-bench", TLS: sec.files})
+	if err != nil {
+		return "", nil, secured{}, fmt.Errorf("laying out %d members of %s: %w", members, bin, err)
 	}
 	timeout := cfg.StartTimeout
 	if timeout == 0 {
@@ -308,18 +327,22 @@ func (cfg CompareConfig) startCluster(ctx context.Context, bin string, members i
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := c.Start(sctx); err != nil {
-		return "", nil, errors.Join(fmt.Errorf("starting %d members of %s: %w", members, bin, err), c.Stop())
+		return "", nil, secured{}, errors.Join(fmt.Errorf("starting %d members of %s: %w", members, bin, err), c.Stop())
 	}
-	leader, err := findLeader(sctx, c.Endpoints())
+	if err := sec.enable(sctx, c.Endpoints()); err != nil {
+		return "", nil, secured{}, errors.Join(err, c.Stop())
+	}
+	leader, err := findLeader(sctx, c.Endpoints(), sec)
 	if err != nil {
-		return "", nil, errors.Join(err, c.Stop())
+		return "", nil, secured{}, errors.Join(err, c.Stop())
 	}
-	return leader, c.Stop, nil
+	return leader, c.Stop, sec, nil
 }
 
 // findLeader asks each endpoint for its status until one says it leads.
-func findLeader(ctx context.Context, endpoints []string) (string, error) {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(), Context: ctx})
+func findLeader(ctx context.Context, endpoints []string, sec secured) (string, error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(), Context: ctx,
+		TLS: sec.tls, Username: sec.username, Password: sec.password})
 	if err != nil {
 		return "", fmt.Errorf("bench: connecting to %s: %w", strings.Join(endpoints, ","), err)
 	}
@@ -387,9 +410,9 @@ func ratio(a, b float64) float64 {
 
 // WriteCompareTable writes one row per cell, then every error in full.
 func WriteCompareTable(w io.Writer, c *Comparison) error {
-	fmt.Fprintf(w, "%s, %s/%s, %d CPUs %s, %s; %d requests or %.0fs per run, median of %d rounds, key %d B, value %d B, key space %d\n",
+	fmt.Fprintf(w, "%s, %s/%s, %d CPUs %s, %s; %d requests or %.0fs per run, median of %d rounds, key %d B, value %d B, key space %d, security %s\n",
 		c.Date, c.Machine.OS, c.Machine.Arch, c.Machine.CPUs, c.Machine.CPU, c.Machine.Go,
-		c.Config.Total, c.Config.DurationSec, c.Config.Rounds, c.Config.KeySize, c.Config.ValSize, c.Config.KeySpace)
+		c.Config.Total, c.Config.DurationSec, c.Config.Rounds, c.Config.KeySize, c.Config.ValSize, c.Config.KeySpace, c.Config.Security)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "MEMBERS\tWORKLOAD\tCLIENTS\tETCD OPS/S\tLIFEBOAT OPS/S\tRATIO\tETCD P99 ms\tLIFEBOAT P99 ms\tRATIO\t")
 	num := func(v float64, format string) string {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strconv"
@@ -64,6 +65,10 @@ type Config struct {
 	KeySpace int // keys are drawn uniformly from [0, KeySpace)
 	// RequestTimeout bounds each request; 0 means 10s.
 	RequestTimeout time.Duration
+	// TLS, if set, connects over TLS; Username and Password, if set,
+	// authenticate every connection.
+	TLS                *tls.Config
+	Username, Password string
 }
 
 // DefaultConfig is the put workload at 64 clients on 8 connections.

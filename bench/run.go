@@ -58,7 +58,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 10 * time.Second
 	}
-	clients, err := dial(ctx, cfg.Endpoints, cfg.Conns)
+	clients, err := dial(ctx, cfg, cfg.Conns)
 	if err != nil {
 		return nil, err
 	}
@@ -79,8 +79,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return newReport(cfg, res), nil
 }
 
-// dial opens n clients on the endpoints and checks that they answer.
-func dial(ctx context.Context, endpoints []string, n int) ([]*clientv3.Client, error) {
+// dial opens n clients on the run's endpoints (with its TLS and
+// credentials) and checks that they answer.
+func dial(ctx context.Context, cfg Config, n int) ([]*clientv3.Client, error) {
+	endpoints := cfg.Endpoints
 	var clients []*clientv3.Client
 	for range n {
 		c, err := clientv3.New(clientv3.Config{
@@ -88,6 +90,9 @@ func dial(ctx context.Context, endpoints []string, n int) ([]*clientv3.Client, e
 			DialTimeout: 5 * time.Second,
 			Logger:      zap.NewNop(),
 			Context:     ctx,
+			TLS:         cfg.TLS,
+			Username:    cfg.Username,
+			Password:    cfg.Password,
 		})
 		if err != nil {
 			for _, c := range clients {

@@ -158,6 +158,9 @@ func (s *Server) applyNormal(e *raftpb.Entry) {
 
 // applyRequest applies one request and returns what its proposer waits for.
 func (s *Server) applyRequest(st *stores, r *pb.InternalRaftRequest) result {
+	if res, handled := s.applyAuth(st, r); handled {
+		return res
+	}
 	noSpace := s.alarms.active(pb.AlarmType_NOSPACE)
 	switch {
 	case r.Range != nil:

@@ -27,6 +27,7 @@ func (s *Server) startBackground() {
 		})
 	})
 	s.goBackground(func() { s.every(purgeInterval, s.purgeFiles) })
+	s.startOperations()
 }
 
 func (s *Server) goBackground(fn func()) {

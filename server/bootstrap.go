@@ -139,7 +139,7 @@ func (s *Server) bootJoin(ctx context.Context) (*bootState, error) {
 	if len(urls) == 0 {
 		return nil, errors.New("server: --initial-cluster-state existing needs the other members in --initial-cluster")
 	}
-	info, err := fetchMembers(ctx, urls)
+	info, err := fetchMembers(ctx, s.peerHTTPClient(2*time.Second), urls)
 	if err != nil {
 		return nil, err
 	}
@@ -167,8 +167,7 @@ func (s *Server) bootJoin(ctx context.Context) (*bootState, error) {
 }
 
 // fetchMembers gets membersInfo from the first peer URL that answers.
-func fetchMembers(ctx context.Context, urls []string) (*membersInfo, error) {
-	client := &http.Client{Timeout: 2 * time.Second}
+func fetchMembers(ctx context.Context, client *http.Client, urls []string) (*membersInfo, error) {
 	var errs []error
 	for _, u := range urls {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(u, "/")+membersPath, nil)

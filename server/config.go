@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -26,6 +28,13 @@ const (
 	DefaultInitialClusterToken = "etcd-cluster"
 	DefaultListenClientURL     = "http://localhost:2379"
 	DefaultListenPeerURL       = "http://localhost:2380"
+	DefaultMaxRequestBytes     = 1.5 * 1024 * 1024
+	DefaultMaxTxnOps           = 128
+	DefaultBcryptCost          = 10
+	// gRPC keepalive defaults, as etcd's.
+	DefaultGRPCKeepAliveMinTime  = 5 * time.Second
+	DefaultGRPCKeepAliveInterval = 2 * time.Hour
+	DefaultGRPCKeepAliveTimeout  = 20 * time.Second
 	// Version is the etcd server version lifeboat reports.
 	Version = "3.6.6"
 	// ClusterVersion is the cluster version lifeboat reports and stores.
@@ -67,6 +76,51 @@ type Config struct {
 	// (--experimental-lease-checkpoint-interval; 0 means 5 minutes).
 	LeaseCheckpointInterval time.Duration
 
+	// ListenClientHTTPURLs serve HTTP alone (--listen-client-http-urls);
+	// given any, the client URLs serve gRPC alone.
+	ListenClientHTTPURLs []string
+	ClientTLSInfo        TLSInfo  // --cert-file, --key-file, --trusted-ca-file, --client-cert-auth, --client-crl-file, --auto-tls
+	PeerTLSInfo          TLSInfo  // the same flags with --peer-, and --peer-cert-allowed-cn
+	CipherSuites         []string // --cipher-suites (etcd's names)
+	TLSMinVersion        string   // --tls-min-version (TLS1.2, TLS1.3)
+	TLSMaxVersion        string   // --tls-max-version
+	// SelfSignedCertValidity is the validity, in years, of the certificates
+	// --auto-tls and --peer-auto-tls make (--self-signed-cert-validity).
+	SelfSignedCertValidity uint
+
+	// AutoCompactionMode is periodic or revision (--auto-compaction-mode);
+	// AutoCompactionRetention is a duration or hours (periodic) or a
+	// number of revisions (revision); "0" or empty disables it
+	// (--auto-compaction-retention).
+	AutoCompactionMode      string
+	AutoCompactionRetention string
+	MaxRequestBytes         uint // --max-request-bytes (0: 1.5 MiB)
+	MaxTxnOps               uint // --max-txn-ops (0: 128)
+	// gRPC keepalive (--grpc-keepalive-min-time, -interval, -timeout; 0
+	// disables the enforcement, resp. the server's pings, as etcd) and
+	// --max-concurrent-streams (0: unlimited).
+	GRPCKeepAliveMinTime  time.Duration
+	GRPCKeepAliveInterval time.Duration
+	GRPCKeepAliveTimeout  time.Duration
+	MaxConcurrentStreams  uint32
+	EnablePprof           bool   // --enable-pprof: /debug/pprof on the client URLs
+	Metrics               string // --metrics basic or extensive (adds gRPC latency histograms)
+	// InitialCorruptCheck compares this member's hashkv with its peers'
+	// before serving (--experimental-initial-corrupt-check);
+	// CorruptCheckTime is the period of the leader's check of every member
+	// (--experimental-corrupt-check-time; 0 disables it).
+	InitialCorruptCheck bool
+	CorruptCheckTime    time.Duration
+	// UnsafeNoFsync skips fsync of the WAL and the backend: a crash may
+	// lose acknowledged writes (--unsafe-no-fsync).
+	UnsafeNoFsync bool
+
+	// AuthToken is --auth-token: "simple", or
+	// "jwt,pub-key=<path>,priv-key=<path>,sign-method=<alg>[,ttl=<duration>]".
+	AuthToken    string
+	AuthTokenTTL uint // --auth-token-ttl: seconds a simple token lives unused
+	BcryptCost   uint // --bcrypt-cost
+
 	Logger *slog.Logger
 }
 
@@ -88,6 +142,18 @@ func NewConfig() *Config {
 		QuotaBackendBytes:      DefaultQuotaBackendBytes,
 		MaxWALs:                DefaultMaxWALs,
 		MaxSnapshots:           DefaultMaxSnapshots,
+		SelfSignedCertValidity: 1,
+		MaxRequestBytes:        DefaultMaxRequestBytes,
+		MaxTxnOps:              DefaultMaxTxnOps,
+		GRPCKeepAliveMinTime:   DefaultGRPCKeepAliveMinTime,
+		GRPCKeepAliveInterval:  DefaultGRPCKeepAliveInterval,
+		GRPCKeepAliveTimeout:   DefaultGRPCKeepAliveTimeout,
+		MaxConcurrentStreams:   math.MaxUint32,
+		Metrics:                "basic",
+		AutoCompactionMode:     "periodic",
+		AuthToken:              "simple",
+		AuthTokenTTL:           300,
+		BcryptCost:             DefaultBcryptCost,
 	}
 }
 
@@ -104,7 +170,7 @@ func ParseInitialCluster(s string) (map[string][]string, error) {
 		if !ok || name == "" || u == "" {
 			return nil, fmt.Errorf("initial cluster: %q is not name=peer-url", part)
 		}
-		if _, err := parseURL(u); err != nil {
+		if _, err := parsePeerURL(u); err != nil {
 			return nil, fmt.Errorf("initial cluster: member %s: %w", name, err)
 		}
 		out[name] = append(out[name], u)
@@ -115,13 +181,28 @@ func ParseInitialCluster(s string) (map[string][]string, error) {
 	return out, nil
 }
 
+// parseURL checks a client URL: http, https, unix or unixs, with no path
+// (a unix URL names its socket by host and path).
 func parseURL(s string) (*url.URL, error) {
+	return parseSchemeURL(s, "http", "https", "unix", "unixs")
+}
+
+// parsePeerURL checks a peer URL: http or https, with no path.
+func parsePeerURL(s string) (*url.URL, error) { return parseSchemeURL(s, "http", "https") }
+
+func parseSchemeURL(s string, schemes ...string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		return nil, fmt.Errorf("bad URL %q: %w", s, err)
 	}
-	if u.Scheme != "http" {
-		return nil, fmt.Errorf("URL %q: scheme must be http (TLS is not supported yet)", s)
+	if !slices.Contains(schemes, u.Scheme) {
+		return nil, fmt.Errorf("URL %q: scheme must be one of %s", s, strings.Join(schemes, ", "))
+	}
+	if u.Scheme == "unix" || u.Scheme == "unixs" {
+		if u.Host+u.Path == "" {
+			return nil, fmt.Errorf("URL %q names no socket", s)
+		}
+		return u, nil
 	}
 	if u.Host == "" {
 		return nil, fmt.Errorf("URL %q has no host", s)
@@ -143,18 +224,29 @@ func (c *Config) Validate() error {
 	if c.LeaseCheckpointInterval < 0 {
 		return fmt.Errorf("config: --experimental-lease-checkpoint-interval %v is negative", c.LeaseCheckpointInterval)
 	}
-	for flag, urls := range map[string][]string{
-		"--listen-client-urls":          c.ListenClientURLs,
-		"--advertise-client-urls":       c.AdvertiseClientURLs,
-		"--listen-peer-urls":            c.ListenPeerURLs,
-		"--initial-advertise-peer-urls": c.AdvertisePeerURLs,
-		"--listen-metrics-urls":         c.ListenMetricsURLs,
+	for _, f := range []struct {
+		flag  string
+		urls  []string
+		parse func(string) (*url.URL, error)
+	}{
+		{"--listen-client-urls", c.ListenClientURLs, parseURL},
+		{"--listen-client-http-urls", c.ListenClientHTTPURLs, parseURL},
+		{"--advertise-client-urls", c.AdvertiseClientURLs, parseURL},
+		{"--listen-peer-urls", c.ListenPeerURLs, parsePeerURL},
+		{"--initial-advertise-peer-urls", c.AdvertisePeerURLs, parsePeerURL},
+		{"--listen-metrics-urls", c.ListenMetricsURLs, parseURL},
 	} {
-		for _, u := range urls {
-			if _, err := parseURL(u); err != nil {
-				return fmt.Errorf("config: %s: %w", flag, err)
+		for _, u := range f.urls {
+			if _, err := f.parse(u); err != nil {
+				return fmt.Errorf("config: %s: %w", f.flag, err)
 			}
 		}
+	}
+	if _, err := ParseTLSSettings(c.CipherSuites, c.TLSMinVersion, c.TLSMaxVersion); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if len(c.ClientTLSInfo.AllowedCNs) > 0 {
+		return errors.New("config: allowed CNs apply to peer TLS only (--peer-cert-allowed-cn)")
 	}
 	if len(c.ListenClientURLs) == 0 || len(c.ListenPeerURLs) == 0 {
 		return errors.New("config: --listen-client-urls and --listen-peer-urls must not be empty")
@@ -185,6 +277,43 @@ func (c *Config) Validate() error {
 	}
 	if c.QuotaBackendBytes < 0 || c.QuotaBackendBytes > MaxQuotaBackendBytes {
 		return fmt.Errorf("config: --quota-backend-bytes %d is outside (0, %d]", c.QuotaBackendBytes, int64(MaxQuotaBackendBytes))
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.MaxTxnOps == 0 {
+		c.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if c.MaxConcurrentStreams == 0 {
+		c.MaxConcurrentStreams = math.MaxUint32
+	}
+	switch c.Metrics {
+	case "":
+		c.Metrics = "basic"
+	case "basic", "extensive":
+	default:
+		return fmt.Errorf("config: --metrics %q: want basic or extensive", c.Metrics)
+	}
+	if _, err := c.compaction(); err != nil {
+		return err
+	}
+	if c.AuthToken == "" {
+		c.AuthToken = "simple"
+	}
+	if _, _, err := parseAuthToken(c.AuthToken); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if c.BcryptCost == 0 {
+		c.BcryptCost = DefaultBcryptCost
+	}
+	if c.BcryptCost < 4 || c.BcryptCost > 31 {
+		return fmt.Errorf("config: --bcrypt-cost %d is outside [4, 31]", c.BcryptCost)
+	}
+	if c.AuthTokenTTL == 0 {
+		c.AuthTokenTTL = 300
+	}
+	if c.CorruptCheckTime < 0 {
+		return fmt.Errorf("config: --experimental-corrupt-check-time %v is negative", c.CorruptCheckTime)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -2,20 +2,27 @@ package server
 
 import (
 	"bytes"
-	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"expvar"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 )
@@ -23,101 +30,183 @@ import (
 // http2Preface starts every HTTP/2 cleartext connection, gRPC included.
 const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
-// Request limits, as etcd's defaults.
-const (
-	maxRequestBytes   = 1.5 * 1024 * 1024
-	grpcOverheadBytes = 512 * 1024
-)
+// grpcOverheadBytes is what gRPC may receive beyond --max-request-bytes,
+// as etcd's.
+const grpcOverheadBytes = 512 * 1024
 
-// listen opens a TCP listener for an http:// URL.
-func listen(rawURL string) (net.Listener, error) {
+// isTLSScheme reports whether a URL scheme is served over TLS.
+func isTLSScheme(scheme string) bool { return scheme == "https" || scheme == "unixs" }
+
+// listen opens a listener for an http, https, unix or unixs URL; a unix URL
+// names the socket file by its host and path, as etcd's.
+func listen(rawURL string) (net.Listener, *url.URL, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("server: listen URL %q: %w", rawURL, err)
+		return nil, nil, fmt.Errorf("server: listen URL %q: %w", rawURL, err)
 	}
-	ln, err := net.Listen("tcp", u.Host)
+	network, addr := "tcp", u.Host
+	if u.Scheme == "unix" || u.Scheme == "unixs" {
+		network, addr = "unix", u.Host+u.Path
+		if err := os.Remove(addr); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, nil, fmt.Errorf("server: listen on %s: %w", rawURL, err)
+		}
+	}
+	ln, err := net.Listen(network, addr)
 	if err != nil {
-		return nil, fmt.Errorf("server: listen on %s: %w", rawURL, err)
+		return nil, nil, fmt.Errorf("server: listen on %s: %w", rawURL, err)
 	}
-	return ln, nil
+	return ln, u, nil
 }
 
-func newHTTPServer(h http.Handler, h2c bool) *http.Server {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+func (s *Server) newHTTPServer(h http.Handler, h2c bool) *http.Server {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.lg.Handler(), slog.LevelWarn)}
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetHTTP2(true)
 	if h2c {
 		srv.Protocols.SetUnencryptedHTTP2(true)
-		srv.HTTP2 = &http.HTTP2Config{
-			MaxReceiveBufferPerConnection: 4 << 20,
-			MaxReceiveBufferPerStream:     4 << 20,
-		}
+	}
+	srv.HTTP2 = &http.HTTP2Config{
+		MaxReceiveBufferPerConnection: 4 << 20,
+		MaxReceiveBufferPerStream:     4 << 20,
 	}
 	return srv
 }
 
-// listenPeers serves the peer URLs: the transport and the membership.
+// tlsListener wraps ln in TLS with the side's certificates when the URL
+// asks for it.
+func tlsListener(ln net.Listener, u *url.URL, f *tlsFiles, set TLSSettings) net.Listener {
+	if !isTLSScheme(u.Scheme) {
+		return ln
+	}
+	return tls.NewListener(ln, f.serverConfig(set, []string{"h2", "http/1.1"}))
+}
+
+// listenPeers serves the peer URLs: the transport, the membership and the
+// hashkv of the corruption checks.
 func (s *Server) listenPeers() error {
-	h := s.peerHandler()
-	for _, u := range s.cfg.ListenPeerURLs {
-		ln, err := listen(u)
+	mux := http.NewServeMux()
+	mux.Handle("/", s.peerHandler())
+	mux.HandleFunc(hashKVPath, s.serveHashKV)
+	h := http.Handler(mux)
+	for _, raw := range s.cfg.ListenPeerURLs {
+		ln, u, err := listen(raw)
 		if err != nil {
 			return err
 		}
-		srv := newHTTPServer(h, true)
+		srv := s.newHTTPServer(h, true)
 		s.httpSrvs = append(s.httpSrvs, srv)
-		go s.serveHTTP(srv, ln, u)
+		go s.serveHTTP(srv, tlsListener(ln, u, s.sec.peerTLS, s.sec.settings), raw)
 	}
 	return nil
 }
 
 // listenClients serves gRPC and HTTP (/health, /version, /metrics) on each
-// client URL, told apart by the HTTP/2 preface, and HTTP on the metrics URLs.
+// client URL, and HTTP alone on the client HTTP and metrics URLs. On a
+// cleartext URL gRPC and HTTP are told apart by the HTTP/2 preface; on a TLS
+// URL one HTTP/2 server takes both and hands gRPC requests (by content
+// type) to the gRPC server, as etcd does. Given --listen-client-http-urls,
+// the client URLs serve gRPC alone.
 func (s *Server) listenClients() error {
-	s.grpc = grpc.NewServer(
-		grpc.MaxRecvMsgSize(int(maxRequestBytes+grpcOverheadBytes)),
+	if s.cfg.InitialCorruptCheck {
+		if err := s.initialCorruptCheck(); err != nil {
+			return err
+		}
+	}
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(int(s.cfg.MaxRequestBytes + grpcOverheadBytes)),
 		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.MaxConcurrentStreams(math.MaxUint32),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: false}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Hour, Timeout: 20 * time.Second}),
-		grpc.ChainUnaryInterceptor(s.m.unaryInterceptor, s.learnerUnaryInterceptor),
-		grpc.ChainStreamInterceptor(s.m.streamInterceptor, s.learnerStreamInterceptor),
-	)
+		grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams),
+		grpc.ChainUnaryInterceptor(s.m.unaryInterceptor, s.learnerUnaryInterceptor, s.authUnaryInterceptor),
+		grpc.ChainStreamInterceptor(s.m.streamInterceptor, s.learnerStreamInterceptor, s.authStreamInterceptor),
+		grpc.StatsHandler(grpcBytes{s.m}),
+	}
+	if s.cfg.GRPCKeepAliveMinTime > 0 {
+		opts = append(opts, grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: s.cfg.GRPCKeepAliveMinTime, PermitWithoutStream: false}))
+	}
+	if s.cfg.GRPCKeepAliveInterval > 0 && s.cfg.GRPCKeepAliveTimeout > 0 {
+		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{Time: s.cfg.GRPCKeepAliveInterval, Timeout: s.cfg.GRPCKeepAliveTimeout}))
+	}
+	s.grpc = grpc.NewServer(opts...)
 	etcdserverpb.RegisterKVServer(s.grpc, &kvServer{s: s})
 	etcdserverpb.RegisterWatchServer(s.grpc, &watchServer{s: s})
 	etcdserverpb.RegisterLeaseServer(s.grpc, &leaseServer{s: s})
 	etcdserverpb.RegisterClusterServer(s.grpc, &clusterServer{s: s})
 	etcdserverpb.RegisterMaintenanceServer(s.grpc, &maintenanceServer{s: s})
 	etcdserverpb.RegisterAuthServer(s.grpc, &authServer{s: s})
-
-	h := s.httpHandler()
-	for _, u := range s.cfg.ListenClientURLs {
-		ln, err := listen(u)
+	v3lockpb.RegisterLockServer(s.grpc, &lockServer{s: s})
+	v3electionpb.RegisterElectionServer(s.grpc, &electionServer{s: s})
+	if err := s.dialSelf(); err != nil {
+		return err
+	}
+	h, err := s.httpHandler()
+	if err != nil {
+		return err
+	}
+	httpToo := len(s.cfg.ListenClientHTTPURLs) == 0
+	for _, raw := range s.cfg.ListenClientURLs {
+		ln, u, err := listen(raw)
 		if err != nil {
 			return err
+		}
+		if isTLSScheme(u.Scheme) {
+			var th http.Handler = grpcOnly(s.grpc)
+			if httpToo {
+				th = grpcOr(s.grpc, h)
+			}
+			srv := s.newHTTPServer(th, false)
+			s.httpSrvs = append(s.httpSrvs, srv)
+			go s.serveHTTP(srv, tlsListener(ln, u, s.sec.clientTLS, s.sec.settings), raw)
+			continue
 		}
 		grpcL, httpL := newChanListener(ln.Addr()), newChanListener(ln.Addr())
 		s.listeners = append(s.listeners, ln.Close, grpcL.Close, httpL.Close)
-		srv := newHTTPServer(h, false)
-		s.httpSrvs = append(s.httpSrvs, srv)
 		go s.splitConns(ln, grpcL, httpL)
 		go func() {
 			if err := s.grpc.Serve(grpcL); err != nil && !errors.Is(err, net.ErrClosed) {
-				s.lg.Warn("gRPC server stopped", "url", u, "error", err)
+				s.lg.Warn("gRPC server stopped", "url", raw, "error", err)
 			}
 		}()
-		go s.serveHTTP(srv, httpL, u)
+		if httpToo {
+			srv := s.newHTTPServer(h, false)
+			s.httpSrvs = append(s.httpSrvs, srv)
+			go s.serveHTTP(srv, httpL, raw)
+		} else {
+			httpL.Close()
+		}
 	}
-	for _, u := range s.cfg.ListenMetricsURLs {
-		ln, err := listen(u)
+	for _, raw := range append(append([]string(nil), s.cfg.ListenClientHTTPURLs...), s.cfg.ListenMetricsURLs...) {
+		ln, u, err := listen(raw)
 		if err != nil {
 			return err
 		}
-		srv := newHTTPServer(h, false)
+		srv := s.newHTTPServer(h, false)
 		s.httpSrvs = append(s.httpSrvs, srv)
-		go s.serveHTTP(srv, ln, u)
+		go s.serveHTTP(srv, tlsListener(ln, u, s.sec.clientTLS, s.sec.settings), raw)
 	}
+	s.lg.Info("ready to serve client requests", "client-urls", s.cfg.ListenClientURLs)
 	return nil
+}
+
+func isGRPC(r *http.Request) bool {
+	return r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
+}
+
+// grpcOr sends gRPC requests to g and the rest to h.
+func grpcOr(g *grpc.Server, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isGRPC(r) {
+			g.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// grpcOnly serves gRPC requests and refuses the rest.
+func grpcOnly(g *grpc.Server) http.Handler {
+	return grpcOr(g, http.NotFoundHandler())
 }
 
 func (s *Server) serveHTTP(srv *http.Server, ln net.Listener, u string) {
@@ -217,43 +306,30 @@ func (l *chanListener) Close() error {
 
 func (l *chanListener) Addr() net.Addr { return l.addr }
 
-// httpHandler serves /health, /version and /metrics as etcd does.
-func (s *Server) httpHandler() http.Handler {
+// httpHandler serves etcd's gateway (/v3/), /health, /livez, /readyz,
+// /version, /metrics and /debug/vars as etcd does, and /debug/pprof with
+// --enable-pprof.
+func (s *Server) httpHandler() (http.Handler, error) {
+	gwh, err := s.gatewayHandler()
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
+	mux.Handle("/v3/", gwh)
+	s.installHealth(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/health", s.serveHealth)
+	mux.Handle("/debug/vars", expvar.Handler())
+	if s.cfg.EnablePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/version", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"etcdserver": Version, "etcdcluster": ClusterVersion})
 	})
-	return mux
-}
-
-// serveHealth answers {"health":"true","reason":""} when the member has a
-// leader, no alarm, and can serve a linearizable read (serializable with
-// ?serializable=true).
-func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
-	type health struct {
-		Health string `json:"health"`
-		Reason string `json:"reason"`
-	}
-	unhealthy := func(reason string) { writeJSON(w, http.StatusServiceUnavailable, health{"false", reason}) }
-	if as := s.alarms.list(); len(as) > 0 {
-		unhealthy(fmt.Sprintf("ALARM %s", as[0].Alarm))
-		return
-	}
-	if s.lead.Load() == 0 {
-		unhealthy("RAFT NO LEADER")
-		return
-	}
-	if r.URL.Query().Get("serializable") != "true" {
-		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-		defer cancel()
-		if err := s.linearizableReadNotify(ctx); err != nil {
-			unhealthy("QGET ERROR: " + err.Error())
-			return
-		}
-	}
-	writeJSON(w, http.StatusOK, health{"true", ""})
+	return mux, nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

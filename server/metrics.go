@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 )
 
@@ -23,12 +24,15 @@ type metrics struct {
 	snapshotSave     prometheus.Histogram
 	grpcStarted      *prometheus.CounterVec
 	grpcHandled      *prometheus.CounterVec
-	grpcHandling     *prometheus.HistogramVec
+	grpcHandling     *prometheus.HistogramVec // nil unless --metrics extensive
+	clientRecvBytes  prometheus.Counter
+	clientSentBytes  prometheus.Counter
 }
 
 // newMetrics registers the metrics that need no server state; the index
-// gauges are added by registerIndexGauges.
-func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+// gauges are added by registerIndexGauges. Extensive adds the gRPC latency
+// histograms (--metrics extensive), as etcd's.
+func newMetrics(reg *prometheus.Registry, extensive bool) (*metrics, error) {
 	m := &metrics{
 		hasLeader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "etcd", Subsystem: "server", Name: "has_leader",
 			Help: "Whether or not a leader exists. 1 is existence, 0 is not."}),
@@ -51,15 +55,23 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		grpcHandled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "grpc_server_handled_total",
 			Help: "Total number of RPCs completed on the server, regardless of success or failure."},
 			[]string{"grpc_type", "grpc_service", "grpc_method", "grpc_code"}),
-		grpcHandling: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "grpc_server_handling_seconds",
-			Help:    "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"grpc_type", "grpc_service", "grpc_method"}),
+		clientRecvBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "etcd", Subsystem: "network", Name: "client_grpc_received_bytes_total",
+			Help: "The total number of bytes received from grpc clients."}),
+		clientSentBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "etcd", Subsystem: "network", Name: "client_grpc_sent_bytes_total",
+			Help: "The total number of bytes sent to grpc clients."}),
 	}
-	for _, c := range []prometheus.Collector{
+	cs := []prometheus.Collector{
 		m.hasLeader, m.isLeader, m.leaderChanges, m.proposalsPending, m.proposalsFailed, m.walFsync, m.snapshotSave,
-		m.grpcStarted, m.grpcHandled, m.grpcHandling,
+		m.grpcStarted, m.grpcHandled, m.clientRecvBytes, m.clientSentBytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
+	}
+	if extensive {
+		m.grpcHandling = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "grpc_server_handling_seconds",
+			Help:    "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}, []string{"grpc_type", "grpc_service", "grpc_method"})
+		cs = append(cs, m.grpcHandling)
+	}
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("server: register metrics: %w", err)
 		}
@@ -74,6 +86,14 @@ func (s *Server) registerIndexGauges() error {
 			Help: "The total number of consensus proposals committed."}, func() float64 { return float64(s.committed.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "etcd", Subsystem: "server", Name: "proposals_applied_total",
 			Help: "The total number of consensus proposals applied."}, func() float64 { return float64(s.applied.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "etcd", Subsystem: "server", Name: "quota_backend_bytes",
+			Help: "Current backend storage quota size in bytes."}, func() float64 { return float64(s.cfg.QuotaBackendBytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "etcd", Subsystem: "server", Name: "version",
+			Help: "Which version is running. 1 for 'server_version' label with current version.", ConstLabels: prometheus.Labels{"server_version": Version}},
+			func() float64 { return 1 }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "etcd", Subsystem: "cluster", Name: "version",
+			Help: "Which version is running. 1 for 'cluster_version' label with current cluster version", ConstLabels: prometheus.Labels{"cluster_version": clusterMinor()}},
+			func() float64 { return 1 }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "etcd", Subsystem: "server", Name: "id",
 			Help: "Which member this is (the value is 1; the member ID is a label).", ConstLabels: prometheus.Labels{"server_id": fmt.Sprintf("%x", s.id)}},
 			func() float64 { return 1 }),
@@ -84,6 +104,15 @@ func (s *Server) registerIndexGauges() error {
 		}
 	}
 	return nil
+}
+
+// clusterMinor is the cluster version as etcd's metric labels it: "3.6".
+func clusterMinor() string {
+	parts := strings.SplitN(ClusterVersion, ".", 3)
+	if len(parts) < 2 {
+		return ClusterVersion
+	}
+	return parts[0] + "." + parts[1]
 }
 
 // replacingRegisterer registers a collector in place of one with the same
@@ -122,7 +151,9 @@ func (m *metrics) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 	start := time.Now()
 	resp, err := handler(ctx, req)
 	m.grpcHandled.WithLabelValues("unary", svc, method, status.Code(err).String()).Inc()
-	m.grpcHandling.WithLabelValues("unary", svc, method).Observe(time.Since(start).Seconds())
+	if m.grpcHandling != nil {
+		m.grpcHandling.WithLabelValues("unary", svc, method).Observe(time.Since(start).Seconds())
+	}
 	return resp, err
 }
 
@@ -136,7 +167,28 @@ func (m *metrics) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.St
 		typ = "server_stream"
 	}
 	m.grpcStarted.WithLabelValues(typ, svc, method).Inc()
+	start := time.Now()
 	err := handler(srv, ss)
 	m.grpcHandled.WithLabelValues(typ, svc, method, status.Code(err).String()).Inc()
+	if m.grpcHandling != nil {
+		m.grpcHandling.WithLabelValues(typ, svc, method).Observe(time.Since(start).Seconds())
+	}
 	return err
+}
+
+// grpcBytes counts the bytes of gRPC messages (a stats.Handler):
+// etcd_network_client_grpc_received_bytes_total and _sent_bytes_total.
+type grpcBytes struct{ m *metrics }
+
+func (g grpcBytes) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (g grpcBytes) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (g grpcBytes) HandleConn(context.Context, stats.ConnStats)                       {}
+
+func (g grpcBytes) HandleRPC(_ context.Context, s stats.RPCStats) {
+	switch p := s.(type) {
+	case *stats.InPayload:
+		g.m.clientRecvBytes.Add(float64(p.WireLength))
+	case *stats.OutPayload:
+		g.m.clientSentBytes.Add(float64(p.WireLength))
+	}
 }

@@ -16,11 +16,14 @@ import (
 func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (any, error) {
 	id := s.reqIDs.next()
 	r.Header = &pb.RequestHeader{ID: id}
+	if err := s.setAuthHeader(ctx, r); err != nil {
+		return nil, err
+	}
 	data, err := r.Marshal()
 	if err != nil {
 		return nil, err
 	}
-	if len(data) > maxRequestBytes {
+	if uint(len(data)) > s.cfg.MaxRequestBytes {
 		return nil, rpctypes.ErrGRPCRequestTooLarge
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())

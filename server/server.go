@@ -34,6 +34,8 @@ type Server struct {
 
 	cluster *cluster
 	alarms  *alarmStore
+	sec     security
+	gw      gateway
 
 	node        raft.Node
 	raftStorage *raft.MemoryStorage
@@ -111,10 +113,13 @@ func New(cfg *Config) (*Server, error) {
 		done:          make(chan struct{}),
 	}
 	var err error
-	if s.m, err = newMetrics(s.reg); err != nil {
+	if s.m, err = newMetrics(s.reg, cfg.Metrics == "extensive"); err != nil {
 		return nil, err
 	}
 	if err := prepareDirs(cfg); err != nil {
+		return nil, err
+	}
+	if err := s.setupSecurity(); err != nil {
 		return nil, err
 	}
 	bs, err := s.boot()
@@ -124,6 +129,9 @@ func New(cfg *Config) (*Server, error) {
 	}
 	s.id = bs.id
 	s.wal = bs.wal
+	if cfg.UnsafeNoFsync {
+		s.wal.SetUnsafeNoFsync()
+	}
 	s.lg = s.lg.With("local-member-id", schema.FormatID(s.id))
 	s.reqIDs = newIDGenerator(s.id, time.Now())
 	err = s.start(bs)
@@ -200,6 +208,7 @@ func (s *Server) start(bs *bootState) error {
 	}
 	if s.tr, err = transport.New(transport.Config{
 		ID: s.id, ClusterID: bs.clusterID, Layout: s.cfg.Layout(), Raft: (*raftHandler)(s), Logger: s.lg,
+		TLS: s.peerDialTLS(), Registerer: s.reg,
 	}); err != nil {
 		return err
 	}

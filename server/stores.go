@@ -78,7 +78,7 @@ func (s *Server) openStores(snapIndex uint64) error {
 
 func (s *Server) newStores() (*stores, error) {
 	reg := replacingRegisterer{s.reg}
-	be, err := backend.Open(backend.Config{Path: s.cfg.Layout().DBPath(), Logger: s.lg, Registerer: reg})
+	be, err := backend.Open(backend.Config{Path: s.cfg.Layout().DBPath(), NoSync: s.cfg.UnsafeNoFsync, Logger: s.lg, Registerer: reg})
 	if err != nil {
 		return nil, err
 	}

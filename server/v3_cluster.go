@@ -11,7 +11,6 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -41,7 +40,7 @@ func (s *Server) forwardPromote(ctx context.Context, r *pb.MemberPromoteRequest)
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(s.clientCreds(u)))
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -77,12 +76,12 @@ func (c *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest)
 			return nil, toGRPCError(err)
 		}
 	}
-	return &pb.MemberListResponse{Header: c.s.header(nil), Members: c.members()}, nil
+	return &pb.MemberListResponse{Header: c.s.clusterHeader(), Members: c.members()}, nil
 }
 
 func (c *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
 	for _, u := range r.PeerURLs {
-		if _, err := parseURL(u); err != nil {
+		if _, err := parsePeerURL(u); err != nil {
 			return nil, rpctypes.ErrGRPCMemberBadURLs
 		}
 	}
@@ -116,7 +115,7 @@ func (c *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (
 	if err != nil {
 		return nil, toGRPCError(err)
 	}
-	return &pb.MemberAddResponse{Header: c.s.header(nil), Member: pbMember(m), Members: pbMembers(ms)}, nil
+	return &pb.MemberAddResponse{Header: c.s.clusterHeader(), Member: pbMember(m), Members: pbMembers(ms)}, nil
 }
 
 func (c *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
@@ -133,12 +132,12 @@ func (c *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequ
 	if err != nil {
 		return nil, toGRPCError(err)
 	}
-	return &pb.MemberRemoveResponse{Header: c.s.header(nil), Members: pbMembers(ms)}, nil
+	return &pb.MemberRemoveResponse{Header: c.s.clusterHeader(), Members: pbMembers(ms)}, nil
 }
 
 func (c *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
 	for _, u := range r.PeerURLs {
-		if _, err := parseURL(u); err != nil {
+		if _, err := parsePeerURL(u); err != nil {
 			return nil, rpctypes.ErrGRPCMemberBadURLs
 		}
 	}
@@ -156,7 +155,7 @@ func (c *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequ
 	if err != nil {
 		return nil, toGRPCError(err)
 	}
-	return &pb.MemberUpdateResponse{Header: c.s.header(nil), Members: pbMembers(ms)}, nil
+	return &pb.MemberUpdateResponse{Header: c.s.clusterHeader(), Members: pbMembers(ms)}, nil
 }
 
 func (c *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
@@ -186,7 +185,7 @@ func (c *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRe
 	if err != nil {
 		return nil, toGRPCError(err)
 	}
-	return &pb.MemberPromoteResponse{Header: c.s.header(nil), Members: pbMembers(ms)}, nil
+	return &pb.MemberPromoteResponse{Header: c.s.clusterHeader(), Members: pbMembers(ms)}, nil
 }
 
 // reconfigCheck is what the strict reconfiguration checks look at now.

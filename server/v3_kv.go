@@ -14,9 +14,6 @@ import (
 	"github.com/lifeboat-dev/lifeboat/server/mvcc"
 )
 
-// maxTxnOps is etcd's default --max-txn-ops.
-const maxTxnOps = 128
-
 // header fills a response header with the member's identity, the raft term
 // and, if unset, the store's current revision.
 func (s *Server) header(h *pb.ResponseHeader) *pb.ResponseHeader {
@@ -32,6 +29,12 @@ func (s *Server) header(h *pb.ResponseHeader) *pb.ResponseHeader {
 		}
 	}
 	return h
+}
+
+// clusterHeader is the header of Cluster responses: etcd's carry no
+// revision.
+func (s *Server) clusterHeader() *pb.ResponseHeader {
+	return &pb.ResponseHeader{ClusterId: s.cluster.ID(), MemberId: s.id, RaftTerm: s.term.Load()}
 }
 
 // toGRPCError maps store errors to etcd's gRPC errors; errors that are
@@ -107,7 +110,7 @@ func (k *kvServer) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*
 }
 
 func (k *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
-	if err := checkTxn(r, maxTxnOps); err != nil {
+	if err := checkTxn(r, int(k.s.cfg.MaxTxnOps)); err != nil {
 		return nil, err
 	}
 	if !txnWrites(r) {
@@ -161,6 +164,9 @@ func (k *kvServer) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.Co
 // proposeWrite proposes a request that grows the db: it is refused with
 // NOSPACE while the alarm is raised or the backend is over quota.
 func (s *Server) proposeWrite(ctx context.Context, r *pb.InternalRaftRequest) (any, error) {
+	if s.alarms.active(pb.AlarmType_CORRUPT) {
+		return nil, rpctypes.ErrGRPCCorrupt
+	}
 	if s.alarms.active(pb.AlarmType_NOSPACE) {
 		return nil, rpctypes.ErrGRPCNoSpace
 	}

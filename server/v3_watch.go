@@ -58,12 +58,15 @@ func (w *watchServer) Watch(gs pb.Watch_WatchServer) error {
 	}
 	defer sess.ws.Close()
 	recvErr := make(chan error, 1)
-	go func() { recvErr <- sess.recvLoop() }()
-	sendErr := sess.sendLoop(recvErr)
-	if errors.Is(sendErr, io.EOF) {
-		return nil
-	}
-	return sendErr
+	go func() {
+		// As etcd: a client that closes its side (the HTTP gateway, once
+		// it has sent the request body) still gets its events until the
+		// stream ends.
+		if err := sess.recvLoop(); !errors.Is(err, io.EOF) {
+			recvErr <- err
+		}
+	}()
+	return sess.sendLoop(recvErr)
 }
 
 // recvLoop serves the client's requests until the stream ends.
@@ -109,6 +112,12 @@ func (sess *watchSession) create(c *pb.WatchCreateRequest) {
 		}
 	}
 	rev := sess.ws.Rev()
+	if reason := sess.s.watchDenied(sess.gs.Context(), key, c.RangeEnd); reason != "" {
+		// As etcd: a created and canceled response with the reason.
+		sess.control(&pb.WatchResponse{Header: sess.s.header(&pb.ResponseHeader{Revision: rev}), WatchId: -1,
+			Created: true, Canceled: true, CancelReason: reason})
+		return
+	}
 	id, err := sess.ws.Watch(mvcc.WatchID(c.WatchId), key, end, c.StartRevision, c.PrevKv, filters...)
 	resp := &pb.WatchResponse{
 		Header:  sess.s.header(&pb.ResponseHeader{Revision: rev}),
@@ -150,6 +159,8 @@ func (sess *watchSession) sendLoop(recvErr <-chan error) error {
 			return err
 		case <-sess.s.stopping:
 			return rpctypes.ErrGRPCStopped
+		case <-sess.gs.Context().Done():
+			return sess.gs.Context().Err()
 		case r := <-sess.ctrl:
 			if err := sess.gs.Send(r); err != nil {
 				return err

@@ -14,6 +14,7 @@ import (
 type compareOptions struct {
 	cfg       bench.CompareConfig
 	workloads []string
+	security  string
 	out       *clikit.Output
 }
 
@@ -35,6 +36,7 @@ func (o *compareOptions) AddFlags(cmd *cobra.Command) {
 	f.IntVar(&o.cfg.ValSize, "val-size", o.cfg.ValSize, "value size in bytes")
 	f.IntVar(&o.cfg.KeySpace, "key-space", o.cfg.KeySpace, "number of distinct keys")
 	f.StringVar(&o.cfg.Dir, "dir", "", "directory for the data dirs (default: a temp dir, removed at the end)")
+	f.StringVar(&o.security, "security", "none", "secure both systems: none, tls (client TLS with a CA made for the run) or auth (auth enabled, runs as root)")
 }
 
 func newCompareCommand(e *env) *cobra.Command {
@@ -59,6 +61,11 @@ its cells, and the command exits 1.`,
 				}
 				o.cfg.Workloads = append(o.cfg.Workloads, w)
 			}
+			sec, err := bench.ParseSecurity(o.security)
+			if err != nil {
+				return usage(err)
+			}
+			o.cfg.Security = sec
 			o.cfg.Log = e.stderr
 			c, err := bench.Compare(cmd.Context(), o.cfg)
 			if err != nil {

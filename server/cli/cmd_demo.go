@@ -82,7 +82,7 @@ func (o *demoOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 		return fmt.Errorf("demo: open log: %w", err)
 	}
 	defer logFile.Close()
-	lg, err := newLogger(logFile, o.logLevel)
+	lg, _, err := newLogger(logFile, logFile, &memberOptions{logger: "zap", logLevel: o.logLevel, logOutputs: []string{"default"}, logFormat: "json"})
 	if err != nil {
 		return usageError{err}
 	}

@@ -19,8 +19,11 @@ func parse(t *testing.T, args []string, env map[string]string) (*memberOptions, 
 	if err := cmd.Flags().Parse(args); err != nil {
 		return nil, err
 	}
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	if err := applyEnv(cmd.Flags(), lookup); err != nil {
+	var environ []string
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
+	if err := applyEnv(cmd.Flags(), environ); err != nil {
 		return nil, err
 	}
 	return opts, nil
@@ -62,12 +65,22 @@ func TestFlagsAndEnv(t *testing.T) {
 			},
 		},
 		{
-			name: "flag wins over env",
-			args: []string{"--name", "flag", "--data-dir", "/tmp/x"},
-			env:  map[string]string{"ETCD_NAME": "env", "ETCD_DATA_DIR": "/tmp/env"},
+			name:    "env shadowed by a flag is refused, as etcd",
+			args:    []string{"--name", "flag", "--data-dir", "/tmp/x"},
+			env:     map[string]string{"ETCD_NAME": "env"},
+			wantErr: `conflicting environment variable "ETCD_NAME" is shadowed`,
+		},
+		{
+			name:    "unknown ETCD_ variable is refused, naming it",
+			env:     map[string]string{"ETCD_DISCOVERY_SRV": "example.com"},
+			wantErr: "unrecognized environment variable ETCD_DISCOVERY_SRV: lifeboat has no flag --discovery-srv",
+		},
+		{
+			name: "ETCD_UNSUPPORTED_ARCH is etcd's, not a flag",
+			env:  map[string]string{"ETCD_UNSUPPORTED_ARCH": "arm64"},
 			check: func(t *testing.T, o *memberOptions) {
-				if o.name != "flag" || o.dataDir != "/tmp/x" {
-					t.Fatalf("got name %q data dir %q", o.name, o.dataDir)
+				if _, err := o.config(); err != nil {
+					t.Fatal(err)
 				}
 			},
 		},

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -61,16 +62,24 @@ ETCD_DATA_DIR), and a flag given on the command line wins over the variable.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd.Flags(), os.LookupEnv); err != nil {
+			if err := applyEnv(cmd.Flags(), os.Environ()); err != nil {
 				return usageError{err}
 			}
-			cfg, err := opts.config()
+			o, notes, err := withConfigFile(opts, cmd.Flags())
 			if err != nil {
 				return usageError{err}
 			}
-			lg, err := newLogger(stderr, opts.logLevel)
+			cfg, err := o.config()
 			if err != nil {
 				return usageError{err}
+			}
+			lg, closeLog, err := newLogger(stderr, stdout, o)
+			if err != nil {
+				return usageError{err}
+			}
+			defer closeLog()
+			for _, n := range notes {
+				lg.Warn(n)
 			}
 			cfg.Logger = lg
 			return runMember(cmd.Context(), cfg)
@@ -86,24 +95,72 @@ ETCD_DATA_DIR), and a flag given on the command line wins over the variable.`,
 	return cmd
 }
 
+// environmentOnly are ETCD_* variables etcd reads that are not flags.
+var environmentOnly = map[string]bool{"ETCD_UNSUPPORTED_ARCH": true}
+
 // applyEnv sets every flag not given on the command line from its ETCD_*
-// variable, if set.
-func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
+// variable in environ. As etcd, a variable for a flag also given on the
+// command line is refused; an ETCD_* variable that names no flag of
+// lifeboat's is refused too (etcd would act on it, or warn).
+func applyEnv(fs *pflag.FlagSet, environ []string) error {
+	env := make(map[string]string)
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "ETCD_") && !environmentOnly[k] {
+			env[k] = v
+		}
+	}
 	var errs []error
 	fs.VisitAll(func(f *pflag.Flag) {
-		if f.Changed {
+		key := EnvName(f.Name)
+		v, ok := env[key]
+		if !ok {
 			return
 		}
-		key := EnvName(f.Name)
-		v, ok := lookup(key)
-		if !ok {
+		delete(env, key)
+		if f.Changed {
+			errs = append(errs, fmt.Errorf("conflicting environment variable %q is shadowed by corresponding command-line flag (either unset environment variable or disable flag)", key))
 			return
 		}
 		if err := fs.Set(f.Name, v); err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: %w", key, v, err))
 		}
 	})
+	unknown := make([]string, 0, len(env))
+	for k := range env {
+		unknown = append(unknown, k)
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		flag := "--" + strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "ETCD_"), "_", "-"))
+		errs = append(errs, fmt.Errorf("unrecognized environment variable %s: lifeboat has no flag %s", k, flag))
+	}
 	return errors.Join(errs...)
+}
+
+// withConfigFile returns the options to run with: opts, or, given
+// --config-file, fresh options set from the file alone, as etcd ignores the
+// other flags and variables then (notes say which were set).
+func withConfigFile(opts *memberOptions, fs *pflag.FlagSet) (*memberOptions, []string, error) {
+	if opts.configFile == "" {
+		return opts, nil, nil
+	}
+	var notes []string
+	fs.Visit(func(f *pflag.Flag) {
+		if f.Name != "config-file" {
+			notes = append(notes, fmt.Sprintf("--%s ignored: --config-file is given", f.Name))
+		}
+	})
+	o := newMemberOptions()
+	ffs := pflag.NewFlagSet("config-file", pflag.ContinueOnError)
+	o.addFlags(ffs)
+	ignored, err := applyConfigFile(ffs, opts.configFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, k := range ignored {
+		notes = append(notes, fmt.Sprintf("configuration key %s ignored: lifeboat does not implement it and it is empty", k))
+	}
+	return o, notes, nil
 }
 
 // EnvName is the environment variable of a flag: ETCD_ and the flag name in
@@ -112,12 +169,68 @@ func EnvName(flag string) string {
 	return "ETCD_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+// newLogger builds the member's logger from --logger, --log-level,
+// --log-format and --log-outputs, in zap's JSON shape (level, ts, msg) as
+// etcd's; closeLog closes the files it opened.
+func newLogger(stderr, stdout io.Writer, o *memberOptions) (lg *slog.Logger, closeLog func(), err error) {
+	if o.logger != "zap" {
+		return nil, nil, fmt.Errorf("--logger %q: want zap (etcd 3.6 has no other)", o.logger)
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	var ws []io.Writer
+	var files []*os.File
+	closeLog = func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	for _, out := range o.logOutputs {
+		switch out {
+		case "default", "stderr":
+			ws = append(ws, stderr)
+		case "stdout":
+			ws = append(ws, stdout)
+		case "systemd/journal":
+			closeLog()
+			return nil, nil, errors.New("--log-outputs systemd/journal: lifeboat does not implement it")
+		default:
+			f, err := os.OpenFile(out, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+			if err != nil {
+				closeLog()
+				return nil, nil, fmt.Errorf("--log-outputs: %w", err)
+			}
+			files = append(files, f)
+			ws = append(ws, f)
+		}
+	}
+	hopts := &slog.HandlerOptions{Level: l, ReplaceAttr: zapShape}
+	w := io.MultiWriter(ws...)
+	switch o.logFormat {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), closeLog, nil
+	case "console":
+		return slog.New(slog.NewTextHandler(w, hopts)), closeLog, nil
+	}
+	closeLog()
+	return nil, nil, fmt.Errorf("--log-format %q: want json or console", o.logFormat)
+}
+
+// zapShape names the top-level time "ts" and writes levels in lower case,
+// as zap's production encoder that etcd uses.
+func zapShape(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) > 0 {
+		return a
+	}
+	switch a.Key {
+	case slog.TimeKey:
+		return slog.String("ts", a.Value.Time().Format("2006-01-02T15:04:05.000000Z0700"))
+	case slog.LevelKey:
+		return slog.String("level", strings.ToLower(a.Value.String()))
+	}
+	return a
 }
 
 // runMember runs one member until SIGINT or SIGTERM.

@@ -397,6 +397,18 @@ func (le *Lessor) Lookup(id int64) (Info, bool) {
 	return l.info(time.Now(), false), true
 }
 
+// Keys returns the keys attached to lease id, on any member (the auth
+// checks of a revoke at apply need them).
+func (le *Lessor) Keys(id int64) ([][]byte, bool) {
+	le.mu.RLock()
+	defer le.mu.RUnlock()
+	l := le.leases[id]
+	if l == nil {
+		return nil, false
+	}
+	return l.info(time.Now(), true).Keys, true
+}
+
 // Exists reports whether the lease id exists.
 func (le *Lessor) Exists(id int64) bool {
 	le.mu.RLock()

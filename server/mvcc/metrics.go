@@ -53,12 +53,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 			func() float64 { return float64(s.compactRev.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "etcd_debugging", Subsystem: "mvcc",
 			Name: "keys_total", Help: "Total number of keys."},
-			func() float64 {
-				if s.idx == nil {
-					return 0
-				}
-				return float64(s.idx.Len())
-			}),
+			func() float64 { return float64(s.liveKeys.Load()) }),
 	}
 	var errs []error
 	for _, c := range cs {

@@ -93,6 +93,8 @@ type Store struct {
 	writeMu    sync.Mutex
 	currentRev atomic.Int64
 	compactRev atomic.Int64
+	// liveKeys counts the keys not deleted (etcd_debugging_mvcc_keys_total).
+	liveKeys atomic.Int64
 	// applying is the raft entry being applied; guarded by writeMu.
 	applying struct {
 		index, term uint64
@@ -205,7 +207,9 @@ func (s *Store) restore() (int64, error) {
 	if err := s.attachLeases(); err != nil {
 		return 0, err
 	}
-	s.lg.Info("restored", "path", s.be.Path(), "keys", s.idx.Len(), "revision", s.currentRev.Load(),
+	live, _ := s.idx.LiveKeys(s.currentRev.Load())
+	s.liveKeys.Store(int64(len(live)))
+	s.lg.Info("restored", "path", s.be.Path(), "keys", len(live), "revision", s.currentRev.Load(),
 		"compact-revision", s.compactRev.Load(), "consistent-index", s.ci, "took", time.Since(start))
 	return scheduled, nil
 }
@@ -278,6 +282,14 @@ func (s *Store) Apply(index, term uint64, fn func() error) error {
 	bt.Unlock()
 	s.writeMu.Unlock()
 	return err
+}
+
+// ApplyingIndex is the raft index Apply is applying; call it from Apply's
+// fn only.
+func (s *Store) ApplyingIndex() uint64 {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return s.applying.index
 }
 
 func (s *Store) setConsistentIndex(index, term uint64) {

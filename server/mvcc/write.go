@@ -79,6 +79,9 @@ func (tw *writeTxn) putVersion(key, value []byte, leaseID, created, version, old
 	}
 	tw.events = append(tw.events, mvccpb.Event{Type: mvccpb.PUT, Kv: kv})
 	s.m.puts.Inc()
+	if version == 1 {
+		s.liveKeys.Add(1)
+	}
 	if oldLease == leaseID || s.le == nil {
 		return nil
 	}
@@ -125,6 +128,7 @@ func (tw *writeTxn) delete(key []byte) error {
 	}
 	tw.events = append(tw.events, mvccpb.Event{Type: mvccpb.DELETE, Kv: &mvccpb.KeyValue{Key: key, ModRevision: r.Main}})
 	s.m.deletes.Inc()
+	s.liveKeys.Add(-1)
 	if s.le == nil {
 		return nil
 	}

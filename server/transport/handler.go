@@ -17,6 +17,7 @@ func (t *Transport) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(StreamPath, t.serveStream)
 	mux.HandleFunc(SnapshotPath, t.serveSnapshot)
+	mux.HandleFunc(ProbePath, func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 	return mux
 }
 
@@ -58,7 +59,7 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
-	br := bufio.NewReaderSize(r.Body, 64<<10)
+	br := bufio.NewReaderSize(countingReader{r.Body, t.m.receivedBytes.WithLabelValues(strconv.FormatUint(from, 16))}, 64<<10)
 	var buf []byte
 	for {
 		var m raftpb.Message

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -74,6 +75,7 @@ func (p *peer) stop() { p.once.Do(func() { close(p.done) }) }
 
 func (p *peer) enqueue(m raftpb.Message) {
 	if !p.connected() {
+		p.t.m.sentFailures.WithLabelValues(strconv.FormatUint(p.id, 16)).Inc()
 		p.t.cfg.Raft.ReportUnreachable(p.id)
 		return
 	}
@@ -81,7 +83,39 @@ func (p *peer) enqueue(m raftpb.Message) {
 	case p.msgc <- m:
 	default:
 		p.t.lg.Warn("dropped message: peer queue full", "peer-id", strconv.FormatUint(p.id, 16), "type", m.Type.String())
+		p.t.m.sentFailures.WithLabelValues(strconv.FormatUint(p.id, 16)).Inc()
 		p.t.cfg.Raft.ReportUnreachable(p.id)
+	}
+}
+
+// probe measures the round trip time to the peer every ProbeInterval, as
+// etcd's prober, into etcd_network_peer_round_trip_time_seconds.
+func (p *peer) probe() {
+	rtt := p.t.m.rtt.WithLabelValues(strconv.FormatUint(p.id, 16))
+	for {
+		if u := p.url(); u != "" {
+			ctx, cancel := context.WithTimeout(p.t.ctx, p.t.cfg.ProbeInterval)
+			start := time.Now()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u+ProbePath, nil)
+			if err == nil {
+				var resp *http.Response
+				if resp, err = p.t.client.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64))
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusOK {
+						rtt.Observe(time.Since(start).Seconds())
+					}
+				}
+			}
+			cancel()
+		}
+		select {
+		case <-p.done:
+			return
+		case <-p.t.ctx.Done():
+			return
+		case <-time.After(p.t.cfg.ProbeInterval):
+		}
 	}
 }
 
@@ -167,6 +201,7 @@ func (p *peer) stream() error {
 	p.activeSince.Store(time.Now().UnixNano())
 	p.t.lg.Info("peer stream connected", "peer-id", strconv.FormatUint(p.id, 16), "url", u)
 
+	sent := p.t.m.sentBytes.WithLabelValues(strconv.FormatUint(p.id, 16))
 	bw := bufio.NewWriterSize(pw, 64<<10)
 	var buf []byte
 	for {
@@ -180,9 +215,12 @@ func (p *peer) stream() error {
 		}
 		// Write this message and every one already queued, then flush once.
 		for {
-			if buf, err = writeFrame(bw, buf, &m); err != nil {
+			var n int
+			if buf, n, err = writeFrame(bw, buf, &m); err != nil {
+				p.t.m.sentFailures.WithLabelValues(strconv.FormatUint(p.id, 16)).Inc()
 				return fmt.Errorf("transport: write to peer %x: %w", p.id, err)
 			}
+			sent.Add(float64(n))
 			select {
 			case m = <-p.msgc:
 				continue
@@ -196,8 +234,9 @@ func (p *peer) stream() error {
 	}
 }
 
-// writeFrame writes one length-prefixed message, reusing buf.
-func writeFrame(w io.Writer, buf []byte, m *raftpb.Message) ([]byte, error) {
+// writeFrame writes one length-prefixed message, reusing buf, and returns
+// the bytes written.
+func writeFrame(w io.Writer, buf []byte, m *raftpb.Message) ([]byte, int, error) {
 	n := m.Size()
 	need := binary.MaxVarintLen64 + n
 	if cap(buf) < need {
@@ -206,10 +245,10 @@ func writeFrame(w io.Writer, buf []byte, m *raftpb.Message) ([]byte, error) {
 	buf = buf[:need]
 	l := binary.PutUvarint(buf, uint64(n))
 	if _, err := m.MarshalTo(buf[l : l+n]); err != nil {
-		return buf, fmt.Errorf("marshal %s: %w", m.Type, err)
+		return buf, 0, fmt.Errorf("marshal %s: %w", m.Type, err)
 	}
-	_, err := w.Write(buf[:l+n])
-	return buf, err
+	w2, err := w.Write(buf[:l+n])
+	return buf, w2, err
 }
 
 // readFrame reads one length-prefixed message into m, reusing buf.

@@ -50,7 +50,7 @@ func (t *Transport) postSnapshot(p *peer, m raftpb.Message) (int64, error) {
 // writeSnapshotBody writes [frame(m)][uint64 BE size][db][sha256(db)].
 func writeSnapshotBody(w io.Writer, m *raftpb.Message, db io.Reader, size int64) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	if _, err := writeFrame(bw, nil, m); err != nil {
+	if _, _, err := writeFrame(bw, nil, m); err != nil {
 		return err
 	}
 	var sz [8]byte

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -22,6 +24,7 @@ import (
 const (
 	StreamPath   = "/lifeboat/raft/stream"
 	SnapshotPath = "/lifeboat/raft/snapshot"
+	ProbePath    = "/lifeboat/raft/probe"
 )
 
 // Headers that every peer request carries.
@@ -70,12 +73,22 @@ type Config struct {
 	QueueSize int
 	// DialTimeout bounds connecting to a peer (1s if 0).
 	DialTimeout time.Duration
+	// TLS gives the client configuration for dialing the peer at host over
+	// https; nil dials only http peers. It is called for every connection,
+	// so a certificate rotated on disk is used by the next one.
+	TLS func(host string) *tls.Config
+	// Registerer takes the peer network metrics (none if nil).
+	Registerer prometheus.Registerer
+	// ProbeInterval is how often each peer's round trip time is measured
+	// (5s if 0).
+	ProbeInterval time.Duration
 }
 
 // Transport sends raft messages to peers and serves the peer endpoints.
 type Transport struct {
 	cfg    Config
 	lg     *slog.Logger
+	m      *metrics
 	client *http.Client
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -99,13 +112,21 @@ func New(cfg Config) (*Transport, error) {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = time.Second
 	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = 5 * time.Second
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	lg := cfg.Logger
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
 	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
-		DialContext: dialer.DialContext,
+		DialContext:    dialer.DialContext,
+		DialTLSContext: dialTLS(dialer, cfg.TLS),
 		HTTP2: &http.HTTP2Config{
 			SendPingTimeout:               2 * time.Second,
 			PingTimeout:                   2 * time.Second,
@@ -115,15 +136,41 @@ func New(cfg Config) (*Transport, error) {
 	}
 	tr.Protocols = new(http.Protocols)
 	tr.Protocols.SetUnencryptedHTTP2(true)
+	tr.Protocols.SetHTTP2(true)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Transport{
 		cfg:    cfg,
+		m:      m,
 		lg:     lg.With("component", "transport", "local-member-id", strconv.FormatUint(cfg.ID, 16)),
 		client: &http.Client{Transport: tr},
 		ctx:    ctx,
 		cancel: cancel,
 		peers:  make(map[uint64]*peer),
 	}, nil
+}
+
+// dialTLS returns the transport's TLS dialer: a handshake with the
+// configuration tlsFor gives for the peer's host.
+func dialTLS(d *net.Dialer, tlsFor func(host string) *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if tlsFor == nil {
+			return nil, fmt.Errorf("transport: https peer %s but no peer TLS configured (--peer-cert-file, --peer-key-file or --peer-auto-tls)", addr)
+		}
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("transport: peer address %s: %w", addr, err)
+		}
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(c, tlsFor(host))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("transport: TLS handshake with peer %s: %w", addr, err)
+		}
+		return tc, nil
+	}
 }
 
 // SetClusterID sets the cluster ID sent and checked on every request (a
@@ -154,10 +201,19 @@ func (t *Transport) AddPeer(id uint64, urls []string) {
 	}
 	p := newPeer(t, id, urls)
 	t.peers[id] = p
-	t.wg.Add(1)
+	// The peer's series exist from now on, at zero.
+	to := strconv.FormatUint(id, 16)
+	t.m.sentBytes.WithLabelValues(to)
+	t.m.sentFailures.WithLabelValues(to)
+	t.m.receivedBytes.WithLabelValues(to)
+	t.wg.Add(2)
 	go func() {
 		defer t.wg.Done()
 		p.run()
+	}()
+	go func() {
+		defer t.wg.Done()
+		p.probe()
 	}()
 	t.lg.Info("added peer", "peer-id", strconv.FormatUint(id, 16), "peer-urls", urls)
 }
