@@ -49,7 +49,9 @@ type Options struct {
 // TLS is a member's client-side TLS: its certificate, the CA it trusts for
 // client certificates, and the client certificate the health check shows.
 type TLS struct {
-	CAFile, CertFile, KeyFile string // the member's --trusted-ca-file, --cert-file, --key-file
+	// CAFile signs the member's certificate (clients trust it) and, with
+	// ClientCertAuth, the clients' (--trusted-ca-file).
+	CAFile, CertFile, KeyFile string // CertFile, KeyFile: --cert-file, --key-file
 	// ClientCertAuth is --client-cert-auth: clients must show a certificate
 	// signed by CAFile.
 	ClientCertAuth bool
@@ -190,9 +192,10 @@ func (c *Cluster) args(m *Member, initialCluster, state string) []string {
 		"--initial-cluster-state", state,
 	}
 	if t := c.opts.TLS; t != nil {
-		args = append(args, "--cert-file", t.CertFile, "--key-file", t.KeyFile, "--trusted-ca-file", t.CAFile)
+		args = append(args, "--cert-file", t.CertFile, "--key-file", t.KeyFile)
 		if t.ClientCertAuth {
-			args = append(args, "--client-cert-auth")
+			// etcd asks for client certificates once it trusts a CA for them.
+			args = append(args, "--trusted-ca-file", t.CAFile, "--client-cert-auth")
 		}
 	}
 	if c.opts.SnapshotCount > 0 {
