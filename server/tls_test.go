@@ -306,7 +306,13 @@ func TestUnixSocketsAndClientHTTPURLs(t *testing.T) {
 	ca := newTestCA(t, dir, "ca")
 	srv := ca.issue("server", "server")
 	httpURL := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-	unix, unixs := "unix://"+filepath.Join(dir, "m.sock"), "unixs://"+filepath.Join(dir, "ms.sock")
+	// clientv3 (v3.6.16 on grpc 1.84) verifies a unixs socket's
+	// certificate against the socket's file name, so the socket is named
+	// for the certificate's host.
+	if err := os.Mkdir(filepath.Join(dir, "tls"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	unix, unixs := "unix://"+filepath.Join(dir, "m.sock"), "unixs://"+filepath.Join(dir, "tls", "localhost")
 	c := newTestCluster(t, 1, func(cfg *Config) {
 		cfg.ListenClientURLs = append(cfg.ListenClientURLs, unix, unixs)
 		cfg.ListenClientHTTPURLs = []string{httpURL}
