@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 
+	"github.com/lifeboat-dev/lifeboat/internal/freeport"
 	"github.com/lifeboat-dev/lifeboat/server"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
@@ -512,14 +512,9 @@ func waitApplied(ctx context.Context, clientURL string, id, target uint64, timeo
 
 // freePorts returns n distinct TCP ports free on 127.0.0.1 now.
 func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("restore: pick a free port: %w", err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	ports, err := freeport.Pick(n)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
 	}
 	return ports, nil
 }

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lifeboat-dev/lifeboat/internal/freeport"
 )
 
 // Options configures a cluster.
@@ -431,24 +432,7 @@ func (m *Member) LogTail(n int) string {
 
 // freePorts returns n distinct free TCP ports on 127.0.0.1. All listeners
 // are held until every port is known, so the ports are distinct.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("picking a free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
+func freePorts(n int) ([]int, error) { return freeport.Pick(n) }
 
 // Tail returns the last n bytes of s, marked with "..." when cut.
 func Tail(s string, n int) string {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lifeboat-dev/lifeboat/internal/freeport"
 	"github.com/lifeboat-dev/lifeboat/server"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
@@ -40,14 +40,9 @@ func (b *syncBuffer) String() string {
 // freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	ports, err := freeport.Pick(n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ports
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/lifeboat-dev/lifeboat/internal/freeport"
 	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
 )
 
@@ -150,12 +150,7 @@ func run(t testing.TB, d time.Duration, stdin string, bin string, args ...string
 // freePort returns a TCP port that was free on 127.0.0.1 a moment ago.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("e2e: picking a port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return freeport.One(t)
 }
 
 // waitSameRevision waits until every endpoint reports the same revision and

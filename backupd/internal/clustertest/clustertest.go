@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/lifeboat-dev/lifeboat/internal/freeport"
 	"github.com/lifeboat-dev/lifeboat/server"
 )
 
@@ -59,24 +59,7 @@ func NewLifeboat(t testing.TB, n int) *Lifeboat {
 	return c
 }
 
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
+func freePorts(n int) ([]int, error) { return freeport.Pick(n) }
 
 func tryLifeboat(dir string, n int) (*Lifeboat, error) {
 	ports, err := freePorts(2 * n)

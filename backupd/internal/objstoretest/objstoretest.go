@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+
+	"github.com/lifeboat-dev/lifeboat/internal/freeport"
 )
 
 // Backend is a bucket a test may use.
@@ -312,10 +314,9 @@ func start(name string) (*objServer, error) {
 }
 
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ps, err := freeport.Pick(1)
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ps[0], nil
 }

@@ -25,6 +25,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/lifeboat-dev/lifeboat/internal/freeport"
 	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
 	"github.com/lifeboat-dev/lifeboat/server"
 	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
@@ -90,12 +91,7 @@ func logger() *slog.Logger {
 
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return freeport.One(t)
 }
 
 // StartLifeboat starts o.Members lifeboat members in this process and waits
