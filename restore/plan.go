@@ -64,8 +64,13 @@ var (
 
 // PlanOptions are the inputs of Plan.
 type PlanOptions struct {
-	// From are the sources: data dirs, snapshot files, dirs of them.
+	// From are the sources: data dirs, snapshot files, dirs of them, and
+	// bucket URLs (opened by Buckets).
 	From []string
+	// Buckets opens the bucket URLs of From; nil refuses them (ErrNotYet).
+	// Planning fetches their backups, and the plan restores from the
+	// fetched files: give the opener a BucketOptions.Dir that outlives it.
+	Buckets BucketOpener
 	// Cluster is the target topology (--initial-cluster, --initial-learners);
 	// nil means the members the chosen source names.
 	Cluster []MemberSpec
@@ -228,7 +233,7 @@ func MakePlan(ctx context.Context, lg *slog.Logger, o PlanOptions) (*Plan, error
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
-	cands, err := gather(ctx, lg, o.From)
+	cands, err := gather(ctx, lg, o.From, o.Buckets)
 	if err != nil {
 		return nil, err
 	}
@@ -269,13 +274,21 @@ func MakePlan(ctx context.Context, lg *slog.Logger, o PlanOptions) (*Plan, error
 	return p, nil
 }
 
-// gather describes every source.
-func gather(ctx context.Context, lg *slog.Logger, froms []string) ([]*candidate, error) {
+// gather describes every source. The sources that hold something open (a
+// bucket) are closed when gather returns: a backup's Location is local.
+func gather(ctx context.Context, lg *slog.Logger, froms []string, buckets BucketOpener) ([]*candidate, error) {
 	var out []*candidate
 	for _, from := range froms {
-		src, err := OpenSource(lg, from)
+		src, err := OpenSource(ctx, lg, from, buckets)
 		if err != nil {
 			return nil, err
+		}
+		if c, ok := src.(io.Closer); ok {
+			defer func() {
+				if err := c.Close(); err != nil {
+					lg.Warn("closing a source", "source", src.String(), "error", err)
+				}
+			}()
 		}
 		if dds, ok := src.(*DataDirSource); ok {
 			c, err := dataDirCandidate(ctx, lg, from, dds)
@@ -297,9 +310,12 @@ func gather(ctx context.Context, lg *slog.Logger, froms []string) ([]*candidate,
 			if err != nil {
 				return nil, err
 			}
-			c := &candidate{src: src, RankedSource: RankedSource{Source: from, Kind: "snapshot", Backup: *d,
+			c := &candidate{src: src, RankedSource: RankedSource{Source: from, Kind: "snapshot", Backup: *d, ClusterID: d.ClusterID,
 				Index: d.ConsistentIndex, Term: d.Term, Revision: d.Revision, Usable: d.Usable(), Why: d.Problems}}
-			if len(list) > 1 {
+			switch {
+			case len(list) > 1 && IsBucketURL(from):
+				c.Source = from + "#" + d.ID
+			case len(list) > 1:
 				c.Source = d.Location
 			}
 			out = append(out, c)

@@ -50,28 +50,51 @@ type Backup struct {
 func (b *Backup) Usable() bool { return b.Described && len(b.Problems) == 0 }
 
 // Source is where backups come from: snapshot files, a surviving data dir,
-// and (later) a backupd bucket.
+// and a backupd bucket (through a BucketOpener).
 type Source interface {
 	// String says what the source is, for reports.
 	String() string
 	// List returns the backups, oldest first.
 	List(ctx context.Context) ([]Backup, error)
 	// Describe reads one backup: its revision, raft index, members, and
-	// whether its hash holds.
+	// whether its hash holds. Its Location is a local path (a bucket
+	// source fetches the backup first).
 	Describe(ctx context.Context, id string) (*Backup, error)
 	// Open gives a local path to restore the backup from (a bucket source
 	// downloads it first) and a function to call when done with it.
 	Open(ctx context.Context, id string) (path string, release func() error, err error)
 }
 
+// BucketOptions say how a bucket source reads its backups.
+type BucketOptions struct {
+	// Prefix is the backups' prefix in the bucket (backupd's --prefix).
+	Prefix string
+	// IdentityFiles are age identity files, for encrypted backups.
+	IdentityFiles []string
+	// Dir keeps the fetched snapshot files; "" means a temporary dir that
+	// the source removes on Close, and a release of Open removes its file.
+	Dir string
+}
+
+// BucketOpener makes the Source of a bucket URL (s3://, gs://, file://...).
+// restore has none of its own, so that it never imports backupd:
+// backupd/restoresource.Open is one, and cmd/restore wires it in.
+type BucketOpener func(ctx context.Context, lg *slog.Logger, url string) (Source, error)
+
 // ErrNotYet marks what is planned but not built.
 var ErrNotYet = errors.New("restore: not yet supported")
 
-// OpenSource makes the Source for a --from argument: a bucket URL (not
-// yet), a data dir, a snapshot file, or a directory of snapshot files.
-func OpenSource(lg *slog.Logger, arg string) (Source, error) {
-	if i := strings.Index(arg, "://"); i > 0 {
-		return nil, fmt.Errorf("%w: bucket source %s (%s://); use a local snapshot file or directory", ErrNotYet, arg, arg[:i])
+// IsBucketURL reports whether a --from argument is a URL rather than a path.
+func IsBucketURL(arg string) bool { return strings.Index(arg, "://") > 0 }
+
+// OpenSource makes the Source for a --from argument: a bucket URL (through
+// buckets), a data dir, a snapshot file, or a directory of snapshot files.
+func OpenSource(ctx context.Context, lg *slog.Logger, arg string, buckets BucketOpener) (Source, error) {
+	if IsBucketURL(arg) {
+		if buckets == nil {
+			return nil, fmt.Errorf("%w: bucket source %s: this build has no bucket opener; use a local snapshot file or directory", ErrNotYet, arg)
+		}
+		return buckets(ctx, lg, arg)
 	}
 	fi, err := os.Stat(arg)
 	if err != nil {
@@ -167,7 +190,7 @@ func (s *SnapshotFiles) Describe(ctx context.Context, id string) (*Backup, error
 	if err != nil {
 		return nil, err
 	}
-	if err := describeDB(ctx, s.lg, &b, path); err != nil {
+	if err := DescribeDB(ctx, s.lg, &b, path); err != nil {
 		return nil, err
 	}
 	return &b, nil
@@ -182,8 +205,9 @@ func (s *SnapshotFiles) Open(_ context.Context, id string) (string, func() error
 	return path, func() error { return nil }, nil
 }
 
-// describeDB fills b from snapkit.Inspect of path.
-func describeDB(ctx context.Context, lg *slog.Logger, b *Backup, path string) error {
+// DescribeDB fills b from snapkit.Inspect of path (a snapshot file, a db
+// or a data dir): revision, meta, members, the trailer and any damage.
+func DescribeDB(ctx context.Context, lg *slog.Logger, b *Backup, path string) error {
 	rep, err := snapkit.Inspect(ctx, path, snapkit.Options{Logger: lg})
 	if err != nil {
 		return err
@@ -275,7 +299,7 @@ func (s *DataDirSource) Describe(ctx context.Context, id string) (*Backup, error
 		b.Problems = append(b.Problems, "a running member holds it ("+r.InUseBy+" lock)")
 		return &b, nil
 	}
-	if err := describeDB(ctx, s.lg, &b, s.Layout.DataDir); err != nil {
+	if err := DescribeDB(ctx, s.lg, &b, s.Layout.DataDir); err != nil {
 		return nil, err
 	}
 	if r.WAL != nil {

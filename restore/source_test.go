@@ -36,7 +36,7 @@ func TestSnapshotFilesSource(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not a snapshot"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	src, err := OpenSource(nil, dir)
+	src, err := OpenSource(context.Background(), nil, dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestSnapshotFilesSource(t *testing.T) {
 
 func TestDataDirSource(t *testing.T) {
 	ctx := context.Background()
-	src, err := OpenSource(nil, fixture.DataDir(t, "v3.6", "m2"))
+	src, err := OpenSource(context.Background(), nil, fixture.DataDir(t, "v3.6", "m2"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,10 +100,10 @@ func TestDataDirSource(t *testing.T) {
 }
 
 func TestOpenSourceRefusals(t *testing.T) {
-	if _, err := OpenSource(nil, "s3://bucket/prefix"); !errors.Is(err, ErrNotYet) {
+	if _, err := OpenSource(context.Background(), nil, "s3://bucket/prefix", nil); !errors.Is(err, ErrNotYet) {
 		t.Errorf("bucket: %v, want ErrNotYet", err)
 	}
-	if _, err := OpenSource(nil, filepath.Join(t.TempDir(), "nope")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := OpenSource(context.Background(), nil, filepath.Join(t.TempDir(), "nope"), nil); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -18,12 +19,13 @@ func newPlanCommand(e *env) *cobra.Command {
 		learners   []string
 		memberDirs []string
 		out        string
+		bf         bucketFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "plan --from SOURCE... [--initial-cluster NAME=URL,...] [--member-dir NAME=DIR...] -o plan.json",
+		Use:   "plan --from SOURCE... [--prefix P] [--identity FILE] [--initial-cluster NAME=URL,...] [--member-dir NAME=DIR...] -o plan.json",
 		Short: "Rank the sources, choose how to recover, estimate the loss, and write the steps per node",
-		Long: `plan reads every source (surviving data dirs, snapshot files or dirs of them;
-bucket URLs later), ranks them by the committed data they hold (raft index,
+		Long: `plan reads every source (surviving data dirs, snapshot files or dirs of them,
+backupd buckets), ranks them by the committed data they hold (raft index,
 term, revision) and chooses:
 
   force-new-cluster  the most advanced survivor kept as a one-member cluster,
@@ -40,7 +42,11 @@ term, revision) and chooses:
 It says why in a paragraph, estimates what is lost against the latest state
 any source shows, warns about old members still answering, and lists each
 node's steps with the command to run there. A plan that loses data is not
-written unless --accept-loss (exit 1). Apply it with 'restore apply'.`,
+written unless --accept-loss (exit 1). Apply it with 'restore apply'.
+
+A bucket URL (s3://, gs://, azblob://, file://; --prefix and --identity as
+backupd's) contributes its committed backups: each is fetched, checked
+against its manifest, into --fetch-dir, and the plan restores from there.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cluster != "" {
@@ -60,6 +66,14 @@ written unless --accept-loss (exit 1). Apply it with 'restore apply'.`,
 				}
 				o.MemberDirs[name] = dir
 			}
+			if bf.o.Dir != "" {
+				dir, err := filepath.Abs(bf.o.Dir)
+				if err != nil {
+					return clikit.Usage(err)
+				}
+				bf.o.Dir = dir
+			}
+			o.Buckets = e.opener(bf.o)
 			p, err := restore.MakePlan(cmd.Context(), e.logger, o)
 			if p != nil {
 				var perr error
@@ -88,7 +102,9 @@ written unless --accept-loss (exit 1). Apply it with 'restore apply'.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&o.From, "from", nil, "a source: a data dir, a snapshot file or a dir of them (repeat)")
+	f.StringArrayVar(&o.From, "from", nil, "a source: a data dir, a snapshot file or a dir of them, a bucket URL (repeat)")
+	f.StringVar(&bf.o.Dir, "fetch-dir", "restore-fetched", "where a bucket's backups are fetched to; the plan restores from there")
+	bf.addFlags(cmd)
 	f.StringVar(&cluster, "initial-cluster", "", "the target cluster, name=peer-url,... (default: the members the chosen source names)")
 	f.StringSliceVar(&learners, "initial-learners", nil, "members of --initial-cluster that start as learners")
 	f.StringArrayVar(&memberDirs, "member-dir", nil, "NAME=DIR: where the member's data dir goes (default <name>.etcd; repeat)")

@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 	"github.com/lifeboat-dev/lifeboat/restore"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
@@ -17,9 +20,11 @@ func newSnapshotCommand(e *env) *cobra.Command {
 		cluster  string
 		learners []string
 		peerURLs string
+		bucket   string
+		bf       bucketFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "snapshot <file> [flags]",
+		Use:   "snapshot <file> | --bucket URL [--prefix P] [--identity FILE] <latest|backup-id> [flags]",
 		Short: "Restore a snapshot file into a new data dir (etcdutl snapshot restore, faster, with learners)",
 		Long: `snapshot restores a file made by 'etcdctl snapshot save' into the data dir
 of one member of a new cluster, as 'etcdutl snapshot restore' does, with the
@@ -34,10 +39,25 @@ would make the old cluster ID again unless --allow-same-cluster-id.
 --bump-revision N --mark-compacted raises the revision by N and marks it
 compacted: clients watching from before the restore are told so, instead of
 being sent events again (Kubernetes wants this; use more than the writes the
-cluster took after the snapshot).`,
+cluster took after the snapshot).
+
+--bucket URL restores a backupd backup instead (s3://, gs://, azblob://,
+file://): the argument names it, "latest" or an ID 'backupd list' shows; it
+is fetched, checked against its manifest and decrypted (--identity), into a
+temporary snapshot file (or --fetch-dir, kept), then restored like a file.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			o.Path = a[0]
+			if bucket != "" {
+				path, done, err := e.fetchBucket(cmd.Context(), bucket, bf.o, a[0])
+				if err != nil {
+					return classify(err)
+				}
+				defer done()
+				o.Path = path
+			} else if cmd.Flags().Changed("prefix") || cmd.Flags().Changed("identity") || cmd.Flags().Changed("fetch-dir") {
+				return clikit.Usage(errorf("--prefix, --identity and --fetch-dir need --bucket"))
+			}
 			if cluster != "" || cmd.Flags().Changed("initial-learners") {
 				if cluster == "" {
 					cluster = o.Name + "=" + restore.DefaultPeerURL
@@ -80,7 +100,37 @@ cluster took after the snapshot).`,
 	f.Int64Var(&o.BumpRevision, "bump-revision", 0, "raise the revision by this much (requires --mark-compacted)")
 	f.BoolVar(&o.MarkCompacted, "mark-compacted", false, "mark the bumped revision compacted (required with --bump-revision)")
 	f.BoolVar(&o.AllowSameClusterID, "allow-same-cluster-id", false, "restore even if the new cluster takes the old cluster's ID")
+	f.StringVar(&bucket, "bucket", "", "restore a backupd backup from this bucket URL; the argument is latest or its ID")
+	f.StringVar(&bf.o.Dir, "fetch-dir", "", "keep the fetched snapshot file in this dir (default: a temporary one, removed)")
+	bf.addFlags(cmd)
 	return cmd
+}
+
+// fetchBucket fetches backup ref of the bucket to a local snapshot file;
+// done releases it and closes the bucket.
+func (e *env) fetchBucket(ctx context.Context, url string, o restore.BucketOptions, ref string) (string, func(), error) {
+	src, err := restore.OpenSource(ctx, e.logger, url, e.opener(o))
+	if err != nil {
+		return "", nil, err
+	}
+	closeSrc := func() {
+		if c, ok := src.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				e.logger.Warn("closing the bucket", "bucket", url, "error", err)
+			}
+		}
+	}
+	path, release, err := src.Open(ctx, ref)
+	if err != nil {
+		closeSrc()
+		return "", nil, err
+	}
+	return path, func() {
+		if err := release(); err != nil {
+			e.logger.Warn("removing the fetched snapshot", "path", path, "error", err)
+		}
+		closeSrc()
+	}, nil
 }
 
 func printSnapshot(e *env, r *restore.SnapshotResult) error {

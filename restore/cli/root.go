@@ -18,17 +18,44 @@ import (
 	"github.com/lifeboat-dev/lifeboat/walkit"
 )
 
+// Options are what a build wires into the tree.
+type Options struct {
+	// OpenBucket opens a bucket URL as a source (backupd/restoresource.Open);
+	// nil: bucket URLs are refused (restore.ErrNotYet).
+	OpenBucket func(ctx context.Context, lg *slog.Logger, url string, o restore.BucketOptions) (restore.Source, error)
+}
+
 // env is what a command needs from its process.
 type env struct {
 	stdout, stderr io.Writer
 	logger         *slog.Logger
 	output         string // table or json
 	progress       progressFactory
+	opts           Options
+}
+
+// bucketFlags are --prefix and --identity, for the commands that read a
+// bucket.
+type bucketFlags struct{ o restore.BucketOptions }
+
+func (b *bucketFlags) addFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&b.o.Prefix, "prefix", "", "the backups' prefix in a bucket (backupd's --prefix)")
+	cmd.Flags().StringArrayVar(&b.o.IdentityFiles, "identity", nil, "age identity file to decrypt a bucket's backups (repeat)")
+}
+
+// opener is the restore.BucketOpener of the flags, nil if the build has none.
+func (e *env) opener(b restore.BucketOptions) restore.BucketOpener {
+	if e.opts.OpenBucket == nil {
+		return nil
+	}
+	return func(ctx context.Context, lg *slog.Logger, url string) (restore.Source, error) {
+		return e.opts.OpenBucket(ctx, lg, url, b)
+	}
 }
 
 // NewCommand builds the restore command tree writing to stdout and stderr.
-func NewCommand(stdout, stderr io.Writer) *cobra.Command {
-	e := &env{stdout: stdout, stderr: stderr, progress: terminalProgress(stderr)}
+func NewCommand(stdout, stderr io.Writer, opts Options) *cobra.Command {
+	e := &env{stdout: stdout, stderr: stderr, progress: terminalProgress(stderr), opts: opts}
 	var verbose bool
 	root := &cobra.Command{
 		Use:   "restore",
@@ -110,14 +137,14 @@ func classify(err error) error {
 
 // Run executes the tree with argv (without the program name) and returns
 // the exit code.
-func Run(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
-	return clikit.Run(ctx, NewCommand(stdout, stderr), argv, stderr)
+func Run(ctx context.Context, argv []string, stdout, stderr io.Writer, opts Options) int {
+	return clikit.Run(ctx, NewCommand(stdout, stderr, opts), argv, stderr)
 }
 
 // Execute runs restore as a process: os.Args, stdio, and SIGINT/SIGTERM
-// cancel the work in progress.
-func Execute() int {
-	return clikit.Execute(func(ctx context.Context) int { return Run(ctx, os.Args[1:], os.Stdout, os.Stderr) })
+// cancel the work in progress. opts is the build's wiring.
+func Execute(opts Options) int {
+	return clikit.Execute(func(ctx context.Context) int { return Run(ctx, os.Args[1:], os.Stdout, os.Stderr, opts) })
 }
 
 // errorf is fmt.Errorf, for messages without wrapping.

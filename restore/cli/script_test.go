@@ -20,7 +20,7 @@ const statusFileEnv = "RESTORE_STATUS_FILE"
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"restore": func() {
-			code := Execute()
+			code := Execute(Options{})
 			if f := os.Getenv(statusFileEnv); f != "" {
 				if err := os.WriteFile(f, []byte(strconv.Itoa(code)), 0o600); err != nil {
 					fmt.Fprintln(os.Stderr, "restore test: write exit status:", err)
