@@ -20,9 +20,10 @@ type BackupState struct {
 	Newest *Backup
 	// Kept is the number of backups kept in the bucket.
 	Kept int
-	// LastDrill is the last restore drill; nil if none ran yet.
+	// LastDrill is the last restore drill; nil if none is recorded.
 	LastDrill *Drill
-	// Interval is the schedule: a backup is due every Interval.
+	// Interval is the schedule: a backup is due every Interval; 0 if
+	// unknown, and then only a missing backup is stale.
 	Interval time.Duration
 }
 
@@ -49,7 +50,7 @@ type BackupView struct {
 	Kept     int
 	Interval time.Duration
 	// Stale is true when there is no verified backup, or the newest is
-	// older than one and a half intervals: the last backup due did not
+	// older than one and a half intervals (if the interval is known): the last backup due did not
 	// arrive, allowing half an interval for its snapshot, upload and
 	// verification.
 	Stale     bool

@@ -12,8 +12,7 @@ import (
 
 // fixedBackups is a BackupSource that returns one state: the panel's own
 // judgement (age against the schedule, drill, unreadable bucket) is tested
-// with it. The panel against a real backupd bucket waits for backupd's
-// list API (see the package report).
+// with it. The panel over a real backupd bucket is tested in tui/cli.
 type fixedBackups struct {
 	st  BackupState
 	err error
@@ -47,6 +46,10 @@ func TestBackupPanel(t *testing.T) {
 			Kept:      3,
 			LastDrill: &Drill{Time: now.Add(-25 * time.Hour), Err: "restored member did not become healthy"},
 			Interval:  time.Hour,
+		}}, false},
+		// Without the schedule the age is shown but not judged.
+		{"no-interval", fixedBackups{st: BackupState{
+			Newest: &Backup{Time: now.Add(-30 * time.Hour), Revision: 7, Size: 4 << 10}, Kept: 1,
 		}}, false},
 		{"unreadable", fixedBackups{err: errors.New("list s3://b/etcd: AccessDenied")}, false},
 	} {

@@ -325,6 +325,9 @@ func (m *Model) backupLines(b *BackupView) []string {
 			age(b.Age), b.Newest.Revision, byteSize(b.Newest.Size), b.Kept))
 	}
 	sched := "every " + every(b.Interval)
+	if b.Interval == 0 {
+		sched = "interval unknown, age not judged"
+	}
 	switch {
 	case b.Stale && b.Newest != nil:
 		sched += ": " + st.Bad.Render("STALE, newest is "+age(b.Age)+" old")
@@ -336,7 +339,7 @@ func (m *Model) backupLines(b *BackupView) []string {
 	lines = append(lines, label("schedule")+sched)
 	switch d := b.LastDrill; {
 	case d == nil:
-		lines = append(lines, label("last drill")+st.Dim.Render("none yet"))
+		lines = append(lines, label("last drill")+st.Dim.Render("none recorded"))
 	case d.OK:
 		lines = append(lines, label("last drill")+st.Good.Render("ok")+" "+age(b.DrillAge)+" ago")
 	default:

@@ -34,6 +34,8 @@ type options struct {
 	password       string
 
 	bucket       string
+	prefix       string
+	interval     time.Duration
 	refresh      time.Duration
 	hashInterval time.Duration
 }
@@ -53,7 +55,9 @@ func (o *options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.insecureSkip, "insecure-skip-tls-verify", false, "skip server certificate verification")
 	fs.StringVar(&o.user, "user", "", "username[:password] for authentication (prompt if password is not supplied)")
 	fs.StringVar(&o.password, "password", "", "password for authentication (if this option is used, --user option shouldn't include password)")
-	fs.StringVar(&o.bucket, "bucket", "", "a backupd store (URL) whose newest verified backup, drill and schedule the backup panel shows")
+	fs.StringVar(&o.bucket, "bucket", "", "a backupd store (gocloud URL: s3://, gs://, azblob://, file://) whose newest verified backup the backup panel shows")
+	fs.StringVar(&o.prefix, "prefix", "", "key prefix of the backups in --bucket, as backupd's --prefix")
+	fs.DurationVar(&o.interval, "interval", 0, "backupd's schedule interval (the bucket does not record it); the newest backup is stale after 1.5 of it (0: stale only when there is none)")
 	fs.DurationVar(&o.refresh, "refresh", tui.DefaultRefresh, "time between two refreshes")
 	fs.DurationVar(&o.hashInterval, "hash-interval", poll.DefaultHashInterval, "time between two comparisons of the members' HashKV (0: never); HashKV reads the whole store")
 }
@@ -137,11 +141,6 @@ func (o *options) pollConfig(readPassword func() (string, error)) (poll.Config, 
 	return cfg, nil
 }
 
-// bucketSource opens the backupd store of --bucket for the backup panel.
-func bucketSource(url string) (tui.BackupSource, error) {
-	return nil, fmt.Errorf("--bucket %s: the backup panel reads backupd's list API, which this build of lbtop does not have yet", url)
-}
-
 // NewCommand builds the lbtop command; in and out are the terminal (nil:
 // the process's).
 func NewCommand(in io.Reader, out io.Writer, lookupEnv func(string) (string, bool)) *cobra.Command {
@@ -170,9 +169,12 @@ Keys: ↑/↓ or j/k select, enter shows a member, r refreshes now, / filters,
 			}
 			var backups tui.BackupSource
 			if o.bucket != "" {
-				if backups, err = bucketSource(o.bucket); err != nil {
+				b, err := bucketSource(cmd.Context(), o.bucket, o.prefix, o.interval)
+				if err != nil {
 					return clikit.Usage(err)
 				}
+				defer b.Close()
+				backups = b
 			}
 			p, err := poll.New(cfg)
 			if err != nil {

@@ -83,13 +83,16 @@ func TestFlagsAndEnvironment(t *testing.T) {
 	}
 }
 
-// The backup panel needs backupd's list API; until lbtop has it, --bucket
-// is refused as bad usage rather than ignored.
-func TestBucketNotYetAvailable(t *testing.T) {
-	var stderr bytes.Buffer
-	code := clikit.Run(context.Background(), NewCommand(nil, nil, func(string) (string, bool) { return "", false }),
-		[]string{"--bucket", "s3://b/etcd"}, &stderr)
-	if code != clikit.ExitUsage || !strings.Contains(stderr.String(), "backupd") {
-		t.Errorf("exit %d, stderr %q", code, stderr.String())
+// A --bucket that cannot be opened, or a negative --interval, is bad usage.
+func TestBucketUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"--bucket", "nosuch://b/etcd"},
+		{"--bucket", "file://" + t.TempDir(), "--interval", "-1h"},
+	} {
+		var stderr bytes.Buffer
+		code := clikit.Run(context.Background(), NewCommand(nil, nil, func(string) (string, bool) { return "", false }), args, &stderr)
+		if code != clikit.ExitUsage || !strings.Contains(stderr.String(), "--") {
+			t.Errorf("%q: exit %d, stderr %q", args, code, stderr.String())
+		}
 	}
 }
