@@ -294,7 +294,7 @@ func (c *cluster) finalStates(ctx context.Context, cli *clientv3.Client) []Final
 		if err != nil {
 			c.t.Fatalf("HashKV on %s: %v", m.Name, err)
 		}
-		finals[i].Hash, finals[i].HashRev = hr.Hash, hashRev
+		finals[i].Hash, finals[i].HashRev, finals[i].HashCompactRev = hr.Hash, hashRev, hr.CompactRevision
 	}
 	return finals
 }

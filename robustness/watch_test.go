@@ -123,6 +123,8 @@ func TestCheckAgainstWatches(t *testing.T) {
 		}, ""},
 		{"a final state that lost a write", nil, []FinalState{{Member: "m1", Rev: 3, KVs: []KV{a2}}}, "holds"},
 		{"hashes differ", nil, []FinalState{{Member: "m1", Rev: 4, Hash: 7, HashRev: 4}, {Member: "m2", Rev: 4, Hash: 8, HashRev: 4}}, "HashKV"},
+		{"hashes over different compactions do not compare", nil, []FinalState{{Member: "m1", Rev: 4, Hash: 7, HashRev: 4, HashCompactRev: 3},
+			{Member: "m2", Rev: 4, Hash: 8, HashRev: 4, HashCompactRev: 2}}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
