@@ -96,7 +96,12 @@ func TestLearnerJoinsPromotesAndLeaves(t *testing.T) {
 	if !add.Member.IsLearner || len(add.Members) != 4 {
 		t.Fatalf("member add: %+v", add)
 	}
-	_, err = cli.MemberAddAsLearner(ctx, []string{"http://127.0.0.1:1"})
+	// A peer link that blinks under load makes the strict check answer
+	// "unhealthy cluster" for a while, as etcd's does; the learner limit
+	// is checked after it.
+	_, err = retryWhile(t, func(ctx context.Context) (*clientv3.MemberAddResponse, error) {
+		return cli.MemberAddAsLearner(ctx, []string{"http://127.0.0.1:1"})
+	}, rpctypes.ErrGRPCUnhealthy)
 	if !sameRPCError(err, rpctypes.ErrGRPCTooManyLearners) {
 		t.Fatalf("second learner: %v, want too many learners", err)
 	}
