@@ -150,6 +150,12 @@ func (d *Daemon) slot(ctx context.Context, slot time.Time) {
 	delay := wait.Initial
 	for try := 0; ; try++ {
 		a := d.Runner.Attempt(ctx, slot)
+		if a.Err != nil && ctx.Err() != nil {
+			// The daemon is stopping: an attempt it cut short is not a
+			// failure of the store or the cluster, and nothing counts.
+			cfg.logger().Info("attempt interrupted by shutdown", "slot", slot, "error", a.Err)
+			return
+		}
 		d.Metrics.observe(a)
 		d.mu.Lock()
 		d.last = a
