@@ -95,8 +95,16 @@ func TestMaintenance(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := cli.AlarmDisarm(ctx, &clientv3.AlarmMember{MemberID: alarms.Alarms[0].MemberID, Alarm: pb.AlarmType_NOSPACE}); err != nil {
+	// Each member may have raised its own NOSPACE (a slow one later than
+	// the first): disarm every alarm the cluster now lists.
+	raised, err := cli.AlarmList(ctx)
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, a := range raised.Alarms {
+		if _, err := cli.AlarmDisarm(ctx, &clientv3.AlarmMember{MemberID: a.MemberID, Alarm: a.Alarm}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := cli.Put(ctx, "after", "disarm"); err != nil {
 		t.Fatalf("put after disarm: %v", err)
