@@ -75,8 +75,8 @@ func TestFlagsAndEnv(t *testing.T) {
 			wantErr: "unrecognized environment variable ETCD_DISCOVERY_SRV: lifeboat has no flag --discovery-srv",
 		},
 		{
-			name: "ETCD_UNSUPPORTED_ARCH is etcd's, not a flag",
-			env:  map[string]string{"ETCD_UNSUPPORTED_ARCH": "arm64"},
+			name: "ETCD_UNSUPPORTED_ARCH and ETCD_VERIFY are etcd's, not flags",
+			env:  map[string]string{"ETCD_UNSUPPORTED_ARCH": "arm64", "ETCD_VERIFY": "all"},
 			check: func(t *testing.T, o *memberOptions) {
 				if _, err := o.config(); err != nil {
 					t.Fatal(err)

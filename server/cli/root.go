@@ -95,8 +95,10 @@ ETCD_DATA_DIR), and a flag given on the command line wins over the variable.`,
 	return cmd
 }
 
-// environmentOnly are ETCD_* variables etcd reads that are not flags.
-var environmentOnly = map[string]bool{"ETCD_UNSUPPORTED_ARCH": true}
+// environmentOnly are ETCD_* variables etcd reads that are not flags: the
+// architecture override, its internal assertions (ETCD_VERIFY, set by
+// etcd's own e2e tests) and ETCD_VERSION, which etcd ignores with a warning.
+var environmentOnly = map[string]bool{"ETCD_UNSUPPORTED_ARCH": true, "ETCD_VERIFY": true, "ETCD_VERSION": true}
 
 // applyEnv sets every flag not given on the command line from its ETCD_*
 // variable in environ. As etcd, a variable for a flag also given on the
