@@ -185,7 +185,6 @@ func (s *Server) listenClients() error {
 		s.httpSrvs = append(s.httpSrvs, srv)
 		go s.serveHTTP(srv, tlsListener(ln, u, s.sec.clientTLS, s.sec.settings), raw)
 	}
-	s.lg.Info("ready to serve client requests", "client-urls", s.cfg.ListenClientURLs)
 	return nil
 }
 
