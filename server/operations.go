@@ -29,6 +29,10 @@ func (s *Server) fastForwardLoneVoter() {
 			self = self || m.ID == s.id
 		}
 	}
+	if voters == 0 && s.cfg.NewCluster && len(s.cfg.InitialCluster) == 1 {
+		// A new cluster's members are applied from the log after this.
+		voters, self = 1, true
+	}
 	if voters != 1 || !self {
 		return
 	}
