@@ -76,6 +76,12 @@ type issued struct {
 // server and client, written to dir/<file>.pem and dir/<file>-key.pem.
 func (ca *testCA) issue(file, cn string) issued {
 	ca.t.Helper()
+	return ca.issueFor(file, cn, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+}
+
+// issueFor is issue with the given extended key usages only.
+func (ca *testCA) issueFor(file, cn string, usages ...x509.ExtKeyUsage) issued {
+	ca.t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		ca.t.Fatal(err)
@@ -86,7 +92,7 @@ func (ca *testCA) issue(file, cn string) issued {
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage:  usages,
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
 		DNSNames:     []string{"localhost"},
 	}

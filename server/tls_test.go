@@ -433,3 +433,21 @@ func TestTLSVersions(t *testing.T) {
 		t.Fatalf("TLS 1.2 client against --tls-min-version TLS1.3: %v", err)
 	}
 }
+
+// TestPeerClientCertFile: peers whose certificates are for serving only
+// form a cluster by presenting --peer-client-cert-file when they dial.
+func TestPeerClientCertFile(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "ca")
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		toHTTPS(cfg, false, true)
+		srv := ca.issueFor(cfg.Name+"-server", cfg.Name, x509.ExtKeyUsageServerAuth)
+		cli := ca.issueFor(cfg.Name+"-client", cfg.Name, x509.ExtKeyUsageClientAuth)
+		cfg.PeerTLSInfo = TLSInfo{CertFile: srv.CertFile, KeyFile: srv.KeyFile, TrustedCAFile: ca.CAFile, ClientCertAuth: true,
+			ClientCertFile: cli.CertFile, ClientKeyFile: cli.KeyFile}
+	})
+	lead := c.waitLeader()
+	if _, err := c.client(lead).Put(ctxT(t), "k", "v"); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+}

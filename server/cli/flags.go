@@ -133,6 +133,8 @@ func addTLSFlags(fs *pflag.FlagSet, prefix string, t *server.TLSInfo) {
 		crl = "peer-crl-file"
 	}
 	fs.StringVar(&t.CRLFile, crl, "", "path to the "+side+" certificate revocation list file")
+	fs.StringVar(&t.ClientCertFile, prefix+"client-cert-file", "", "path to the certificate the member presents as a "+side+" client (default: the "+prefix+"cert-file)")
+	fs.StringVar(&t.ClientKeyFile, prefix+"client-key-file", "", "path to the key of the "+prefix+"client-cert-file")
 }
 
 // config turns the flags into a server configuration.
