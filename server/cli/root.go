@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -208,7 +209,7 @@ func newLogger(stderr, stdout io.Writer, o *memberOptions) (lg *slog.Logger, clo
 			ws = append(ws, f)
 		}
 	}
-	hopts := &slog.HandlerOptions{Level: l, ReplaceAttr: zapShape}
+	hopts := &slog.HandlerOptions{Level: l, AddSource: true, ReplaceAttr: zapShape}
 	w := io.MultiWriter(ws...)
 	switch o.logFormat {
 	case "json":
@@ -220,8 +221,9 @@ func newLogger(stderr, stdout io.Writer, o *memberOptions) (lg *slog.Logger, clo
 	return nil, nil, fmt.Errorf("--log-format %q: want json or console", o.logFormat)
 }
 
-// zapShape names the top-level time "ts" and writes levels in lower case,
-// as zap's production encoder that etcd uses.
+// zapShape names the top-level time "ts", writes levels in lower case and
+// the source as "caller" (dir/file.go:line), as zap's production encoder
+// that etcd uses.
 func zapShape(groups []string, a slog.Attr) slog.Attr {
 	if len(groups) > 0 {
 		return a
@@ -231,6 +233,10 @@ func zapShape(groups []string, a slog.Attr) slog.Attr {
 		return slog.String("ts", a.Value.Time().Format("2006-01-02T15:04:05.000000Z0700"))
 	case slog.LevelKey:
 		return slog.String("level", strings.ToLower(a.Value.String()))
+	case slog.SourceKey:
+		if src, ok := a.Value.Any().(*slog.Source); ok {
+			return slog.String("caller", fmt.Sprintf("%s/%s:%d", filepath.Base(filepath.Dir(src.File)), filepath.Base(src.File), src.Line))
+		}
 	}
 	return a
 }
