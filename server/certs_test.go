@@ -72,7 +72,8 @@ type issued struct {
 	Serial            *big.Int
 }
 
-// issue makes a certificate for cn, valid for 127.0.0.1 and localhost as
+// issue makes a certificate for cn, valid for 127.0.0.1, localhost and
+// <cn>.test as
 // server and client, written to dir/<file>.pem and dir/<file>-key.pem.
 func (ca *testCA) issue(file, cn string) issued {
 	ca.t.Helper()
@@ -94,7 +95,7 @@ func (ca *testCA) issueFor(file, cn string, usages ...x509.ExtKeyUsage) issued {
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  usages,
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
+		DNSNames:     []string{"localhost", cn + ".test"},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {

@@ -32,7 +32,10 @@ type TLSInfo struct {
 	ClientCertAuth bool     // --client-cert-auth
 	CRLFile        string   // --client-crl-file
 	AllowedCNs     []string // --peer-cert-allowed-cn (peer side only)
-	AutoTLS        bool     // --auto-tls: a self-signed certificate in <data-dir>/fixtures
+	// AllowedHostnames is --peer-cert-allowed-hostname (peer side only):
+	// a peer's certificate must be valid for one of them.
+	AllowedHostnames []string
+	AutoTLS          bool // --auto-tls: a self-signed certificate in <data-dir>/fixtures
 	// ClientCertFile and ClientKeyFile are the certificate the member
 	// presents when it dials as a client (--client-cert-file,
 	// --peer-client-cert-file); empty means CertFile and KeyFile.
@@ -289,8 +292,8 @@ func (f *tlsFiles) clientConfig(s TLSSettings, host string) *tls.Config {
 		// A member sends its messages by dialing out, so the allowed
 		// common names hold for the members it dials too: a member that
 		// may not connect must not receive the log either.
-		if cn := cs.PeerCertificates[0].Subject.CommonName; len(f.info.AllowedCNs) > 0 && !slices.Contains(f.info.AllowedCNs, cn) {
-			return fmt.Errorf("server: peer certificate common name %q is not allowed (--peer-cert-allowed-cn)", cn)
+		if leaf := cs.PeerCertificates[0]; !f.allowed(leaf) {
+			return fmt.Errorf("server: peer certificate %q is not allowed (--peer-cert-allowed-cn, --peer-cert-allowed-hostname)", leaf.Subject.CommonName)
 		}
 		return nil
 	}
@@ -312,16 +315,33 @@ func (f *tlsFiles) verifyPeer(revoked map[string]bool, side string) func([][]byt
 		if err := checkRevoked(revoked, certs); err != nil {
 			return err
 		}
-		if len(f.info.AllowedCNs) == 0 {
+		if len(f.info.AllowedCNs) == 0 && len(f.info.AllowedHostnames) == 0 {
 			return nil
 		}
 		for _, chain := range chains {
-			if len(chain) > 0 && slices.Contains(f.info.AllowedCNs, chain[0].Subject.CommonName) {
+			if len(chain) > 0 && f.allowed(chain[0]) {
 				return nil
 			}
 		}
 		return errors.New("client certificate authentication failed")
 	}
+}
+
+// allowed checks a peer's certificate against --peer-cert-allowed-cn and
+// --peer-cert-allowed-hostname (either passes; none set passes).
+func (f *tlsFiles) allowed(c *x509.Certificate) bool {
+	if len(f.info.AllowedCNs) == 0 && len(f.info.AllowedHostnames) == 0 {
+		return true
+	}
+	if slices.Contains(f.info.AllowedCNs, c.Subject.CommonName) {
+		return true
+	}
+	for _, h := range f.info.AllowedHostnames {
+		if c.VerifyHostname(h) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func checkRevoked(revoked map[string]bool, certs []*x509.Certificate) error {

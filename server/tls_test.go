@@ -353,36 +353,47 @@ func TestUnixSocketsAndClientHTTPURLs(t *testing.T) {
 	}
 }
 
-// TestPeerCertAllowedCN: with --peer-cert-allowed-cn, a peer whose
-// certificate (from the trusted CA) has another common name is refused.
+// TestPeerCertAllowedCN: with --peer-cert-allowed-cn, or
+// --peer-cert-allowed-hostname, a peer whose certificate (from the trusted
+// CA) has another common name, or is for another host, is refused.
 func TestPeerCertAllowedCN(t *testing.T) {
-	dir := t.TempDir()
-	ca := newTestCA(t, dir, "ca")
-	logs := make([]*logBuffer, 3)
-	i := 0
-	c := newTestCluster(t, 3, func(cfg *Config) {
-		toHTTPS(cfg, false, true)
-		logs[i] = &logBuffer{}
-		cfg.Logger = slog.New(slog.NewJSONHandler(logs[i], nil))
-		cn := "member"
-		if i == 2 {
-			cn = "intruder"
-		}
-		cert := ca.issue(cfg.Name, cn)
-		cfg.PeerTLSInfo = TLSInfo{CertFile: cert.CertFile, KeyFile: cert.KeyFile, TrustedCAFile: ca.CAFile,
-			ClientCertAuth: true, AllowedCNs: []string{"member"}}
-		i++
-	})
-	waitLeaderAmong(t, c, 0, 1)
-	deadline := time.Now().Add(20 * time.Second)
-	for !logs[0].contains("client certificate authentication failed") {
-		if time.Now().After(deadline) {
-			t.Fatalf("member 0 never refused the intruder's certificate:\n%s", logs[0])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if l := c.srvs[2].Leader(); l != 0 {
-		t.Fatalf("the intruder follows leader %x", l)
+	for _, tc := range []struct {
+		name  string
+		allow func(*TLSInfo)
+	}{
+		{"cn", func(i *TLSInfo) { i.AllowedCNs = []string{"member"} }},
+		{"hostname", func(i *TLSInfo) { i.AllowedHostnames = []string{"member.test"} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ca := newTestCA(t, dir, "ca")
+			logs := make([]*logBuffer, 3)
+			i := 0
+			c := newTestCluster(t, 3, func(cfg *Config) {
+				toHTTPS(cfg, false, true)
+				logs[i] = &logBuffer{}
+				cfg.Logger = slog.New(slog.NewJSONHandler(logs[i], nil))
+				cn := "member"
+				if i == 2 {
+					cn = "intruder"
+				}
+				cert := ca.issue(cfg.Name, cn)
+				cfg.PeerTLSInfo = TLSInfo{CertFile: cert.CertFile, KeyFile: cert.KeyFile, TrustedCAFile: ca.CAFile, ClientCertAuth: true}
+				tc.allow(&cfg.PeerTLSInfo)
+				i++
+			})
+			waitLeaderAmong(t, c, 0, 1)
+			deadline := time.Now().Add(20 * time.Second)
+			for !logs[0].contains("client certificate authentication failed") {
+				if time.Now().After(deadline) {
+					t.Fatalf("member 0 never refused the intruder's certificate:\n%s", logs[0])
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if l := c.srvs[2].Leader(); l != 0 {
+				t.Fatalf("the intruder follows leader %x", l)
+			}
+		})
 	}
 }
 
