@@ -462,3 +462,53 @@ func TestPeerClientCertFile(t *testing.T) {
 		t.Fatalf("put: %v", err)
 	}
 }
+
+// TestHTTPAndHTTPSOnOnePort serves http:// and https:// on the same
+// address, as etcd does, gRPC and HTTP on both.
+func TestHTTPAndHTTPSOnOnePort(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "ca")
+	srv := ca.issue("server", "server")
+	c := newTestCluster(t, 1, func(cfg *Config) {
+		plain := cfg.ListenClientURLs[0]
+		secure := strings.Replace(plain, "http://", "https://", 1)
+		cfg.ListenClientURLs = []string{plain, secure}
+		cfg.ClientTLSInfo = TLSInfo{CertFile: srv.CertFile, KeyFile: srv.KeyFile}
+	})
+	c.waitLeader()
+	plain := c.endpoint(0)
+	secure := strings.Replace(plain, "http://", "https://", 1)
+	pem, err := os.ReadFile(ca.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	for _, tc := range []struct {
+		ep  string
+		tls *tls.Config
+	}{{plain, nil}, {secure, &tls.Config{RootCAs: pool}}} {
+		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{tc.ep}, DialTimeout: 5 * time.Second, TLS: tc.tls})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = cli.Put(ctxT(t), "k", tc.ep)
+		cli.Close()
+		if err != nil {
+			t.Fatalf("put over %s: %v", tc.ep, err)
+		}
+	}
+	for _, get := range []func() (*http.Response, error){
+		func() (*http.Response, error) { return http.Get(plain + "/health") },
+		func() (*http.Response, error) { return tlsClient(t, ca.CAFile, nil, true).Get(secure + "/health") },
+	} {
+		resp, err := get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("/health: %s", resp.Status)
+		}
+	}
+}
