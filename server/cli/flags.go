@@ -60,6 +60,7 @@ type memberOptions struct {
 	authToken               string
 	authTokenTTL            uint
 	bcryptCost              uint
+	v2Deprecation           string
 }
 
 func newMemberOptions() *memberOptions { return &memberOptions{} }
@@ -117,6 +118,7 @@ func (o *memberOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.authToken, "auth-token", d.AuthToken, "auth token type and options: simple, or jwt,pub-key=<path>,priv-key=<path>,sign-method=<alg>[,ttl=<duration>]")
 	fs.UintVar(&o.authTokenTTL, "auth-token-ttl", d.AuthTokenTTL, "the lifetime in seconds of a simple auth token after its last use")
 	fs.UintVar(&o.bcryptCost, "bcrypt-cost", d.BcryptCost, "bcrypt cost factor for auth password hashing (4 to 31)")
+	fs.StringVar(&o.v2Deprecation, "v2-deprecation", "write-only", "accepted and ignored with etcd 3.6's warning: the v2 store is write-only, as etcd enforces")
 }
 
 // addTLSFlags adds one side's TLS flags; prefix is "" (client) or "peer-".

@@ -178,3 +178,16 @@ func TestExecuteExitCodes(t *testing.T) {
 		}
 	}
 }
+
+func TestDeprecationWarnings(t *testing.T) {
+	opts := newMemberOptions()
+	cmd := &cobra.Command{Use: "x"}
+	opts.addFlags(cmd.Flags())
+	if err := cmd.Flags().Parse([]string{"--snapshot-count=100", "--name", "n"}); err != nil {
+		t.Fatal(err)
+	}
+	got := deprecations(cmd.Flags())
+	if len(got) != 1 || got[0] != "--snapshot-count is deprecated in 3.6 and will be decommissioned in 3.7" {
+		t.Fatalf("warnings %q", got)
+	}
+}

@@ -79,7 +79,7 @@ ETCD_DATA_DIR), and a flag given on the command line wins over the variable.`,
 				return usageError{err}
 			}
 			defer closeLog()
-			for _, n := range notes {
+			for _, n := range append(notes, deprecations(cmd.Flags())...) {
 				lg.Warn(n)
 			}
 			cfg.Logger = lg
@@ -138,6 +138,27 @@ func applyEnv(fs *pflag.FlagSet, environ []string) error {
 		errs = append(errs, fmt.Errorf("unrecognized environment variable %s: lifeboat has no flag %s", k, flag))
 	}
 	return errors.Join(errs...)
+}
+
+// deprecatedFlags are etcd 3.6's deprecation warnings for flags lifeboat
+// takes.
+var deprecatedFlags = map[string]string{
+	"snapshot-count":                  "--snapshot-count is deprecated in 3.6 and will be decommissioned in 3.7",
+	"max-snapshots":                   "--max-snapshots is deprecated in 3.6 and will be decommissioned in 3.7",
+	"experimental-corrupt-check-time": "--experimental-corrupt-check-time is deprecated in v3.6 and will be decommissioned in v3.7. Use --corrupt-check-time instead",
+	"v2-deprecation":                  "--v2-deprecation is deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input",
+}
+
+// deprecations are the warnings for the deprecated flags that were set.
+func deprecations(fs *pflag.FlagSet) []string {
+	var out []string
+	fs.Visit(func(f *pflag.Flag) {
+		if msg, ok := deprecatedFlags[f.Name]; ok {
+			out = append(out, msg)
+		}
+	})
+	sort.Strings(out)
+	return out
 }
 
 // withConfigFile returns the options to run with: opts, or, given
