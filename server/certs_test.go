@@ -72,9 +72,16 @@ type issued struct {
 	Serial            *big.Int
 }
 
-// issue makes a certificate for cn, valid for 127.0.0.1 and localhost as
+// issue makes a certificate for cn, valid for 127.0.0.1, localhost and
+// <cn>.test as
 // server and client, written to dir/<file>.pem and dir/<file>-key.pem.
 func (ca *testCA) issue(file, cn string) issued {
+	ca.t.Helper()
+	return ca.issueFor(file, cn, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+}
+
+// issueFor is issue with the given extended key usages only.
+func (ca *testCA) issueFor(file, cn string, usages ...x509.ExtKeyUsage) issued {
 	ca.t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -86,9 +93,9 @@ func (ca *testCA) issue(file, cn string) issued {
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage:  usages,
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
+		DNSNames:     []string{"localhost", cn + ".test"},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {

@@ -245,8 +245,11 @@ func (c *Config) Validate() error {
 	if _, err := ParseTLSSettings(c.CipherSuites, c.TLSMinVersion, c.TLSMaxVersion); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	if len(c.ClientTLSInfo.AllowedCNs) > 0 {
-		return errors.New("config: allowed CNs apply to peer TLS only (--peer-cert-allowed-cn)")
+	if len(c.ClientTLSInfo.AllowedCNs) > 0 || len(c.ClientTLSInfo.AllowedHostnames) > 0 {
+		return errors.New("config: allowed CNs and host names apply to peer TLS only (--peer-cert-allowed-cn, --peer-cert-allowed-hostname)")
+	}
+	if len(c.PeerTLSInfo.AllowedCNs) > 0 && len(c.PeerTLSInfo.AllowedHostnames) > 0 {
+		return errors.New("config: --peer-cert-allowed-cn and --peer-cert-allowed-hostname are mutually exclusive")
 	}
 	if len(c.ListenClientURLs) == 0 || len(c.ListenPeerURLs) == 0 {
 		return errors.New("config: --listen-client-urls and --listen-peer-urls must not be empty")

@@ -245,3 +245,20 @@ func TestHealthEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayTxnWithAnEmptyOp: an op with no request (here a misspelt one)
+// is refused with etcd's "key not found".
+func TestGatewayTxnWithAnEmptyOp(t *testing.T) {
+	c := newTestCluster(t, 1, nil)
+	c.waitLeader()
+	resp, err := http.Post(c.endpoint(0)+"/v3/kv/txn", "application/json", strings.NewReader(
+		`{"compare":[{"result":0,"target":1,"key":"Zm9v"}],"success":[{"Request":{"RequestPut":{"key":"Zm9v","value":"YmFy"}}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "etcdserver: key not found") {
+		t.Fatalf("txn with an empty op: %s %s", resp.Status, b)
+	}
+}

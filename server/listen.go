@@ -145,16 +145,17 @@ func (s *Server) listenClients() error {
 		return err
 	}
 	httpToo := len(s.cfg.ListenClientHTTPURLs) == 0
-	for _, raw := range s.cfg.ListenClientURLs {
+	var th http.Handler = grpcOnly(s.grpc)
+	if httpToo {
+		th = grpcOr(s.grpc, h)
+	}
+	for _, g := range groupByAddress(s.cfg.ListenClientURLs) {
+		raw := g.urls[0]
 		ln, u, err := listen(raw)
 		if err != nil {
 			return err
 		}
-		if isTLSScheme(u.Scheme) {
-			var th http.Handler = grpcOnly(s.grpc)
-			if httpToo {
-				th = grpcOr(s.grpc, h)
-			}
+		if g.secure && !g.plain {
 			srv := s.newHTTPServer(th, false)
 			s.httpSrvs = append(s.httpSrvs, srv)
 			go s.serveHTTP(srv, tlsListener(ln, u, s.sec.clientTLS, s.sec.settings), raw)
@@ -162,7 +163,17 @@ func (s *Server) listenClients() error {
 		}
 		grpcL, httpL := newChanListener(ln.Addr()), newChanListener(ln.Addr())
 		s.listeners = append(s.listeners, ln.Close, grpcL.Close, httpL.Close)
-		go s.splitConns(ln, grpcL, httpL)
+		var tlsL *chanListener
+		if g.secure {
+			// http and https on one port, as etcd: TLS connections are
+			// told apart by their first byte.
+			tlsL = newChanListener(ln.Addr())
+			s.listeners = append(s.listeners, tlsL.Close)
+			srv := s.newHTTPServer(th, false)
+			s.httpSrvs = append(s.httpSrvs, srv)
+			go s.serveHTTP(srv, tls.NewListener(tlsL, s.sec.clientTLS.serverConfig(s.sec.settings, []string{"h2", "http/1.1"})), raw)
+		}
+		go s.splitConns(ln, grpcL, httpL, tlsL)
 		go func() {
 			if err := s.grpc.Serve(grpcL); err != nil && !errors.Is(err, net.ErrClosed) {
 				s.lg.Warn("gRPC server stopped", "url", raw, "error", err)
@@ -185,7 +196,6 @@ func (s *Server) listenClients() error {
 		s.httpSrvs = append(s.httpSrvs, srv)
 		go s.serveHTTP(srv, tlsListener(ln, u, s.sec.clientTLS, s.sec.settings), raw)
 	}
-	s.lg.Info("ready to serve client requests", "client-urls", s.cfg.ListenClientURLs)
 	return nil
 }
 
@@ -215,52 +225,100 @@ func (s *Server) serveHTTP(srv *http.Server, ln net.Listener, u string) {
 	}
 }
 
-// splitConns sends each accepted connection to gRPC if it starts with the
-// HTTP/2 preface, else to the HTTP server.
-func (s *Server) splitConns(ln net.Listener, grpcL, httpL *chanListener) {
+// addressGroup is the client URLs that share one listening address.
+type addressGroup struct {
+	urls          []string
+	plain, secure bool
+}
+
+// groupByAddress groups URLs by host:port (or socket path), in order: one
+// address may serve http and https at once.
+func groupByAddress(urls []string) []*addressGroup {
+	var out []*addressGroup
+	byAddr := map[string]*addressGroup{}
+	for _, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil {
+			// listen reports it.
+			out = append(out, &addressGroup{urls: []string{raw}, plain: true})
+			continue
+		}
+		addr := u.Host + u.Path
+		g := byAddr[addr]
+		if g == nil {
+			g = &addressGroup{}
+			byAddr[addr] = g
+			out = append(out, g)
+		}
+		g.urls = append(g.urls, raw)
+		if isTLSScheme(u.Scheme) {
+			g.secure = true
+		} else {
+			g.plain = true
+		}
+	}
+	return out
+}
+
+// tlsRecordHandshake is the first byte of a TLS connection.
+const tlsRecordHandshake = 0x16
+
+// splitConns sends each accepted connection to tlsL if it starts a TLS
+// handshake (when tlsL is set), else to gRPC if it starts with the HTTP/2
+// preface, else to the HTTP server.
+func (s *Server) splitConns(ln net.Listener, grpcL, httpL, tlsL *chanListener) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
 		go func() {
-			pc, isH2, err := sniff(c)
+			pc, isH2, isTLS, err := sniff(c)
 			if err != nil {
 				c.Close()
 				return
 			}
-			if isH2 {
+			switch {
+			case isTLS && tlsL != nil:
+				tlsL.deliver(pc)
+			case isTLS:
+				pc.Close()
+			case isH2:
 				grpcL.deliver(pc)
-			} else {
+			default:
 				httpL.deliver(pc)
 			}
 		}()
 	}
 }
 
-// sniff reads just enough of c to tell HTTP/2 from HTTP/1 and returns a
-// connection that replays what it read.
-func sniff(c net.Conn) (net.Conn, bool, error) {
+// sniff reads just enough of c to tell a TLS handshake, HTTP/2 and HTTP/1
+// apart and returns a connection that replays what it read.
+func sniff(c net.Conn) (net.Conn, bool, bool, error) {
 	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	buf := make([]byte, 0, len(http2Preface))
-	isH2 := true
+	isH2, isTLS := true, false
 	for len(buf) < len(http2Preface) {
 		n, err := c.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
+		if len(buf) > 0 && buf[0] == tlsRecordHandshake {
+			isH2, isTLS = false, true
+			break
+		}
 		if !bytes.HasPrefix([]byte(http2Preface), buf) {
 			isH2 = false
 			break
 		}
 		if err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
 	}
 	if err := c.SetReadDeadline(time.Time{}); err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
-	return &replayConn{Conn: c, r: io.MultiReader(bytes.NewReader(buf), c)}, isH2, nil
+	return &replayConn{Conn: c, r: io.MultiReader(bytes.NewReader(buf), c)}, isH2, isTLS, nil
 }
 
 type replayConn struct {

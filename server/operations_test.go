@@ -227,7 +227,9 @@ func TestDebugEndpointsAndLogs(t *testing.T) {
 	if _, body := get("/metrics"); !strings.Contains(body, `grpc_server_handling_seconds_bucket{grpc_method="Put"`) {
 		t.Fatal("--metrics extensive: no grpc_server_handling_seconds for Put")
 	}
-	if !logs.contains(`"msg":"ready to serve client requests"`) {
-		t.Fatalf("no 'ready to serve client requests' in the log:\n%s", logs.String())
+	for _, msg := range []string{"started as single-node; fast-forwarding election ticks", "ready to serve client requests"} {
+		if !logs.contains(`"msg":"` + msg + `"`) {
+			t.Fatalf("no %q in the log:\n%s", msg, logs.String())
+		}
 	}
 }

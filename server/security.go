@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -36,6 +37,12 @@ func (s *Server) setupSecurity() error {
 		return fmt.Errorf("server: %w", err)
 	}
 	s.sec.settings = set
+	for _, raw := range c.ListenMetricsURLs {
+		if u, err := url.Parse(raw); err == nil && isTLSScheme(u.Scheme) && c.ClientTLSInfo.Empty() && !c.ClientTLSInfo.AutoTLS {
+			// etcd's message (embed.ErrMissingClientTLSInfoForMetricsURL).
+			return errors.New("client TLS key/cert (--cert-file, --key-file) must be provided for metrics secure url")
+		}
+	}
 	clientURLs := append(append(append([]string(nil), c.ListenClientURLs...), c.ListenClientHTTPURLs...), c.ListenMetricsURLs...)
 	if s.sec.clientTLS, err = s.loadTLS("client", c.ClientTLSInfo, clientURLs, "--cert-file and --key-file"); err != nil {
 		return err

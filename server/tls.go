@@ -32,7 +32,14 @@ type TLSInfo struct {
 	ClientCertAuth bool     // --client-cert-auth
 	CRLFile        string   // --client-crl-file
 	AllowedCNs     []string // --peer-cert-allowed-cn (peer side only)
-	AutoTLS        bool     // --auto-tls: a self-signed certificate in <data-dir>/fixtures
+	// AllowedHostnames is --peer-cert-allowed-hostname (peer side only):
+	// a peer's certificate must be valid for one of them.
+	AllowedHostnames []string
+	AutoTLS          bool // --auto-tls: a self-signed certificate in <data-dir>/fixtures
+	// ClientCertFile and ClientKeyFile are the certificate the member
+	// presents when it dials as a client (--client-cert-file,
+	// --peer-client-cert-file); empty means CertFile and KeyFile.
+	ClientCertFile, ClientKeyFile string
 }
 
 // Empty reports whether no certificate is configured.
@@ -100,14 +107,23 @@ type tlsFiles struct {
 	info TLSInfo
 	lg   *slog.Logger
 
-	mu      sync.Mutex
-	stamps  [4]fileStamp // cert, key, CA, CRL
-	cert    *tls.Certificate
-	pool    *x509.CertPool
-	revoked map[string]bool // serial numbers, as big.Int.String
+	mu     sync.Mutex
+	stamps [6]fileStamp // cert, key, CA, CRL, client cert, client key
+	cur    loadedTLS
+}
+
+// loadedTLS is one load of the files.
+type loadedTLS struct {
+	cert       *tls.Certificate // served
+	clientCert *tls.Certificate // presented when dialing: --client-cert-file, else cert
+	pool       *x509.CertPool
+	revoked    map[string]bool // serial numbers, as big.Int.String
 }
 
 func newTLSFiles(info TLSInfo, lg *slog.Logger) (*tlsFiles, error) {
+	if (info.ClientCertFile == "") != (info.ClientKeyFile == "") {
+		return nil, fmt.Errorf("server: a client certificate needs both its cert and key files (%q, %q)", info.ClientCertFile, info.ClientKeyFile)
+	}
 	f := &tlsFiles{info: info, lg: lg}
 	if err := f.refresh(); err != nil {
 		return nil, err
@@ -116,20 +132,32 @@ func newTLSFiles(info TLSInfo, lg *slog.Logger) (*tlsFiles, error) {
 }
 
 // current returns the loaded state, reloading files that changed.
-func (f *tlsFiles) current() (*tls.Certificate, *x509.CertPool, map[string]bool) {
+func (f *tlsFiles) current() loadedTLS {
 	if err := f.refresh(); err != nil {
 		f.lg.Warn("keeping the previous TLS files", "cert-file", f.info.CertFile, "error", err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.cert, f.pool, f.revoked
+	return f.cur
+}
+
+func loadPair(cert, key string) (*tls.Certificate, error) {
+	if cert == "" {
+		return nil, nil
+	}
+	c, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("server: TLS key pair %s, %s: %w", cert, key, err)
+	}
+	return &c, nil
 }
 
 func (f *tlsFiles) refresh() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	paths := [4]string{f.info.CertFile, f.info.KeyFile, f.info.TrustedCAFile, f.info.CRLFile}
-	var now [4]fileStamp
+	i := f.info
+	paths := [6]string{i.CertFile, i.KeyFile, i.TrustedCAFile, i.CRLFile, i.ClientCertFile, i.ClientKeyFile}
+	var now [6]fileStamp
 	for i, p := range paths {
 		if p == "" {
 			continue
@@ -144,37 +172,34 @@ func (f *tlsFiles) refresh() error {
 	for i := range now {
 		unchanged = unchanged && now[i].same(f.stamps[i])
 	}
-	if unchanged && (f.cert != nil || f.info.Empty()) {
+	if unchanged && (f.cur.cert != nil || i.Empty()) {
 		return nil
 	}
-	var cert *tls.Certificate
-	if !f.info.Empty() {
-		c, err := tls.LoadX509KeyPair(f.info.CertFile, f.info.KeyFile)
-		if err != nil {
-			return fmt.Errorf("server: TLS key pair %s, %s: %w", f.info.CertFile, f.info.KeyFile, err)
-		}
-		cert = &c
+	var next loadedTLS
+	var err error
+	if next.cert, err = loadPair(i.CertFile, i.KeyFile); err != nil {
+		return err
 	}
-	var pool *x509.CertPool
-	if f.info.TrustedCAFile != "" {
-		p, err := tlsutil.NewCertPool([]string{f.info.TrustedCAFile})
-		if err != nil {
-			return fmt.Errorf("server: trusted CA file %s: %w", f.info.TrustedCAFile, err)
-		}
-		pool = p
-	}
-	var revoked map[string]bool
-	if f.info.CRLFile != "" {
-		r, err := readCRL(f.info.CRLFile)
-		if err != nil {
+	next.clientCert = next.cert
+	if i.ClientCertFile != "" {
+		if next.clientCert, err = loadPair(i.ClientCertFile, i.ClientKeyFile); err != nil {
 			return err
 		}
-		revoked = r
 	}
-	if f.cert != nil {
-		f.lg.Info("reloaded TLS files", "cert-file", f.info.CertFile, "trusted-ca-file", f.info.TrustedCAFile, "crl-file", f.info.CRLFile)
+	if i.TrustedCAFile != "" {
+		if next.pool, err = tlsutil.NewCertPool([]string{i.TrustedCAFile}); err != nil {
+			return fmt.Errorf("server: trusted CA file %s: %w", i.TrustedCAFile, err)
+		}
 	}
-	f.stamps, f.cert, f.pool, f.revoked = now, cert, pool, revoked
+	if i.CRLFile != "" {
+		if next.revoked, err = readCRL(i.CRLFile); err != nil {
+			return err
+		}
+	}
+	if f.cur.cert != nil {
+		f.lg.Info("reloaded TLS files", "cert-file", i.CertFile, "trusted-ca-file", i.TrustedCAFile, "crl-file", i.CRLFile)
+	}
+	f.stamps, f.cur = now, next
 	return nil
 }
 
@@ -214,15 +239,15 @@ func (f *tlsFiles) serverConfig(s TLSSettings, nextProtos []string) *tls.Config 
 	cfg := f.base(s)
 	cfg.NextProtos = nextProtos
 	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		cert, pool, revoked := f.current()
+		cur := f.current()
 		c := f.base(s)
 		c.NextProtos = nextProtos
-		c.Certificates = []tls.Certificate{*cert}
+		c.Certificates = []tls.Certificate{*cur.cert}
 		if f.info.TrustedCAFile != "" || f.info.ClientCertAuth {
 			c.ClientAuth = tls.RequireAndVerifyClientCert
-			c.ClientCAs = pool
+			c.ClientCAs = cur.pool
 		}
-		c.VerifyPeerCertificate = f.verifyPeer(revoked, "client")
+		c.VerifyPeerCertificate = f.verifyPeer(cur.revoked, "client")
 		return c, nil
 	}
 	return cfg
@@ -238,18 +263,17 @@ func (f *tlsFiles) clientConfig(s TLSSettings, host string) *tls.Config {
 	cfg.ServerName = host
 	cfg.NextProtos = []string{"h2"}
 	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-		cert, _, _ := f.current()
-		if cert == nil {
-			return &tls.Certificate{}, nil
+		if cert := f.current().clientCert; cert != nil {
+			return cert, nil
 		}
-		return cert, nil
+		return &tls.Certificate{}, nil
 	}
 	// Verification happens in VerifyConnection, with the CA pool current at
 	// the handshake.
 	cfg.InsecureSkipVerify = true
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		_, pool, revoked := f.current()
-		if err := checkRevoked(revoked, cs.PeerCertificates); err != nil {
+		cur := f.current()
+		if err := checkRevoked(cur.revoked, cs.PeerCertificates); err != nil {
 			return err
 		}
 		if f.info.AutoTLS && f.info.TrustedCAFile == "" {
@@ -258,7 +282,7 @@ func (f *tlsFiles) clientConfig(s TLSSettings, host string) *tls.Config {
 		if len(cs.PeerCertificates) == 0 {
 			return errors.New("server: peer presented no certificate")
 		}
-		opts := x509.VerifyOptions{Roots: pool, DNSName: host, Intermediates: x509.NewCertPool()}
+		opts := x509.VerifyOptions{Roots: cur.pool, DNSName: host, Intermediates: x509.NewCertPool()}
 		for _, c := range cs.PeerCertificates[1:] {
 			opts.Intermediates.AddCert(c)
 		}
@@ -268,8 +292,8 @@ func (f *tlsFiles) clientConfig(s TLSSettings, host string) *tls.Config {
 		// A member sends its messages by dialing out, so the allowed
 		// common names hold for the members it dials too: a member that
 		// may not connect must not receive the log either.
-		if cn := cs.PeerCertificates[0].Subject.CommonName; len(f.info.AllowedCNs) > 0 && !slices.Contains(f.info.AllowedCNs, cn) {
-			return fmt.Errorf("server: peer certificate common name %q is not allowed (--peer-cert-allowed-cn)", cn)
+		if leaf := cs.PeerCertificates[0]; !f.allowed(leaf) {
+			return fmt.Errorf("server: peer certificate %q is not allowed (--peer-cert-allowed-cn, --peer-cert-allowed-hostname)", leaf.Subject.CommonName)
 		}
 		return nil
 	}
@@ -291,16 +315,33 @@ func (f *tlsFiles) verifyPeer(revoked map[string]bool, side string) func([][]byt
 		if err := checkRevoked(revoked, certs); err != nil {
 			return err
 		}
-		if len(f.info.AllowedCNs) == 0 {
+		if len(f.info.AllowedCNs) == 0 && len(f.info.AllowedHostnames) == 0 {
 			return nil
 		}
 		for _, chain := range chains {
-			if len(chain) > 0 && slices.Contains(f.info.AllowedCNs, chain[0].Subject.CommonName) {
+			if len(chain) > 0 && f.allowed(chain[0]) {
 				return nil
 			}
 		}
 		return errors.New("client certificate authentication failed")
 	}
+}
+
+// allowed checks a peer's certificate against --peer-cert-allowed-cn and
+// --peer-cert-allowed-hostname (either passes; none set passes).
+func (f *tlsFiles) allowed(c *x509.Certificate) bool {
+	if len(f.info.AllowedCNs) == 0 && len(f.info.AllowedHostnames) == 0 {
+		return true
+	}
+	if slices.Contains(f.info.AllowedCNs, c.Subject.CommonName) {
+		return true
+	}
+	for _, h := range f.info.AllowedHostnames {
+		if c.VerifyHostname(h) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func checkRevoked(revoked map[string]bool, certs []*x509.Certificate) error {

@@ -359,36 +359,47 @@ func TestUnixSocketsAndClientHTTPURLs(t *testing.T) {
 	}
 }
 
-// TestPeerCertAllowedCN: with --peer-cert-allowed-cn, a peer whose
-// certificate (from the trusted CA) has another common name is refused.
+// TestPeerCertAllowedCN: with --peer-cert-allowed-cn, or
+// --peer-cert-allowed-hostname, a peer whose certificate (from the trusted
+// CA) has another common name, or is for another host, is refused.
 func TestPeerCertAllowedCN(t *testing.T) {
-	dir := t.TempDir()
-	ca := newTestCA(t, dir, "ca")
-	logs := make([]*logBuffer, 3)
-	i := 0
-	c := newTestCluster(t, 3, func(cfg *Config) {
-		toHTTPS(cfg, false, true)
-		logs[i] = &logBuffer{}
-		cfg.Logger = slog.New(slog.NewJSONHandler(logs[i], nil))
-		cn := "member"
-		if i == 2 {
-			cn = "intruder"
-		}
-		cert := ca.issue(cfg.Name, cn)
-		cfg.PeerTLSInfo = TLSInfo{CertFile: cert.CertFile, KeyFile: cert.KeyFile, TrustedCAFile: ca.CAFile,
-			ClientCertAuth: true, AllowedCNs: []string{"member"}}
-		i++
-	})
-	waitLeaderAmong(t, c, 0, 1)
-	deadline := time.Now().Add(20 * time.Second)
-	for !logs[0].contains("client certificate authentication failed") {
-		if time.Now().After(deadline) {
-			t.Fatalf("member 0 never refused the intruder's certificate:\n%s", logs[0])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if l := c.srvs[2].Leader(); l != 0 {
-		t.Fatalf("the intruder follows leader %x", l)
+	for _, tc := range []struct {
+		name  string
+		allow func(*TLSInfo)
+	}{
+		{"cn", func(i *TLSInfo) { i.AllowedCNs = []string{"member"} }},
+		{"hostname", func(i *TLSInfo) { i.AllowedHostnames = []string{"member.test"} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ca := newTestCA(t, dir, "ca")
+			logs := make([]*logBuffer, 3)
+			i := 0
+			c := newTestCluster(t, 3, func(cfg *Config) {
+				toHTTPS(cfg, false, true)
+				logs[i] = &logBuffer{}
+				cfg.Logger = slog.New(slog.NewJSONHandler(logs[i], nil))
+				cn := "member"
+				if i == 2 {
+					cn = "intruder"
+				}
+				cert := ca.issue(cfg.Name, cn)
+				cfg.PeerTLSInfo = TLSInfo{CertFile: cert.CertFile, KeyFile: cert.KeyFile, TrustedCAFile: ca.CAFile, ClientCertAuth: true}
+				tc.allow(&cfg.PeerTLSInfo)
+				i++
+			})
+			waitLeaderAmong(t, c, 0, 1)
+			deadline := time.Now().Add(20 * time.Second)
+			for !logs[0].contains("client certificate authentication failed") {
+				if time.Now().After(deadline) {
+					t.Fatalf("member 0 never refused the intruder's certificate:\n%s", logs[0])
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if l := c.srvs[2].Leader(); l != 0 {
+				t.Fatalf("the intruder follows leader %x", l)
+			}
+		})
 	}
 }
 
@@ -437,5 +448,73 @@ func TestTLSVersions(t *testing.T) {
 	client.Transport.(*http.Transport).CloseIdleConnections()
 	if _, err := client.Get(c.endpoint(0) + "/health"); err == nil || !strings.Contains(err.Error(), "protocol version") {
 		t.Fatalf("TLS 1.2 client against --tls-min-version TLS1.3: %v", err)
+	}
+}
+
+// TestPeerClientCertFile: peers whose certificates are for serving only
+// form a cluster by presenting --peer-client-cert-file when they dial.
+func TestPeerClientCertFile(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "ca")
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		toHTTPS(cfg, false, true)
+		srv := ca.issueFor(cfg.Name+"-server", cfg.Name, x509.ExtKeyUsageServerAuth)
+		cli := ca.issueFor(cfg.Name+"-client", cfg.Name, x509.ExtKeyUsageClientAuth)
+		cfg.PeerTLSInfo = TLSInfo{CertFile: srv.CertFile, KeyFile: srv.KeyFile, TrustedCAFile: ca.CAFile, ClientCertAuth: true,
+			ClientCertFile: cli.CertFile, ClientKeyFile: cli.KeyFile}
+	})
+	lead := c.waitLeader()
+	if _, err := c.client(lead).Put(ctxT(t), "k", "v"); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+}
+
+// TestHTTPAndHTTPSOnOnePort serves http:// and https:// on the same
+// address, as etcd does, gRPC and HTTP on both.
+func TestHTTPAndHTTPSOnOnePort(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "ca")
+	srv := ca.issue("server", "server")
+	c := newTestCluster(t, 1, func(cfg *Config) {
+		plain := cfg.ListenClientURLs[0]
+		secure := strings.Replace(plain, "http://", "https://", 1)
+		cfg.ListenClientURLs = []string{plain, secure}
+		cfg.ClientTLSInfo = TLSInfo{CertFile: srv.CertFile, KeyFile: srv.KeyFile}
+	})
+	c.waitLeader()
+	plain := c.endpoint(0)
+	secure := strings.Replace(plain, "http://", "https://", 1)
+	pem, err := os.ReadFile(ca.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	for _, tc := range []struct {
+		ep  string
+		tls *tls.Config
+	}{{plain, nil}, {secure, &tls.Config{RootCAs: pool}}} {
+		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{tc.ep}, DialTimeout: 5 * time.Second, TLS: tc.tls})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = cli.Put(ctxT(t), "k", tc.ep)
+		cli.Close()
+		if err != nil {
+			t.Fatalf("put over %s: %v", tc.ep, err)
+		}
+	}
+	for _, get := range []func() (*http.Response, error){
+		func() (*http.Response, error) { return http.Get(plain + "/health") },
+		func() (*http.Response, error) { return tlsClient(t, ca.CAFile, nil, true).Get(secure + "/health") },
+	} {
+		resp, err := get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("/health: %s", resp.Status)
+		}
 	}
 }

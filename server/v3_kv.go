@@ -245,6 +245,9 @@ func checkOp(op *pb.RequestOp, maxOps int) error {
 		}
 	case op.GetRequestTxn() != nil:
 		return checkTxn(op.GetRequestTxn(), maxOps)
+	default:
+		// An op with no request, as etcd answers it.
+		return rpctypes.ErrGRPCKeyNotFound
 	}
 	return nil
 }

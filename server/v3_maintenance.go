@@ -130,7 +130,7 @@ func (m *maintenanceServer) Defragment(context.Context, *pb.DefragmentRequest) (
 	if err := m.s.st.Load().be.Defrag(); err != nil {
 		return nil, toGRPCError(err)
 	}
-	return &pb.DefragmentResponse{Header: m.s.header(nil)}, nil
+	return &pb.DefragmentResponse{}, nil // etcd's has no header
 }
 
 func (m *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
@@ -156,5 +156,5 @@ func (m *maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequ
 			return nil, toGRPCError(err)
 		}
 	}
-	return &pb.MoveLeaderResponse{Header: s.header(nil)}, nil
+	return &pb.MoveLeaderResponse{}, nil // etcd's has no header
 }

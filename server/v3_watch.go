@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"io"
 	"sync"
@@ -160,7 +161,12 @@ func (sess *watchSession) sendLoop(recvErr <-chan error) error {
 		case <-sess.s.stopping:
 			return rpctypes.ErrGRPCStopped
 		case <-sess.gs.Context().Done():
-			return sess.gs.Context().Err()
+			// As etcd: a stream the client canceled ends with Canceled,
+			// which grpc_server_handled_total counts.
+			if err := sess.gs.Context().Err(); !errors.Is(err, context.Canceled) {
+				return err
+			}
+			return rpctypes.ErrGRPCWatchCanceled
 		case r := <-sess.ctrl:
 			if err := sess.gs.Send(r); err != nil {
 				return err

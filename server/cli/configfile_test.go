@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,5 +132,35 @@ func TestUnknownFlagIsNamed(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), strings.TrimPrefix(flag, "--")) {
 			t.Fatalf("%s: error %v, want one naming it", flag, err)
 		}
+	}
+}
+
+// TestLogShape: the log is JSON in zap's shape, as etcd's (level, ts,
+// caller, msg), written to every --log-outputs.
+func TestLogShape(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "member.log")
+	var stderr strings.Builder
+	lg, closeLog, err := newLogger(&stderr, io.Discard, &memberOptions{logger: "zap", logLevel: "info", logFormat: "json", logOutputs: []string{"stderr", path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg.Info("ready to serve client requests")
+	closeLog()
+	file, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{stderr.String(), string(file)} {
+		var entry struct{ Level, Ts, Caller, Msg string }
+		if err := json.Unmarshal([]byte(out), &entry); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if _, err := time.Parse("2006-01-02T15:04:05.999999Z0700", entry.Ts); err != nil || entry.Level != "info" ||
+			!strings.HasPrefix(entry.Caller, "cli/configfile_test.go:") || entry.Msg != "ready to serve client requests" {
+			t.Fatalf("log line %s", out)
+		}
+	}
+	if _, _, err := newLogger(io.Discard, io.Discard, &memberOptions{logger: "capnslog", logLevel: "info", logFormat: "json"}); err == nil {
+		t.Fatal("--logger capnslog accepted")
 	}
 }

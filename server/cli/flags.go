@@ -61,6 +61,7 @@ type memberOptions struct {
 	authToken               string
 	authTokenTTL            uint
 	bcryptCost              uint
+	v2Deprecation           string
 }
 
 func newMemberOptions() *memberOptions { return &memberOptions{} }
@@ -92,6 +93,7 @@ func (o *memberOptions) addFlags(fs *pflag.FlagSet) {
 	addTLSFlags(fs, "", &o.clientTLS)
 	addTLSFlags(fs, "peer-", &o.peerTLS)
 	fs.StringSliceVar(&o.peerTLS.AllowedCNs, "peer-cert-allowed-cn", nil, "comma-separated common names a peer's client certificate must have one of")
+	fs.StringSliceVar(&o.peerTLS.AllowedHostnames, "peer-cert-allowed-hostname", nil, "comma-separated host names a peer's client certificate must be valid for one of")
 	fs.StringSliceVar(&o.cipherSuites, "cipher-suites", nil, "comma-separated TLS cipher suites for client and peer TLS (default: Go's)")
 	fs.StringVar(&o.tlsMinVersion, "tls-min-version", "TLS1.2", "minimum TLS version: TLS1.2 or TLS1.3")
 	fs.StringVar(&o.tlsMaxVersion, "tls-max-version", "", "maximum TLS version: TLS1.2 or TLS1.3 (default: the highest)")
@@ -112,11 +114,13 @@ func (o *memberOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.logOutputs, "log-outputs", []string{"default"}, "where to write logs: default (stderr), stderr, stdout, or file paths")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console")
 	fs.BoolVar(&o.initialCorruptCheck, "experimental-initial-corrupt-check", false, "check this member's data against its peers' before serving clients")
-	fs.DurationVar(&o.corruptCheckTime, "experimental-corrupt-check-time", 0, "period of the leader's corruption check of every member (0 disables it)")
+	fs.DurationVar(&o.corruptCheckTime, "experimental-corrupt-check-time", 0, "period of the leader's corruption check of every member (0 disables it); deprecated in etcd 3.6 for --corrupt-check-time")
+	fs.DurationVar(&o.corruptCheckTime, "corrupt-check-time", 0, "period of the leader's corruption check of every member (0 disables it)")
 	fs.BoolVar(&o.unsafeNoFsync, "unsafe-no-fsync", false, "disables fsync, unsafe, will cause data loss")
 	fs.StringVar(&o.authToken, "auth-token", d.AuthToken, "auth token type and options: simple, or jwt,pub-key=<path>,priv-key=<path>,sign-method=<alg>[,ttl=<duration>]")
 	fs.UintVar(&o.authTokenTTL, "auth-token-ttl", d.AuthTokenTTL, "the lifetime in seconds of a simple auth token after its last use")
 	fs.UintVar(&o.bcryptCost, "bcrypt-cost", d.BcryptCost, "bcrypt cost factor for auth password hashing (4 to 31)")
+	fs.StringVar(&o.v2Deprecation, "v2-deprecation", "write-only", "accepted and ignored with etcd 3.6's warning: the v2 store is write-only, as etcd enforces")
 }
 
 // addTLSFlags adds one side's TLS flags; prefix is "" (client) or "peer-".
@@ -135,6 +139,8 @@ func addTLSFlags(fs *pflag.FlagSet, prefix string, t *server.TLSInfo) {
 		crl = "peer-crl-file"
 	}
 	fs.StringVar(&t.CRLFile, crl, "", "path to the "+side+" certificate revocation list file")
+	fs.StringVar(&t.ClientCertFile, prefix+"client-cert-file", "", "path to the certificate the member presents as a "+side+" client (default: the "+prefix+"cert-file)")
+	fs.StringVar(&t.ClientKeyFile, prefix+"client-key-file", "", "path to the key of the "+prefix+"client-cert-file")
 }
 
 // config turns the flags into a server configuration.

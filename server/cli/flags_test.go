@@ -76,8 +76,8 @@ func TestFlagsAndEnv(t *testing.T) {
 			wantErr: "unrecognized environment variable ETCD_DISCOVERY_SRV: lifeboat has no flag --discovery-srv",
 		},
 		{
-			name: "ETCD_UNSUPPORTED_ARCH is etcd's, not a flag",
-			env:  map[string]string{"ETCD_UNSUPPORTED_ARCH": "arm64"},
+			name: "ETCD_UNSUPPORTED_ARCH and ETCD_VERIFY are etcd's, not flags",
+			env:  map[string]string{"ETCD_UNSUPPORTED_ARCH": "arm64", "ETCD_VERIFY": "all"},
 			check: func(t *testing.T, o *memberOptions) {
 				if _, err := o.config(); err != nil {
 					t.Fatal(err)
@@ -195,5 +195,18 @@ func TestExecuteExitCodes(t *testing.T) {
 		if !strings.Contains(out.String(), tc.out) {
 			t.Fatalf("%v: output %q lacks %q", tc.args, out.String(), tc.out)
 		}
+	}
+}
+
+func TestDeprecationWarnings(t *testing.T) {
+	opts := newMemberOptions()
+	cmd := &cobra.Command{Use: "x"}
+	opts.addFlags(cmd.Flags())
+	if err := cmd.Flags().Parse([]string{"--snapshot-count=100", "--name", "n"}); err != nil {
+		t.Fatal(err)
+	}
+	got := deprecations(cmd.Flags())
+	if len(got) != 1 || got[0] != "--snapshot-count is deprecated in 3.6 and will be decommissioned in 3.7" {
+		t.Fatalf("warnings %q", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -78,7 +79,7 @@ ETCD_DATA_DIR), and a flag given on the command line wins over the variable.`,
 				return usageError{err}
 			}
 			defer closeLog()
-			for _, n := range notes {
+			for _, n := range append(notes, deprecations(cmd.Flags())...) {
 				lg.Warn(n)
 			}
 			cfg.Logger = lg
@@ -95,8 +96,10 @@ ETCD_DATA_DIR), and a flag given on the command line wins over the variable.`,
 	return cmd
 }
 
-// environmentOnly are ETCD_* variables etcd reads that are not flags.
-var environmentOnly = map[string]bool{"ETCD_UNSUPPORTED_ARCH": true}
+// environmentOnly are ETCD_* variables etcd reads that are not flags: the
+// architecture override, its internal assertions (ETCD_VERIFY, set by
+// etcd's own e2e tests) and ETCD_VERSION, which etcd ignores with a warning.
+var environmentOnly = map[string]bool{"ETCD_UNSUPPORTED_ARCH": true, "ETCD_VERIFY": true, "ETCD_VERSION": true}
 
 // applyEnv sets every flag not given on the command line from its ETCD_*
 // variable in environ. As etcd, a variable for a flag also given on the
@@ -135,6 +138,27 @@ func applyEnv(fs *pflag.FlagSet, environ []string) error {
 		errs = append(errs, fmt.Errorf("unrecognized environment variable %s: lifeboat has no flag %s", k, flag))
 	}
 	return errors.Join(errs...)
+}
+
+// deprecatedFlags are etcd 3.6's deprecation warnings for flags lifeboat
+// takes.
+var deprecatedFlags = map[string]string{
+	"snapshot-count":                  "--snapshot-count is deprecated in 3.6 and will be decommissioned in 3.7",
+	"max-snapshots":                   "--max-snapshots is deprecated in 3.6 and will be decommissioned in 3.7",
+	"experimental-corrupt-check-time": "--experimental-corrupt-check-time is deprecated in v3.6 and will be decommissioned in v3.7. Use --corrupt-check-time instead",
+	"v2-deprecation":                  "--v2-deprecation is deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input",
+}
+
+// deprecations are the warnings for the deprecated flags that were set.
+func deprecations(fs *pflag.FlagSet) []string {
+	var out []string
+	fs.Visit(func(f *pflag.Flag) {
+		if msg, ok := deprecatedFlags[f.Name]; ok {
+			out = append(out, msg)
+		}
+	})
+	sort.Strings(out)
+	return out
 }
 
 // withConfigFile returns the options to run with: opts, or, given
@@ -206,7 +230,7 @@ func newLogger(stderr, stdout io.Writer, o *memberOptions) (lg *slog.Logger, clo
 			ws = append(ws, f)
 		}
 	}
-	hopts := &slog.HandlerOptions{Level: l, ReplaceAttr: zapShape}
+	hopts := &slog.HandlerOptions{Level: l, AddSource: true, ReplaceAttr: zapShape}
 	w := io.MultiWriter(ws...)
 	switch o.logFormat {
 	case "json":
@@ -218,8 +242,9 @@ func newLogger(stderr, stdout io.Writer, o *memberOptions) (lg *slog.Logger, clo
 	return nil, nil, fmt.Errorf("--log-format %q: want json or console", o.logFormat)
 }
 
-// zapShape names the top-level time "ts" and writes levels in lower case,
-// as zap's production encoder that etcd uses.
+// zapShape names the top-level time "ts", writes levels in lower case and
+// the source as "caller" (dir/file.go:line), as zap's production encoder
+// that etcd uses.
 func zapShape(groups []string, a slog.Attr) slog.Attr {
 	if len(groups) > 0 {
 		return a
@@ -229,6 +254,10 @@ func zapShape(groups []string, a slog.Attr) slog.Attr {
 		return slog.String("ts", a.Value.Time().Format("2006-01-02T15:04:05.000000Z0700"))
 	case slog.LevelKey:
 		return slog.String("level", strings.ToLower(a.Value.String()))
+	case slog.SourceKey:
+		if src, ok := a.Value.Any().(*slog.Source); ok {
+			return slog.String("caller", fmt.Sprintf("%s/%s:%d", filepath.Base(filepath.Dir(src.File)), filepath.Base(src.File), src.Line))
+		}
 	}
 	return a
 }
