@@ -417,8 +417,12 @@ func (ws *WatchStream) closeLocked() {
 	ws.watchers = nil
 }
 
-// send delivers r without blocking; the caller holds watch.mu.
+// send delivers r without blocking; the caller holds watch.mu. A closed
+// stream takes nothing: its channel is closed.
 func (ws *WatchStream) send(r WatchResponse) bool {
+	if ws.closed {
+		return false
+	}
 	select {
 	case ws.ch <- r:
 		return true
