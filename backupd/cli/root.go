@@ -45,7 +45,7 @@ type env struct {
 	getenv         func(string) string
 	logger         *slog.Logger
 	output         string
-	tty            bool
+	prog           *clikit.Progress // of the one long step running
 	bucket, prefix string
 	spoolDir       string
 	opts           Options
@@ -67,11 +67,6 @@ func classify(err error) error {
 // NewCommand builds the backupd command tree.
 func NewCommand(stdout, stderr io.Writer, getenv func(string) string, opts Options) *cobra.Command {
 	e := &env{stdout: stdout, stderr: stderr, getenv: getenv, opts: opts}
-	if f, ok := stderr.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			e.tty = true
-		}
-	}
 	var (
 		verbose  bool
 		logFmt   string
