@@ -154,14 +154,7 @@ func (e *env) openStore(ctx context.Context) (*store.Store, error) {
 }
 
 // args wraps a cobra argument check so that its error exits 2.
-func args(check cobra.PositionalArgs) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, a []string) error {
-		if err := check(cmd, a); err != nil {
-			return usage(err)
-		}
-		return nil
-	}
-}
+var args = clikit.Args
 
 // identityOptions is --identity, for the commands that read a backup.
 type identityOptions struct{ files []string }
