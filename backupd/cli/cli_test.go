@@ -1,11 +1,8 @@
 package cli
 
 import (
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -17,6 +14,7 @@ import (
 	"github.com/lifeboat-dev/lifeboat/backupd/internal/drilltest"
 	"github.com/lifeboat-dev/lifeboat/backupd/internal/objstoretest"
 	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
+	"github.com/lifeboat-dev/lifeboat/internal/scripttest"
 )
 
 // cleanupM stops the object-store servers after the tests.
@@ -28,17 +26,15 @@ func (c cleanupM) Run() int {
 }
 
 func TestMain(m *testing.M) {
-	testscript.Main(cleanupM{m}, map[string]func(){
-		// The test binary's backupd drills with real etcdutl (the restore
-		// package is not wired yet); BACKUPD_TEST_ETCDUTL names it.
-		"backupd": func() {
-			var opts Options
-			if p := os.Getenv("BACKUPD_TEST_ETCDUTL"); p != "" {
-				opts.Restorer = drilltest.Etcdutl(p)
-			}
-			os.Exit(Execute(opts))
-		},
-	})
+	// The test binary's backupd drills with real etcdutl (the restore
+	// package is not wired yet); BACKUPD_TEST_ETCDUTL names it.
+	testscript.Main(cleanupM{m}, scripttest.Program("backupd", func() int {
+		var opts Options
+		if p := os.Getenv("BACKUPD_TEST_ETCDUTL"); p != "" {
+			opts.Restorer = drilltest.Etcdutl(p)
+		}
+		return Execute(opts)
+	}))
 }
 
 // TestScripts runs testdata/script/*.txtar, each against its own 3-member
@@ -75,28 +71,9 @@ func TestScripts(t *testing.T) {
 			}
 			return nil
 		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		Cmds: map[string]scripttest.Cmd{
 			// exits N args...: run backupd and expect exit code N.
-			"exits": func(ts *testscript.TestScript, neg bool, args []string) {
-				if neg || len(args) < 1 {
-					ts.Fatalf("usage: exits <code> <backupd args>...")
-				}
-				want, err := strconv.Atoi(args[0])
-				if err != nil {
-					ts.Fatalf("exits: %v", err)
-				}
-				code := 0
-				if err := ts.Exec("backupd", args[1:]...); err != nil {
-					var ee *exec.ExitError
-					if !errors.As(err, &ee) {
-						ts.Fatalf("backupd: %v", err)
-					}
-					code = ee.ExitCode()
-				}
-				if code != want {
-					ts.Fatalf("backupd %s: exit %d, want %d", strings.Join(args[1:], " "), code, want)
-				}
-			},
+			"exits": scripttest.Exits("backupd"),
 			// flipobject DIR: flip one byte in the middle of every stored
 			// snapshot object under DIR, as bit rot in the store would.
 			"flipobject": func(ts *testscript.TestScript, neg bool, args []string) {

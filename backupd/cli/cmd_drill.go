@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-dev/lifeboat/backupd"
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 )
 
 func newDrillCommand(e *env) *cobra.Command {
@@ -29,21 +30,21 @@ func newDrillCommand(e *env) *cobra.Command {
 			e.endProgress()
 			if rep != nil {
 				if e.output == "json" {
-					if werr := writeJSON(e.stdout, rep); werr != nil {
+					if werr := clikit.WriteJSON(e.stdout, rep); werr != nil {
 						return werr
 					}
 				} else {
-					t := &table{headers: []string{"check", "ok", "detail"}}
+					t := &clikit.Table{Headers: []string{"check", "ok", "detail"}, Left: true}
 					if rep.Verify != nil {
 						for _, c := range rep.Verify.Checks {
-							t.add("fetch: "+c.Name, okWord(c.OK), c.Detail)
+							t.Add("fetch: "+c.Name, okWord(c.OK), c.Detail)
 						}
 					}
 					for _, c := range rep.Checks {
-						t.add(c.Name, okWord(c.OK), c.Detail)
+						t.Add(c.Name, okWord(c.OK), c.Detail)
 					}
 					fmt.Fprintf(e.stdout, "drill of %s\n", rep.ID)
-					if werr := t.render(e.stdout); werr != nil {
+					if werr := t.Render(e.stdout); werr != nil {
 						return werr
 					}
 				}

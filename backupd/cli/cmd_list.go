@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-dev/lifeboat/backupd/store"
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 )
 
 // listEntry is one backup in list's report.
@@ -62,9 +63,9 @@ func newListCommand(e *env) *cobra.Command {
 					Member: m.MemberID, Role: m.Role})
 			}
 			if e.output == "json" {
-				return writeJSON(e.stdout, rep)
+				return clikit.WriteJSON(e.stdout, rep)
 			}
-			t := &table{headers: []string{"id", "age", "revision", "db size", "size", "codec", "verified", "encrypted", "member"}}
+			t := &clikit.Table{Headers: []string{"id", "age", "revision", "db size", "size", "codec", "verified", "encrypted", "member"}, Left: true}
 			yes := func(b bool) string {
 				if b {
 					return "yes"
@@ -72,9 +73,9 @@ func newListCommand(e *env) *cobra.Command {
 				return "no"
 			}
 			for _, b := range rep.Backups {
-				t.add(b.ID, b.Age, fmt.Sprint(b.Revision), size(b.DBSize), size(b.Size), b.Codec, yes(b.Verified), yes(b.Encrypted), b.Member+" ("+b.Role+")")
+				t.Add(b.ID, b.Age, fmt.Sprint(b.Revision), clikit.Size(b.DBSize), clikit.Size(b.Size), b.Codec, yes(b.Verified), yes(b.Encrypted), b.Member+" ("+b.Role+")")
 			}
-			if err := t.render(e.stdout); err != nil {
+			if err := t.Render(e.stdout); err != nil {
 				return err
 			}
 			if len(l.Orphans) > 0 || len(l.Broken) > 0 {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/lifeboat-dev/lifeboat/backupd"
 	"github.com/lifeboat-dev/lifeboat/backupd/manifest"
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 )
 
 // onceResult is once's report.
@@ -44,22 +45,22 @@ func newOnceCommand(e *env) *cobra.Command {
 			}
 			res := onceResult{Manifest: a.Manifest, Prune: a.Prune}
 			if e.output == "json" {
-				return writeJSON(e.stdout, res)
+				return clikit.WriteJSON(e.stdout, res)
 			}
 			m := a.Manifest
 			enc := "no"
 			if m.Encrypted() {
 				enc = fmt.Sprintf("yes, to %d recipients", len(m.Object.Recipients))
 			}
-			t := &table{headers: []string{"field", "value"}}
-			t.add("id", m.ID)
-			t.add("source", fmt.Sprintf("%s (member %s, %s)", m.Endpoint, m.MemberID, m.Role))
-			t.add("revision", fmt.Sprint(m.Revision))
-			t.add("db", fmt.Sprintf("%s, sha256 %s", size(m.DBSize), m.DBSHA256))
-			t.add("stored", fmt.Sprintf("%s %s, %s", m.Object.Key, size(m.Object.Size), m.Object.Codec))
-			t.add("encrypted", enc)
-			t.add("took", m.End.Sub(m.Start).Round(time.Millisecond).String())
-			if err := t.render(e.stdout); err != nil {
+			t := &clikit.Table{Headers: []string{"field", "value"}, Left: true}
+			t.Add("id", m.ID)
+			t.Add("source", fmt.Sprintf("%s (member %s, %s)", m.Endpoint, m.MemberID, m.Role))
+			t.Add("revision", fmt.Sprint(m.Revision))
+			t.Add("db", fmt.Sprintf("%s, sha256 %s", clikit.Size(m.DBSize), m.DBSHA256))
+			t.Add("stored", fmt.Sprintf("%s %s, %s", m.Object.Key, clikit.Size(m.Object.Size), m.Object.Codec))
+			t.Add("encrypted", enc)
+			t.Add("took", m.End.Sub(m.Start).Round(time.Millisecond).String())
+			if err := t.Render(e.stdout); err != nil {
 				return err
 			}
 			if a.Prune != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-dev/lifeboat/backupd"
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 )
 
 func newPruneCommand(e *env) *cobra.Command {
@@ -37,15 +38,15 @@ func newPruneCommand(e *env) *cobra.Command {
 				return usage(err)
 			}
 			if e.output == "json" {
-				return writeJSON(e.stdout, rep)
+				return clikit.WriteJSON(e.stdout, rep)
 			}
 			verb := map[bool]string{true: "keep", false: "delete"}
 			if !dryRun {
 				verb[false] = "deleted"
 			}
-			t := &table{headers: []string{"backup", "decision", "reason"}}
+			t := &clikit.Table{Headers: []string{"backup", "decision", "reason"}, Left: true}
 			for _, d := range rep.Decisions {
-				t.add(d.ID, verb[d.Keep], strings.Join(d.Reasons, "; "))
+				t.Add(d.ID, verb[d.Keep], strings.Join(d.Reasons, "; "))
 			}
 			for _, o := range rep.Orphans {
 				v := "keep"
@@ -55,12 +56,12 @@ func newPruneCommand(e *env) *cobra.Command {
 						v = "removed"
 					}
 				}
-				t.add(o.Key, v, "orphan: "+o.Reason)
+				t.Add(o.Key, v, "orphan: "+o.Reason)
 			}
 			for _, b := range rep.Broken {
-				t.add(b.Dir, "keep", "manifest does not parse, never touched: "+b.Error)
+				t.Add(b.Dir, "keep", "manifest does not parse, never touched: "+b.Error)
 			}
-			if err := t.render(e.stdout); err != nil {
+			if err := t.Render(e.stdout); err != nil {
 				return err
 			}
 			if rep.Paused != "" {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/lifeboat-dev/lifeboat/backupd"
 	"github.com/lifeboat-dev/lifeboat/backupd/store"
+	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 )
 
 // findBackup resolves a reference in the listing.
@@ -29,16 +30,16 @@ func findBackup(e *env, cmd *cobra.Command, ref string) (*store.Store, store.Bac
 }
 
 func renderChecks(e *env, rep *backupd.VerifyReport) error {
-	t := &table{headers: []string{"check", "ok", "detail"}}
+	t := &clikit.Table{Headers: []string{"check", "ok", "detail"}, Left: true}
 	for _, c := range rep.Checks {
 		ok := "ok"
 		if !c.OK {
 			ok = "FAILED"
 		}
-		t.add(c.Name, ok, c.Detail)
+		t.Add(c.Name, ok, c.Detail)
 	}
 	fmt.Fprintf(e.stdout, "backup %s\n", rep.ID)
-	return t.render(e.stdout)
+	return t.Render(e.stdout)
 }
 
 func newVerifyCommand(e *env) *cobra.Command {
@@ -61,7 +62,7 @@ func newVerifyCommand(e *env) *cobra.Command {
 			e.endProgress()
 			if rep != nil {
 				if e.output == "json" {
-					if werr := writeJSON(e.stdout, rep); werr != nil {
+					if werr := clikit.WriteJSON(e.stdout, rep); werr != nil {
 						return werr
 					}
 				} else if werr := renderChecks(e, rep); werr != nil {
@@ -100,7 +101,7 @@ func newFetchCommand(e *env) *cobra.Command {
 			rep, err := backupd.Fetch(cmd.Context(), s, b, ro, out)
 			e.endProgress()
 			if rep != nil && e.output == "json" {
-				if werr := writeJSON(e.stdout, rep); werr != nil {
+				if werr := clikit.WriteJSON(e.stdout, rep); werr != nil {
 					return werr
 				}
 			} else if rep != nil && err != nil {
@@ -112,7 +113,7 @@ func newFetchCommand(e *env) *cobra.Command {
 				return classify(err)
 			}
 			if e.output != "json" {
-				fmt.Fprintf(e.stdout, "Snapshot %s fetched to %s (revision %d, %s)\n", b.Manifest.ID, out, b.Manifest.Revision, size(b.Manifest.DBSize+32))
+				fmt.Fprintf(e.stdout, "Snapshot %s fetched to %s (revision %d, %s)\n", b.Manifest.ID, out, b.Manifest.Revision, clikit.Size(b.Manifest.DBSize+32))
 			}
 			return nil
 		},

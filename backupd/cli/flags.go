@@ -3,99 +3,19 @@ package cli
 import (
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.etcd.io/etcd/client/pkg/v3/transport"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/lifeboat-dev/lifeboat/backupd"
 	"github.com/lifeboat-dev/lifeboat/backupd/codec"
 	"github.com/lifeboat-dev/lifeboat/backupd/retention"
+	"github.com/lifeboat-dev/lifeboat/internal/clikit/etcdflags"
 )
-
-// connOptions are etcdctl's connection flags, with its ETCDCTL_* variables.
-type connOptions struct {
-	endpoints    []string
-	dialTimeout  time.Duration
-	cacert       string
-	cert         string
-	key          string
-	user         string
-	password     string
-	insecureSkip bool
-}
-
-func (o *connOptions) AddFlags(cmd *cobra.Command) {
-	f := cmd.Flags()
-	f.StringSliceVar(&o.endpoints, "endpoints", nil, "the cluster's client endpoints (env ETCDCTL_ENDPOINTS; default 127.0.0.1:2379)")
-	f.DurationVar(&o.dialTimeout, "dial-timeout", 0, "dial timeout (env ETCDCTL_DIAL_TIMEOUT; default 2s)")
-	f.StringVar(&o.cacert, "cacert", "", "verify the servers with this CA bundle (env ETCDCTL_CACERT)")
-	f.StringVar(&o.cert, "cert", "", "client TLS certificate (env ETCDCTL_CERT)")
-	f.StringVar(&o.key, "key", "", "client TLS key (env ETCDCTL_KEY)")
-	f.StringVar(&o.user, "user", "", "username[:password] (env ETCDCTL_USER)")
-	f.StringVar(&o.password, "password", "", "password (env ETCDCTL_PASSWORD)")
-	f.BoolVar(&o.insecureSkip, "insecure-skip-tls-verify", false, "do not verify the servers' certificates (env ETCDCTL_INSECURE_SKIP_TLS_VERIFY)")
-}
-
-// config builds a clientv3 config; flags win over ETCDCTL_* variables.
-func (o *connOptions) config(e *env) (clientv3.Config, error) {
-	fromEnv := func(v *string, name string) {
-		if *v == "" {
-			*v = e.getenv(name)
-		}
-	}
-	if len(o.endpoints) == 0 {
-		if v := e.getenv("ETCDCTL_ENDPOINTS"); v != "" {
-			o.endpoints = strings.Split(v, ",")
-		} else {
-			o.endpoints = []string{"127.0.0.1:2379"}
-		}
-	}
-	fromEnv(&o.cacert, "ETCDCTL_CACERT")
-	fromEnv(&o.cert, "ETCDCTL_CERT")
-	fromEnv(&o.key, "ETCDCTL_KEY")
-	fromEnv(&o.user, "ETCDCTL_USER")
-	fromEnv(&o.password, "ETCDCTL_PASSWORD")
-	if o.dialTimeout == 0 {
-		o.dialTimeout = 2 * time.Second
-		if v := e.getenv("ETCDCTL_DIAL_TIMEOUT"); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return clientv3.Config{}, fmt.Errorf("ETCDCTL_DIAL_TIMEOUT: %w", err)
-			}
-			o.dialTimeout = d
-		}
-	}
-	if !o.insecureSkip && e.getenv("ETCDCTL_INSECURE_SKIP_TLS_VERIFY") == "true" {
-		o.insecureSkip = true
-	}
-	cfg := clientv3.Config{Endpoints: o.endpoints, DialTimeout: o.dialTimeout}
-	if o.user != "" {
-		user, pass, ok := strings.Cut(o.user, ":")
-		if !ok {
-			pass = o.password
-		}
-		cfg.Username, cfg.Password = user, pass
-	}
-	if o.cacert != "" || o.cert != "" || o.key != "" || o.insecureSkip {
-		if (o.cert == "") != (o.key == "") {
-			return clientv3.Config{}, fmt.Errorf("--cert and --key go together")
-		}
-		info := transport.TLSInfo{CertFile: o.cert, KeyFile: o.key, TrustedCAFile: o.cacert, InsecureSkipVerify: o.insecureSkip}
-		tc, err := info.ClientConfig()
-		if err != nil {
-			return clientv3.Config{}, fmt.Errorf("TLS: %w", err)
-		}
-		cfg.TLS = tc
-	}
-	return cfg, nil
-}
 
 // backupOptions choose how a backup is taken and stored.
 type backupOptions struct {
-	conn        connOptions
+	conn        etcdflags.Flags
 	compression string
 	level       int
 	encryptTo   []string
@@ -106,7 +26,7 @@ type backupOptions struct {
 }
 
 func (o *backupOptions) AddFlags(cmd *cobra.Command) {
-	o.conn.AddFlags(cmd)
+	o.conn.AddFlags(cmd.Flags())
 	f := cmd.Flags()
 	f.StringVar(&o.compression, "compression", codec.Zstd, "zstd, gzip or none")
 	f.IntVar(&o.level, "compression-level", 0, "zstd 1-22 or gzip 1-9 (0: the codec's default)")
@@ -118,7 +38,12 @@ func (o *backupOptions) AddFlags(cmd *cobra.Command) {
 }
 
 func (o *backupOptions) runner(e *env, cmd *cobra.Command) (*backupd.Runner, error) {
-	cc, err := o.conn.config(e)
+	err := etcdflags.ApplyEnv(cmd.Flags(), etcdflags.NonEmpty(e.getenv))
+	if err != nil {
+		return nil, usage(err)
+	}
+	// A daemon has no one to ask for a password.
+	cc, err := o.conn.Config(nil)
 	if err != nil {
 		return nil, usage(err)
 	}

@@ -45,7 +45,7 @@ type env struct {
 	getenv         func(string) string
 	logger         *slog.Logger
 	output         string
-	tty            bool
+	prog           *clikit.Progress // of the one long step running
 	bucket, prefix string
 	spoolDir       string
 	opts           Options
@@ -67,11 +67,6 @@ func classify(err error) error {
 // NewCommand builds the backupd command tree.
 func NewCommand(stdout, stderr io.Writer, getenv func(string) string, opts Options) *cobra.Command {
 	e := &env{stdout: stdout, stderr: stderr, getenv: getenv, opts: opts}
-	if f, ok := stderr.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			e.tty = true
-		}
-	}
 	var (
 		verbose  bool
 		logFmt   string
@@ -159,14 +154,7 @@ func (e *env) openStore(ctx context.Context) (*store.Store, error) {
 }
 
 // args wraps a cobra argument check so that its error exits 2.
-func args(check cobra.PositionalArgs) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, a []string) error {
-		if err := check(cmd, a); err != nil {
-			return usage(err)
-		}
-		return nil
-	}
-}
+var args = clikit.Args
 
 // identityOptions is --identity, for the commands that read a backup.
 type identityOptions struct{ files []string }

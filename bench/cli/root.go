@@ -35,20 +35,12 @@ func (e *env) write(out *clikit.Output, table func(io.Writer) error, v any) erro
 // NewCommand builds the lifeboat-bench command tree.
 func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	e := &env{stdout: stdout, stderr: stderr}
-	root := &cobra.Command{
-		Use:   "lifeboat-bench",
-		Short: "Load an etcd-compatible cluster and measure throughput and latency; compare lifeboat with etcd",
-		Long: `lifeboat-bench drives any etcd v3 endpoint list (run), or starts real etcd
+	root := clikit.NewRoot("lifeboat-bench", "Load an etcd-compatible cluster and measure throughput and latency; compare lifeboat with etcd",
+		`lifeboat-bench drives any etcd v3 endpoint list (run), or starts real etcd
 and lifeboat side by side on this machine and runs the same workloads against
 each (compare). Every run is bounded by a request count and a duration.
 
-Exit codes: 0 ok; 1 a run failed; 2 bad usage.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
+Exit codes: 0 ok; 1 a run failed; 2 bad usage.`, stdout, stderr)
 	root.AddCommand(newRunCommand(e), newCompareCommand(e))
 	clikit.AddVersion(root, clikit.Version("lifeboat-bench").Text())
 	return root

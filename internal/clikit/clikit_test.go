@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -41,5 +42,38 @@ func TestRunExitCodes(t *testing.T) {
 				t.Fatalf("IsUsage(%v) = %v, want %v", tt.err, !want, want)
 			}
 		})
+	}
+}
+
+// A root from NewRoot exits 2 on a bad flag or bad arguments, Args makes
+// the latter usage errors, and AddVerbose gives the commands a logger that
+// -v makes debug.
+func TestNewRoot(t *testing.T) {
+	if err := Args(cobra.NoArgs)(&cobra.Command{Use: "x"}, []string{"extra"}); !IsUsage(err) {
+		t.Errorf("Args: %v is not usage", err)
+	}
+	tests := []struct {
+		argv  []string
+		code  int
+		debug bool
+	}{
+		{[]string{"sub"}, ExitOK, false},
+		{[]string{"sub", "-v"}, ExitOK, true},
+		{[]string{"sub", "extra"}, ExitUsage, false},
+		{[]string{"--no-such-flag"}, ExitUsage, false},
+	}
+	for _, tt := range tests {
+		var stdout, stderr bytes.Buffer
+		root := NewRoot("tool", "short", "long", &stdout, &stderr)
+		var lg *slog.Logger
+		AddVerbose(root, &stderr, &lg)
+		debug := false
+		root.AddCommand(&cobra.Command{Use: "sub", Args: Args(cobra.NoArgs), RunE: func(cmd *cobra.Command, _ []string) error {
+			debug = lg.Enabled(cmd.Context(), slog.LevelDebug)
+			return nil
+		}})
+		if code := Run(context.Background(), root, tt.argv, &stderr); code != tt.code || debug != tt.debug {
+			t.Errorf("%v: exit %d, debug %t; want %d, %t (%s)", tt.argv, code, debug, tt.code, tt.debug, stderr.String())
+		}
 	}
 }

@@ -105,3 +105,27 @@ func TestProgress(t *testing.T) {
 		})
 	}
 }
+
+// A table is etcdutl's (centred headers, right-aligned cells) unless Left,
+// widths counted in runes.
+func TestTable(t *testing.T) {
+	tests := []struct {
+		left bool
+		want string
+	}{
+		{false, "+-------+-----+\n| FIELD |  V  |\n+-------+-----+\n|     a | été |\n| bb... |   1 |\n+-------+-----+\n"},
+		{true, "+-------+-----+\n| FIELD | V   |\n+-------+-----+\n| a     | été |\n| bb... | 1   |\n+-------+-----+\n"},
+	}
+	for _, tt := range tests {
+		tb := &Table{Headers: []string{"field", "v"}, Left: tt.left}
+		tb.Add("a", "été")
+		tb.Add("bb...", "1")
+		var b bytes.Buffer
+		if err := tb.Render(&b); err != nil {
+			t.Fatal(err)
+		}
+		if b.String() != tt.want {
+			t.Errorf("left %t:\n%s\nwant\n%s", tt.left, b.String(), tt.want)
+		}
+	}
+}

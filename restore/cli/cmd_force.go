@@ -7,7 +7,6 @@ import (
 
 	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 	"github.com/lifeboat-dev/lifeboat/restore"
-	"github.com/lifeboat-dev/lifeboat/snapkit"
 )
 
 func newForceNewClusterCommand(e *env) *cobra.Command {
@@ -32,37 +31,27 @@ refused unless --repair-wal, which cuts the copy at the first bad record.`,
 			if o.DataDir == "" {
 				return clikit.Usage(errorf("--data-dir is required"))
 			}
-			if o.OutputDir == "" {
-				o.OutputDir = strings.TrimSuffix(o.DataDir, "/") + ".force-new-cluster"
-			}
 			if peerURLs != "" {
 				o.PeerURLs = strings.Split(peerURLs, ",")
 			}
-			end := func() {}
-			if src, err := snapkit.Resolve(o.DataDir); err == nil {
-				o.Progress, end = e.progress("copying "+src.DBPath, src.DBSize)
-			}
-			res, err := restore.ForceNewCluster(cmd.Context(), e.logger, o)
-			end()
-			if err != nil {
-				return classify(err)
-			}
-			if e.output == "json" {
-				return writeJSON(e.stdout, res)
-			}
-			f := newFields(e.stdout)
-			f.add("written", "%s (wal %s)", res.DataDir, res.WALDir)
-			f.add("member", "%s, cluster %s (unchanged)", res.MemberID, res.ClusterID)
-			f.add("kept", "everything committed, to index %d", res.Commit)
-			if res.Dropped > 0 {
-				f.add("dropped", "%d uncommitted entries", res.Dropped)
-			}
-			if res.Repair != nil && res.Repair.Damage != nil {
-				f.add("cut", "the WAL copy at %s offset %d (%d entries lost)", res.Repair.Damage.Segment, res.Repair.Damage.Offset, len(res.Repair.LostEntries))
-			}
-			f.add("removes", "%s (entries %d-%d, term %d)", strings.Join(res.Removed, " "), res.Commit+1, res.LastIndex, res.Term)
-			f.add("next", "start the member on %s as usual; then add members with etcdctl member add", res.DataDir)
-			return f.flush()
+			return runNewDataDir(e, &o.OutputDir, o.DataDir, "force-new-cluster", o.DataDir,
+				func(p restore.Progress) (*restore.ForceNewClusterResult, error) {
+					o.Progress = p
+					return restore.ForceNewCluster(cmd.Context(), e.logger, o)
+				},
+				func(f *fields, res *restore.ForceNewClusterResult) string {
+					f.add("written", "%s (wal %s)", res.DataDir, res.WALDir)
+					f.add("member", "%s, cluster %s (unchanged)", res.MemberID, res.ClusterID)
+					f.add("kept", "everything committed, to index %d", res.Commit)
+					if res.Dropped > 0 {
+						f.add("dropped", "%d uncommitted entries", res.Dropped)
+					}
+					if res.Repair != nil && res.Repair.Damage != nil {
+						f.add("cut", "the WAL copy at %s offset %d (%d entries lost)", res.Repair.Damage.Segment, res.Repair.Damage.Offset, len(res.Repair.LostEntries))
+					}
+					f.add("removes", "%s (entries %d-%d, term %d)", strings.Join(res.Removed, " "), res.Commit+1, res.LastIndex, res.Term)
+					return res.DataDir
+				})
 		},
 	}
 	fl := cmd.Flags()

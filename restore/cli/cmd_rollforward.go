@@ -7,7 +7,6 @@ import (
 
 	"github.com/lifeboat-dev/lifeboat/internal/clikit"
 	"github.com/lifeboat-dev/lifeboat/restore"
-	"github.com/lifeboat-dev/lifeboat/snapkit"
 )
 
 func newRollForwardCommand(e *env) *cobra.Command {
@@ -34,32 +33,22 @@ restart; other damage cuts it (in a copy) at the first bad record.`,
 			if o.Base == "" || o.DataDir == "" {
 				return clikit.Usage(errorf("--base and --data-dir are required"))
 			}
-			if o.OutputDir == "" {
-				o.OutputDir = strings.TrimSuffix(o.DataDir, "/") + ".roll-forward"
-			}
-			end := func() {}
-			if src, err := snapkit.Resolve(o.Base); err == nil {
-				o.Progress, end = e.progress("copying "+src.DBPath, src.DBSize)
-			}
-			res, err := restore.RollForward(cmd.Context(), e.logger, o)
-			end()
-			if err != nil {
-				return classify(err)
-			}
-			if e.output == "json" {
-				return writeJSON(e.stdout, res)
-			}
-			f := newFields(e.stdout)
-			f.add("written", "%s (wal %s)", res.DataDir, res.WALDir)
-			f.add("member", "%s %s, cluster %s (unchanged)", res.MemberID, res.Name, res.ClusterID)
-			f.add("base", "%s: index %d, term %d, revision %d", o.Base, res.BaseIndex, res.BaseTerm, res.BaseRevision)
-			f.add("replayed", "entries %d-%d (%d), applied to %d, revision %d", res.From, res.To, res.Entries, res.Applied, res.Revision)
-			if res.Repair != nil && res.Repair.Damage != nil {
-				f.add("cut", "the WAL (a copy) at %s offset %d (%d entries after it not replayed)", res.Repair.Damage.Segment, res.Repair.Damage.Offset, len(res.Repair.LostEntries))
-			}
-			f.add("removed", "%s", strings.Join(res.Removed, " "))
-			f.add("next", "start the member on %s as usual; then add members with etcdctl member add", res.DataDir)
-			return f.flush()
+			return runNewDataDir(e, &o.OutputDir, o.DataDir, "roll-forward", o.Base,
+				func(p restore.Progress) (*restore.RollForwardResult, error) {
+					o.Progress = p
+					return restore.RollForward(cmd.Context(), e.logger, o)
+				},
+				func(f *fields, res *restore.RollForwardResult) string {
+					f.add("written", "%s (wal %s)", res.DataDir, res.WALDir)
+					f.add("member", "%s %s, cluster %s (unchanged)", res.MemberID, res.Name, res.ClusterID)
+					f.add("base", "%s: index %d, term %d, revision %d", o.Base, res.BaseIndex, res.BaseTerm, res.BaseRevision)
+					f.add("replayed", "entries %d-%d (%d), applied to %d, revision %d", res.From, res.To, res.Entries, res.Applied, res.Revision)
+					if res.Repair != nil && res.Repair.Damage != nil {
+						f.add("cut", "the WAL (a copy) at %s offset %d (%d entries after it not replayed)", res.Repair.Damage.Segment, res.Repair.Damage.Offset, len(res.Repair.LostEntries))
+					}
+					f.add("removed", "%s", strings.Join(res.Removed, " "))
+					return res.DataDir
+				})
 		},
 	}
 	fl := cmd.Flags()

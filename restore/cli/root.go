@@ -99,14 +99,7 @@ that would be lost); 2 bad usage or unreadable input.`,
 }
 
 // args wraps a cobra argument check so that its error exits 2.
-func args(check cobra.PositionalArgs) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, a []string) error {
-		if err := check(cmd, a); err != nil {
-			return clikit.Usage(err)
-		}
-		return nil
-	}
-}
+var args = clikit.Args
 
 // classify gives a library error its exit code: what stops us reading the
 // input, or a mistake in the flags, exits 2; a problem found (a hash that

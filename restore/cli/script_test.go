@@ -4,32 +4,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/lifeboat-dev/lifeboat/internal/fixture"
+	"github.com/lifeboat-dev/lifeboat/internal/scripttest"
 )
 
-// statusFileEnv names the file where the restore process started by a
-// script leaves its exit code, for the exitcode command.
-const statusFileEnv = "RESTORE_STATUS_FILE"
-
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
-		"restore": func() {
-			code := Execute(Options{})
-			if f := os.Getenv(statusFileEnv); f != "" {
-				if err := os.WriteFile(f, []byte(strconv.Itoa(code)), 0o600); err != nil {
-					fmt.Fprintln(os.Stderr, "restore test: write exit status:", err)
-					code = 100
-				}
-			}
-			os.Exit(code)
-		},
-	})
+	testscript.Main(m, scripttest.Program("restore", func() int { return Execute(Options{}) }))
 }
 
 // scriptCmds are the helper commands of the scripts:
@@ -38,26 +23,9 @@ func TestMain(m *testing.M) {
 //	exitcode <n>                   the last restore exited with n
 //	flip <file> <offset>           flip every bit of one byte (negative: from the end)
 //	samefield <field> <a> <b>      JSON files a and b have the same top-level field
-var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
-	"fixture": func(ts *testscript.TestScript, neg bool, args []string) {
-		if neg || len(args) != 3 {
-			ts.Fatalf("usage: fixture <set> <member> <dir>")
-		}
-		tmp := ts.MkAbs(args[2] + ".unpack")
-		ts.Check(fixture.Unpack(fixture.Path(args[0], args[1]+".tar.gz"), tmp))
-		ts.Check(os.Rename(filepath.Join(tmp, args[1]), ts.MkAbs(args[2])))
-		ts.Check(os.Remove(tmp))
-	},
-	"exitcode": func(ts *testscript.TestScript, neg bool, args []string) {
-		if neg || len(args) != 1 {
-			ts.Fatalf("usage: exitcode <n>")
-		}
-		b, err := os.ReadFile(ts.Getenv(statusFileEnv))
-		ts.Check(err)
-		if got := string(b); got != args[0] {
-			ts.Fatalf("restore exited with %s, want %s", got, args[0])
-		}
-	},
+var scriptCmds = map[string]scripttest.Cmd{
+	"fixture":  scripttest.Fixture,
+	"exitcode": scripttest.Exitcode("restore"),
 	"samefield": func(ts *testscript.TestScript, neg bool, args []string) {
 		if len(args) != 3 {
 			ts.Fatalf("usage: samefield <field> <a.json> <b.json>")
@@ -82,23 +50,9 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 		if neg || len(args) != 2 {
 			ts.Fatalf("usage: flip <file> <offset>")
 		}
-		path := ts.MkAbs(args[0])
 		off, err := strconv.ParseInt(args[1], 0, 64)
 		ts.Check(err)
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
-		ts.Check(err)
-		defer f.Close()
-		if off < 0 {
-			fi, err := f.Stat()
-			ts.Check(err)
-			off += fi.Size()
-		}
-		b := make([]byte, 1)
-		_, err = f.ReadAt(b, off)
-		ts.Check(err)
-		b[0] ^= 0xff
-		_, err = f.WriteAt(b, off)
-		ts.Check(err)
+		scripttest.FlipByte(ts, ts.MkAbs(args[0]), off)
 	},
 }
 
@@ -109,7 +63,7 @@ func TestScripts(t *testing.T) {
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("FIXTURES", fixture.Root())
-			env.Setenv(statusFileEnv, filepath.Join(env.WorkDir, ".restore-status"))
+			scripttest.SetStatusFile(env)
 			return nil
 		},
 		Cmds: scriptCmds,

@@ -21,11 +21,12 @@ import (
 	"github.com/lifeboat-dev/lifeboat/server"
 )
 
-// Exit codes, as DESIGN.md.
+// Exit codes: every tool's, from clikit (a member that fails exits
+// clikit.ExitFinding, "a failed run").
 const (
-	exitOK    = 0
-	exitFail  = 1
-	exitUsage = 2
+	exitOK    = clikit.ExitOK
+	exitFail  = clikit.ExitFinding
+	exitUsage = clikit.ExitUsage
 )
 
 // usageError marks errors that are the caller's fault (exit 2).

@@ -6,12 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -19,12 +17,11 @@ import (
 
 	"github.com/lifeboat-dev/lifeboat/internal/fixture"
 	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
+	"github.com/lifeboat-dev/lifeboat/internal/scripttest"
 )
 
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
-		"snapkit": func() { os.Exit(Execute()) },
-	})
+	testscript.Main(m, scripttest.Program("snapkit", Execute))
 }
 
 // run executes snapkit in process and returns its exit code and output.
@@ -88,28 +85,9 @@ func TestScripts(t *testing.T) {
 			}
 			return nil
 		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		Cmds: map[string]scripttest.Cmd{
 			// exits N args...: run snapkit and expect exit code N.
-			"exits": func(ts *testscript.TestScript, neg bool, args []string) {
-				if neg || len(args) < 1 {
-					ts.Fatalf("usage: exits <code> <snapkit args>...")
-				}
-				want, err := strconv.Atoi(args[0])
-				if err != nil {
-					ts.Fatalf("exits: %v", err)
-				}
-				code := 0
-				if err := ts.Exec("snapkit", args[1:]...); err != nil {
-					var ee *exec.ExitError
-					if !errors.As(err, &ee) {
-						ts.Fatalf("snapkit: %v", err)
-					}
-					code = ee.ExitCode()
-				}
-				if code != want {
-					ts.Fatalf("snapkit %s: exit %d, want %d", strings.Join(args[1:], " "), code, want)
-				}
-			},
+			"exits": scripttest.Exits("snapkit"),
 		},
 	})
 }

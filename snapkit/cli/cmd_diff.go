@@ -60,14 +60,14 @@ revisions. A key rewritten with the same value does not count.`,
 }
 
 func renderDiff(e *env, r *snapkit.DiffReport) error {
-	sides := &table{headers: []string{"side", "path", "compact revision", "revision", "live keys"}}
+	sides := &clikit.Table{Headers: []string{"side", "path", "compact revision", "revision", "live keys"}}
 	for _, s := range []struct {
 		name string
 		d    snapkit.DiffSide
 	}{{"a", r.A}, {"b", r.B}} {
-		sides.add(s.name, s.d.Path, strconv.FormatInt(s.d.CompactRevision, 10), strconv.FormatInt(s.d.Revision, 10), strconv.Itoa(s.d.Keys))
+		sides.Add(s.name, s.d.Path, strconv.FormatInt(s.d.CompactRevision, 10), strconv.FormatInt(s.d.Revision, 10), strconv.Itoa(s.d.Keys))
 	}
-	if err := sides.render(e.stdout); err != nil {
+	if err := sides.Render(e.stdout); err != nil {
 		return err
 	}
 	if len(r.Entries) > 0 {
@@ -77,11 +77,11 @@ func renderDiff(e *env, r *snapkit.DiffReport) error {
 			}
 			return fmt.Sprintf("mod %d create %d v%d", k.ModRevision, k.CreateRevision, k.Version)
 		}
-		t := &table{headers: []string{"change", "key", "a", "b"}}
+		t := &clikit.Table{Headers: []string{"change", "key", "a", "b"}}
 		for _, d := range r.Entries {
-			t.add(d.Change, text(d.Key), rev(d.A), rev(d.B))
+			t.Add(d.Change, text(d.Key), rev(d.A), rev(d.B))
 		}
-		if err := t.render(e.stdout); err != nil {
+		if err := t.Render(e.stdout); err != nil {
 			return err
 		}
 	}

@@ -42,10 +42,10 @@ without modifying the file (etcdutl's opens it read-write).`,
 			if o.out.Is("json") {
 				return clikit.WriteJSON(e.stdout, res)
 			}
-			t := &table{headers: []string{"hash", "hash revision", "compact revision", "revision"}}
-			t.add(strconv.FormatUint(uint64(res.Hash), 10), strconv.FormatInt(res.HashRevision, 10),
+			t := &clikit.Table{Headers: []string{"hash", "hash revision", "compact revision", "revision"}}
+			t.Add(strconv.FormatUint(uint64(res.Hash), 10), strconv.FormatInt(res.HashRevision, 10),
 				strconv.FormatInt(res.CompactRevision, 10), strconv.FormatInt(res.Revision, 10))
-			return t.render(e.stdout)
+			return t.Render(e.stdout)
 		},
 	}
 	o.AddFlags(cmd)

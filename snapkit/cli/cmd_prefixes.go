@@ -43,15 +43,15 @@ func newPrefixesCommand(e *env) *cobra.Command {
 			if o.out.Is("json") {
 				return clikit.WriteJSON(e.stdout, r)
 			}
-			t := &table{headers: []string{"prefix", "live keys", "key bytes", "value bytes", "revisions", "revision bytes"}}
+			t := &clikit.Table{Headers: []string{"prefix", "live keys", "key bytes", "value bytes", "revisions", "revision bytes"}}
 			for _, p := range r.Prefixes {
 				name := text(p.Prefix)
 				if name == "" {
 					name = "(none)"
 				}
-				t.add(name, strconv.Itoa(p.LiveKeys), clikit.Size(p.LiveKeyBytes), clikit.Size(p.LiveValueBytes), strconv.Itoa(p.Revisions), clikit.Size(p.RevisionBytes))
+				t.Add(name, strconv.Itoa(p.LiveKeys), clikit.Size(p.LiveKeyBytes), clikit.Size(p.LiveValueBytes), strconv.Itoa(p.Revisions), clikit.Size(p.RevisionBytes))
 			}
-			return t.render(e.stdout)
+			return t.Render(e.stdout)
 		},
 	}
 	o.AddFlags(cmd)

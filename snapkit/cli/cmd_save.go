@@ -2,78 +2,42 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/lifeboat-dev/lifeboat/internal/clikit"
+	"github.com/lifeboat-dev/lifeboat/internal/clikit/etcdflags"
 	"github.com/lifeboat-dev/lifeboat/snapkit/save"
 )
 
-// saveOptions are etcdctl's connection flags, with its environment variables.
+// saveOptions are save's flags: -w and etcdctl's connection flags.
 type saveOptions struct {
-	out            *clikit.Output
-	endpoints      []string
-	dialTimeout    time.Duration
-	commandTimeout time.Duration
-	cacert         string
-	cert           string
-	key            string
-	insecureSkip   bool
+	out  *clikit.Output
+	conn etcdflags.Flags
 }
 
 // AddFlags registers save's flags.
 func (o *saveOptions) AddFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	o.out.AddFlags(f)
-	f.StringSliceVar(&o.endpoints, "endpoints", nil, "the one endpoint to snapshot (env ETCDCTL_ENDPOINTS; default 127.0.0.1:2379)")
-	f.DurationVar(&o.dialTimeout, "dial-timeout", 2*time.Second, "dial timeout")
-	f.DurationVar(&o.commandTimeout, "command-timeout", 5*time.Minute, "timeout for the whole download")
-	f.StringVar(&o.cacert, "cacert", "", "verify the server with this CA bundle (env ETCDCTL_CACERT)")
-	f.StringVar(&o.cert, "cert", "", "client TLS certificate (env ETCDCTL_CERT)")
-	f.StringVar(&o.key, "key", "", "client TLS key (env ETCDCTL_KEY)")
-	f.BoolVar(&o.insecureSkip, "insecure-skip-tls-verify", false, "do not verify the server's certificate")
+	o.conn.AddFlags(f)
+	o.conn.AddCommandTimeout(f, 5*time.Minute, "timeout for the whole download")
 }
 
-// config builds a clientv3 config; flags win over ETCDCTL_* variables.
-func (o *saveOptions) config(e *env) (clientv3.Config, error) {
-	fromEnv := func(v *string, name string) {
-		if *v == "" {
-			*v = e.getenv(name)
-		}
+// config builds the client config of the one endpoint; flags win over
+// ETCDCTL_* variables.
+func (o *saveOptions) config(e *env, cmd *cobra.Command) (clientv3.Config, error) {
+	if err := etcdflags.ApplyEnv(cmd.Flags(), etcdflags.NonEmpty(e.getenv)); err != nil {
+		return clientv3.Config{}, err
 	}
-	if len(o.endpoints) == 0 {
-		if v := e.getenv("ETCDCTL_ENDPOINTS"); v != "" {
-			o.endpoints = strings.Split(v, ",")
-		} else {
-			o.endpoints = []string{"127.0.0.1:2379"}
-		}
+	if n := len(o.conn.Endpoints); n != 1 {
+		return clientv3.Config{}, fmt.Errorf("save needs exactly one endpoint, got %d (%s)", n, strings.Join(o.conn.Endpoints, ","))
 	}
-	if len(o.endpoints) != 1 {
-		return clientv3.Config{}, fmt.Errorf("save needs exactly one endpoint, got %d (%s)", len(o.endpoints), strings.Join(o.endpoints, ","))
-	}
-	fromEnv(&o.cacert, "ETCDCTL_CACERT")
-	fromEnv(&o.cert, "ETCDCTL_CERT")
-	fromEnv(&o.key, "ETCDCTL_KEY")
-	cfg := clientv3.Config{Endpoints: o.endpoints, DialTimeout: o.dialTimeout}
-	if o.cacert != "" || o.cert != "" || o.key != "" || o.insecureSkip {
-		if (o.cert == "") != (o.key == "") {
-			return clientv3.Config{}, fmt.Errorf("--cert and --key go together")
-		}
-		info := transport.TLSInfo{CertFile: o.cert, KeyFile: o.key, TrustedCAFile: o.cacert, InsecureSkipVerify: o.insecureSkip}
-		var tc *tls.Config
-		tc, err := info.ClientConfig()
-		if err != nil {
-			return clientv3.Config{}, fmt.Errorf("TLS: %w", err)
-		}
-		cfg.TLS = tc
-	}
-	return cfg, nil
+	return o.conn.Config(func() (string, error) { return etcdflags.PromptPassword(e.stderr) })
 }
 
 func newSaveCommand(e *env) *cobra.Command {
@@ -86,11 +50,11 @@ func newSaveCommand(e *env) *cobra.Command {
 <file> only if it matches. <file> must not exist.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			cfg, err := o.config(e)
+			cfg, err := o.config(e, cmd)
 			if err != nil {
 				return usage(err)
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), o.commandTimeout)
+			ctx, cancel := context.WithTimeout(cmd.Context(), o.conn.CommandTimeout)
 			defer cancel()
 			progress := clikit.NewProgress(e.stderr, "saving", 0)
 			res, err := save.Snapshot(ctx, e.logger, cfg, a[0], progress.Func())

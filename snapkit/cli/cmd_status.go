@@ -98,14 +98,14 @@ func trailerText(r *snapkit.Report) string {
 // renderPartialStatus prints what was read of a db whose structure is
 // damaged: the file, the trailer and the meta page, and no status number.
 func renderPartialStatus(e *env, r *snapkit.Report) error {
-	d := &table{headers: []string{"field", "value"}}
-	d.add("source", r.Source.Describe())
-	d.add("file size", clikit.Size(r.FileSize))
-	d.add("sha-256 trailer", trailerText(r))
-	d.add("bbolt page size", strconv.FormatUint(uint64(r.Bolt.PageSize), 10))
-	d.add("bbolt high-water mark", fmt.Sprintf("%d pages", r.Bolt.HWM))
-	d.add("bbolt txid", strconv.FormatUint(r.Bolt.TxID, 10))
-	if err := d.render(e.stdout); err != nil {
+	d := &clikit.Table{Headers: []string{"field", "value"}}
+	d.Add("source", r.Source.Describe())
+	d.Add("file size", clikit.Size(r.FileSize))
+	d.Add("sha-256 trailer", trailerText(r))
+	d.Add("bbolt page size", strconv.FormatUint(uint64(r.Bolt.PageSize), 10))
+	d.Add("bbolt high-water mark", fmt.Sprintf("%d pages", r.Bolt.HWM))
+	d.Add("bbolt txid", strconv.FormatUint(r.Bolt.TxID, 10))
+	if err := d.Render(e.stdout); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintln(e.stdout, "The bbolt structure is damaged: hash, revision, keys and sizes could not be read (snapkit verify lists the damage).")
@@ -113,38 +113,38 @@ func renderPartialStatus(e *env, r *snapkit.Report) error {
 }
 
 func renderStatus(e *env, r *snapkit.Report) error {
-	t := &table{headers: []string{"hash", "revision", "total keys", "total size", "version"}}
-	t.add(fmt.Sprintf("%x", r.Hash), strconv.FormatInt(r.Revision, 10), strconv.Itoa(r.TotalKey), clikit.Size(r.TotalSize), r.Version)
-	if err := t.render(e.stdout); err != nil {
+	t := &clikit.Table{Headers: []string{"hash", "revision", "total keys", "total size", "version"}}
+	t.Add(fmt.Sprintf("%x", r.Hash), strconv.FormatInt(r.Revision, 10), strconv.Itoa(r.TotalKey), clikit.Size(r.TotalSize), r.Version)
+	if err := t.Render(e.stdout); err != nil {
 		return err
 	}
-	d := &table{headers: []string{"field", "value"}}
-	d.add("source", r.Source.Describe())
-	d.add("sha-256 trailer", trailerText(r))
-	d.add("size in use", clikit.Size(r.SizeInUse))
-	d.add("pairs (3.5 totalKey)", strconv.Itoa(r.TotalKeyV35))
+	d := &clikit.Table{Headers: []string{"field", "value"}}
+	d.Add("source", r.Source.Describe())
+	d.Add("sha-256 trailer", trailerText(r))
+	d.Add("size in use", clikit.Size(r.SizeInUse))
+	d.Add("pairs (3.5 totalKey)", strconv.Itoa(r.TotalKeyV35))
 	m := r.Meta
-	d.add("consistent index", strconv.FormatUint(m.ConsistentIndex, 10))
-	d.add("term", strconv.FormatUint(m.Term, 10))
-	d.add("compact revision", fmt.Sprintf("%d (scheduled %d)", m.CompactRevision, m.ScheduledCompactRevision))
-	d.add("cluster version", m.ClusterVersion)
-	d.add("revisions", fmt.Sprintf("%d (%d tombstones)", r.KeyBucket.Revisions, r.KeyBucket.Tombstones))
-	d.add("leases", fmt.Sprintf("%d (%d live keys hold one)", r.Leases, r.KeyBucket.LiveWithLease))
+	d.Add("consistent index", strconv.FormatUint(m.ConsistentIndex, 10))
+	d.Add("term", strconv.FormatUint(m.Term, 10))
+	d.Add("compact revision", fmt.Sprintf("%d (scheduled %d)", m.CompactRevision, m.ScheduledCompactRevision))
+	d.Add("cluster version", m.ClusterVersion)
+	d.Add("revisions", fmt.Sprintf("%d (%d tombstones)", r.KeyBucket.Revisions, r.KeyBucket.Tombstones))
+	d.Add("leases", fmt.Sprintf("%d (%d live keys hold one)", r.Leases, r.KeyBucket.LiveWithLease))
 	addMembers(d, r.Members, r.Removed)
-	return d.render(e.stdout)
+	return d.Render(e.stdout)
 }
 
 // addMembers adds a row per member, and one for the removed ones.
-func addMembers(d *table, members []snapkit.MemberStatus, removed []string) {
+func addMembers(d *clikit.Table, members []snapkit.MemberStatus, removed []string) {
 	for _, mb := range members {
 		role := "member"
 		if mb.IsLearner {
 			role = "learner"
 		}
-		d.add(role+" "+mb.ID, fmt.Sprintf("%s %s", mb.Name, strings.Join(mb.PeerURLs, ",")))
+		d.Add(role+" "+mb.ID, fmt.Sprintf("%s %s", mb.Name, strings.Join(mb.PeerURLs, ",")))
 	}
 	if len(removed) > 0 {
-		d.add("removed members", strings.Join(removed, ","))
+		d.Add("removed members", strings.Join(removed, ","))
 	}
 }
 
@@ -179,23 +179,23 @@ func renderSnapStatus(e *env, st *snapkit.SnapStatus) error {
 		}
 		return strings.Join(s, ",")
 	}
-	d := &table{headers: []string{"field", "value"}}
-	d.add("source", st.Source.Describe())
-	d.add("term", strconv.FormatUint(st.Term, 10))
-	d.add("index", strconv.FormatUint(st.Index, 10))
+	d := &clikit.Table{Headers: []string{"field", "value"}}
+	d.Add("source", st.Source.Describe())
+	d.Add("term", strconv.FormatUint(st.Term, 10))
+	d.Add("index", strconv.FormatUint(st.Index, 10))
 	cs := st.ConfState
-	d.add("voters", ids(cs.Voters))
+	d.Add("voters", ids(cs.Voters))
 	if len(cs.Learners) > 0 {
-		d.add("learners", ids(cs.Learners))
+		d.Add("learners", ids(cs.Learners))
 	}
 	if len(cs.VotersOutgoing) > 0 || len(cs.LearnersNext) > 0 || cs.AutoLeave {
-		d.add("joint config", fmt.Sprintf("outgoing voters %s, next learners %s, auto leave %t", ids(cs.VotersOutgoing), ids(cs.LearnersNext), cs.AutoLeave))
+		d.Add("joint config", fmt.Sprintf("outgoing voters %s, next learners %s, auto leave %t", ids(cs.VotersOutgoing), ids(cs.LearnersNext), cs.AutoLeave))
 	}
-	d.add("v2 store", clikit.Size(int64(st.DataSize)))
-	d.add("cluster version", st.ClusterVersion)
+	d.Add("v2 store", clikit.Size(int64(st.DataSize)))
+	d.Add("cluster version", st.ClusterVersion)
 	addMembers(d, st.Members, st.Removed)
 	for _, f := range st.Findings {
-		d.add("PROBLEM", f.String())
+		d.Add("PROBLEM", f.String())
 	}
-	return d.render(e.stdout)
+	return d.Render(e.stdout)
 }

@@ -91,13 +91,13 @@ func renderFindings(e *env, fs []snapkit.Finding) error {
 	if len(fs) == 0 {
 		return nil
 	}
-	t := &table{headers: []string{"check", "page", "bucket", "key", "problem"}}
+	t := &clikit.Table{Headers: []string{"check", "page", "bucket", "key", "problem"}}
 	for _, f := range fs {
 		page := ""
 		if f.Page != nil {
 			page = strconv.FormatUint(*f.Page, 10)
 		}
-		t.add(f.Check, page, f.Bucket, f.Key, f.Message)
+		t.Add(f.Check, page, f.Bucket, f.Key, f.Message)
 	}
-	return t.render(e.stdout)
+	return t.Render(e.stdout)
 }

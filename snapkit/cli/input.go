@@ -9,16 +9,6 @@ import (
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 )
 
-// args wraps a cobra argument check so that its error exits 2.
-func args(check cobra.PositionalArgs) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, a []string) error {
-		if err := check(cmd, a); err != nil {
-			return usage(err)
-		}
-		return nil
-	}
-}
-
 // inputError classifies an error from the library: a problem found inside
 // a readable file exits 1, anything that stops us reading it exits 2.
 func inputError(err error) error {

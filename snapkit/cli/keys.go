@@ -48,16 +48,16 @@ func renderList(e *env, res snapkit.ListResult, keysOnly bool) error {
 	if !keysOnly {
 		headers = append(headers, "value")
 	}
-	t := &table{headers: headers}
+	t := &clikit.Table{Headers: headers}
 	for _, kv := range res.KVs {
 		row := []string{text(kv.Key), strconv.FormatInt(kv.CreateRevision, 10), strconv.FormatInt(kv.ModRevision, 10),
 			strconv.FormatInt(kv.Version, 10), leaseString(kv.Lease), clikit.Size(int64(kv.ValueSize))}
 		if !keysOnly {
 			row = append(row, truncate(text(kv.Value), 60))
 		}
-		t.add(row...)
+		t.Add(row...)
 	}
-	if err := t.render(e.stdout); err != nil {
+	if err := t.Render(e.stdout); err != nil {
 		return err
 	}
 	more := ""

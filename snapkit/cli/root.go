@@ -21,6 +21,7 @@ const (
 var (
 	finding = clikit.Finding
 	usage   = clikit.Usage
+	args    = clikit.Args
 )
 
 // env is what a command needs from its process.
@@ -33,30 +34,14 @@ type env struct {
 // NewCommand builds the snapkit command tree writing to stdout and stderr.
 func NewCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
 	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
-	var verbose bool
-	root := &cobra.Command{
-		Use:   "snapkit",
-		Short: "Inspect etcd snapshot files and member/snap/db: status, verify, hashkv, ls, get, diff, prefixes, save",
-		Long: `snapkit reads etcd v3.5/v3.6 backend files: snapshot files made by
+	root := clikit.NewRoot("snapkit", "Inspect etcd snapshot files and member/snap/db: status, verify, hashkv, ls, get, diff, prefixes, save",
+		`snapkit reads etcd v3.5/v3.6 backend files: snapshot files made by
 'etcdctl snapshot save' (the db followed by its SHA-256) and the member/snap/db
 of a data dir. It never modifies its inputs.
 
 Exit codes: 0 ok; 1 a finding (damage, hash mismatch, differences); 2 bad
-usage or unreadable input.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		PersistentPreRun: func(*cobra.Command, []string) {
-			level := slog.LevelWarn
-			if verbose {
-				level = slog.LevelDebug
-			}
-			e.logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-		},
-	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
-	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log what is done to stderr")
+usage or unreadable input.`, stdout, stderr)
+	clikit.AddVerbose(root, stderr, &e.logger)
 	root.AddCommand(
 		newSaveCommand(e),
 		newStatusCommand(e),

@@ -32,30 +32,14 @@ type env struct {
 // NewCommand builds the walkit command tree writing to stdout and stderr.
 func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	e := &env{stdout: stdout, stderr: stderr}
-	var verbose bool
-	root := &cobra.Command{
-		Use:   "walkit",
-		Short: "Read, verify and repair etcd write-ahead logs",
-		Long: `walkit reads the WAL of an etcd v3.5/v3.6 member (or a Lifeboat one): give
+	root := clikit.NewRoot("walkit", "Read, verify and repair etcd write-ahead logs",
+		`walkit reads the WAL of an etcd v3.5/v3.6 member (or a Lifeboat one): give
 it a data dir (it reads member/wal) or the WAL dir itself. It never modifies
 its input, except 'repair --apply', which keeps the original as .broken.
 
 Exit codes: 0 ok; 1 a finding (damage, or data a repair would lose);
-2 bad usage or unreadable input.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		PersistentPreRun: func(*cobra.Command, []string) {
-			level := slog.LevelWarn
-			if verbose {
-				level = slog.LevelDebug
-			}
-			e.logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-		},
-	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
-	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log what is done to stderr")
+2 bad usage or unreadable input.`, stdout, stderr)
+	clikit.AddVerbose(root, stderr, &e.logger)
 	root.AddCommand(newDumpCommand(e), newVerifyCommand(e), newStatsCommand(e), newRepairCommand(e))
 	clikit.AddVersion(root, clikit.Version("walkit").Text())
 	return root

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,25 +15,11 @@ import (
 
 	"github.com/lifeboat-dev/lifeboat/internal/fixture"
 	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
+	"github.com/lifeboat-dev/lifeboat/internal/scripttest"
 )
 
-// statusFileEnv names the file where the walkit process started by a script
-// leaves its exit code, for the exitcode command.
-const statusFileEnv = "WALKIT_STATUS_FILE"
-
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
-		"walkit": func() {
-			code := Execute()
-			if f := os.Getenv(statusFileEnv); f != "" {
-				if err := os.WriteFile(f, []byte(strconv.Itoa(code)), 0o600); err != nil {
-					fmt.Fprintln(os.Stderr, "walkit test: write exit status:", err)
-					code = 100
-				}
-			}
-			os.Exit(code)
-		},
-	})
+	testscript.Main(m, scripttest.Program("walkit", Execute))
 }
 
 // scriptCmds are the helper commands of the scripts:
@@ -49,41 +34,15 @@ func TestMain(m *testing.M) {
 // of text in the file (found by searching bytes, not by reading the WAL),
 // so that a script can hit a key inside an entry whatever the fixture's
 // layout.
-var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
-	"fixture": func(ts *testscript.TestScript, neg bool, args []string) {
-		if neg || len(args) != 3 {
-			ts.Fatalf("usage: fixture <set> <member> <dir>")
-		}
-		tmp := ts.MkAbs(args[2] + ".unpack")
-		ts.Check(fixture.Unpack(fixture.Path(args[0], args[1]+".tar.gz"), tmp))
-		ts.Check(os.Rename(filepath.Join(tmp, args[1]), ts.MkAbs(args[2])))
-		ts.Check(os.Remove(tmp))
-	},
-	"exitcode": func(ts *testscript.TestScript, neg bool, args []string) {
-		if neg || len(args) != 1 {
-			ts.Fatalf("usage: exitcode <n>")
-		}
-		b, err := os.ReadFile(ts.Getenv(statusFileEnv))
-		ts.Check(err)
-		if got := string(b); got != args[0] {
-			ts.Fatalf("walkit exited with %s, want %s", got, args[0])
-		}
-	},
+var scriptCmds = map[string]scripttest.Cmd{
+	"fixture":  scripttest.Fixture,
+	"exitcode": scripttest.Exitcode("walkit"),
 	"corrupt": func(ts *testscript.TestScript, neg bool, args []string) {
 		if neg || len(args) != 2 {
 			ts.Fatalf("usage: corrupt <file> <where>")
 		}
 		path := ts.MkAbs(args[0])
-		off := where(ts, path, args[1])
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
-		ts.Check(err)
-		defer f.Close()
-		b := make([]byte, 1)
-		_, err = f.ReadAt(b, off)
-		ts.Check(err)
-		b[0] ^= 0xff
-		_, err = f.WriteAt(b, off)
-		ts.Check(err)
+		scripttest.FlipByte(ts, path, where(ts, path, args[1]))
 	},
 	"truncate": func(ts *testscript.TestScript, neg bool, args []string) {
 		if neg || len(args) != 2 {
@@ -142,7 +101,7 @@ func TestUsageScripts(t *testing.T) {
 		Dir:  "testdata/usage",
 		Cmds: scriptCmds,
 		Setup: func(env *testscript.Env) error {
-			env.Setenv(statusFileEnv, filepath.Join(env.WorkDir, ".walkit-status"))
+			scripttest.SetStatusFile(env)
 			return nil
 		},
 	})
@@ -166,7 +125,7 @@ func TestScripts(t *testing.T) {
 		Dir:  "testdata/script",
 		Cmds: scriptCmds,
 		Setup: func(env *testscript.Env) error {
-			env.Setenv(statusFileEnv, filepath.Join(env.WorkDir, ".walkit-status"))
+			scripttest.SetStatusFile(env)
 			for k, v := range facts {
 				env.Setenv(k, v)
 			}
