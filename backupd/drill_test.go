@@ -150,10 +150,12 @@ func TestDaemonRecordsScheduleAndDrill(t *testing.T) {
 				DrillSchedule: every3s,
 			}
 			stop := runDaemon(t, ctx, d)
-			info := waitInfo(t, ctx, s, "a drill of a backup recorded", func(i store.DaemonInfo) bool {
+			waitInfo(t, ctx, s, "a drill of a backup recorded", func(i store.DaemonInfo) bool {
 				return i.LastDrill != nil && i.LastDrill.ID != ""
 			})
 			stop()
+			// What it recorded last (it may have drilled again meanwhile).
+			info := waitInfo(t, ctx, s, "the record", func(store.DaemonInfo) bool { return true })
 
 			want := store.ScheduleInfo{Spec: "@every 2s", Interval: store.Duration(2 * time.Second)}
 			wantDrill := store.ScheduleInfo{Spec: "@every 3s", Interval: store.Duration(3 * time.Second)}
