@@ -1,18 +1,17 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lifeboat-dev/lifeboat/backupd/internal/clustertest"
 	"github.com/lifeboat-dev/lifeboat/backupd/store"
+	"github.com/lifeboat-dev/lifeboat/internal/syncbuf"
 )
 
 // buildBackupd builds cmd/backupd into a temporary directory.
@@ -23,25 +22,6 @@ func buildBackupd(t *testing.T) string {
 		t.Fatalf("go build ./cmd/backupd: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// lockedBuffer is a bytes.Buffer that a process's output and the test
-// read at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // Two backupd processes (the built binary) run on one file:// prefix, on
@@ -55,7 +35,7 @@ func TestTwoProcessesOneFilePrefix(t *testing.T) {
 	const prefix, slots = "shared", 15
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	var logs [2]lockedBuffer
+	var logs [2]syncbuf.Buffer
 	var cmds []*exec.Cmd
 	for i := range logs {
 		cmd := exec.CommandContext(ctx, bin, "run", "--endpoints", strings.Join(c.Endpoints, ","),

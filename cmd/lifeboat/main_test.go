@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,26 +16,9 @@ import (
 	backupdcli "github.com/lifeboat-dev/lifeboat/backupd/cli"
 	"github.com/lifeboat-dev/lifeboat/backupd/store"
 	"github.com/lifeboat-dev/lifeboat/internal/freeport"
+	"github.com/lifeboat-dev/lifeboat/internal/syncbuf"
 	"github.com/lifeboat-dev/lifeboat/server/cli"
 )
-
-// syncBuffer is a bytes.Buffer that the demo writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 func joinPorts(ps []int) string {
 	s := make([]string, len(ps))
@@ -68,7 +50,7 @@ func TestDemoTakesBackups(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			dctx, stop := context.WithCancel(ctx)
-			var stdout, stderr syncBuffer
+			var stdout, stderr syncbuf.Buffer
 			root := cli.NewRootCommand(&stdout, &stderr, cli.Options{DemoBackup: demoBackup})
 			root.SetArgs(append([]string{"demo", "--data-dir", dataDir, "--client-ports", joinPorts(ports[:3]), "--peer-ports", joinPorts(ports[3:])}, tc.flags...))
 			done := make(chan error, 1)
