@@ -154,7 +154,7 @@ func (o *demoOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout, "lifeboat demo: stopping")
 	stopBackup()
 	if backupDone != nil {
-		<-backupDone // before the members go, so that it stops between backups
+		<-backupDone // before the members go, so that it does not log their going as failed backups
 	}
 	stopAll()
 	return nil
