@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lifeboat-dev/lifeboat/backupd/internal/backoff"
+	"github.com/lifeboat-dev/lifeboat/backupd/store"
 )
 
 // Daemon takes a backup at every slot of its schedule, retries a failed
@@ -33,6 +34,7 @@ type Daemon struct {
 	lastSuccess time.Time
 	last        Attempt
 	lastDrill   *DrillReport
+	info        store.DaemonInfo // what the prefix was last told
 }
 
 // Health is what /healthz reports.
@@ -96,7 +98,9 @@ func (d *Daemon) Handler() http.Handler {
 }
 
 // Run takes backups until ctx ends. It first reads the newest committed
-// backup, so that a restarted daemon's health starts from it.
+// backup, so that a restarted daemon's health starts from it, and records
+// its schedules on the prefix (store.DaemonInfo, with the last drill kept),
+// as it records each drill's outcome there afterwards.
 func (d *Daemon) Run(ctx context.Context) error {
 	d.start(ctx)
 	var wg sync.WaitGroup
@@ -140,6 +144,35 @@ func (d *Daemon) start(ctx context.Context) {
 	} else {
 		lg.Warn("listing the prefix at start", "error", err)
 	}
+	info, _, err := cfg.Store.DaemonInfo(ctx)
+	if err != nil {
+		lg.Warn("reading the daemon's record at start", "error", err)
+	}
+	info.Holder, info.Started = d.Runner.Holder, d.started.UTC()
+	info.Schedule = scheduleInfo(d.Schedule, d.started)
+	info.Drill = nil
+	if d.Drill != nil && d.DrillSchedule != nil {
+		di := scheduleInfo(d.DrillSchedule, d.started)
+		info.Drill = &di
+	}
+	d.putInfo(ctx, info)
+}
+
+func scheduleInfo(s Schedule, t time.Time) store.ScheduleInfo {
+	return store.ScheduleInfo{Spec: s.String(), Interval: store.Duration(Interval(s, t))}
+}
+
+// putInfo records info on the prefix; a failure is logged, and the next
+// write carries it.
+func (d *Daemon) putInfo(ctx context.Context, info store.DaemonInfo) {
+	cfg := d.Runner.Config
+	info.Updated = cfg.now().UTC()
+	d.mu.Lock()
+	d.info = info
+	d.mu.Unlock()
+	if err := cfg.Store.PutDaemonInfo(context.WithoutCancel(ctx), info); err != nil {
+		cfg.logger().Error("recording the daemon's schedule and last drill", "error", err)
+	}
 }
 
 // slot makes the attempts of one slot.
@@ -182,11 +215,16 @@ func (d *Daemon) drillLoop(ctx context.Context) {
 			return
 		}
 		rep, err := d.Drill.Run(ctx, "latest")
-		d.observeDrill(rep, err)
+		if err != nil && ctx.Err() != nil {
+			// Cut short by the daemon's stop: neither passed nor failed.
+			cfg.logger().Info("drill interrupted by shutdown", "error", err)
+			return
+		}
+		d.observeDrill(ctx, rep, err)
 	}
 }
 
-func (d *Daemon) observeDrill(rep *DrillReport, err error) {
+func (d *Daemon) observeDrill(ctx context.Context, rep *DrillReport, err error) {
 	lg := d.Runner.Config.logger()
 	if err != nil {
 		d.Metrics.Drills.WithLabelValues("failed").Inc()
@@ -199,9 +237,16 @@ func (d *Daemon) observeDrill(rep *DrillReport, err error) {
 	}
 	if rep != nil {
 		d.Metrics.DrillLastDuration.Set(rep.End.Sub(rep.Start).Seconds())
+		res := &store.DrillResult{Start: rep.Start, End: rep.End, ID: rep.ID, OK: err == nil}
+		if err != nil {
+			res.Error = err.Error()
+		}
 		d.mu.Lock()
 		d.lastDrill = rep
+		info := d.info
 		d.mu.Unlock()
+		info.LastDrill = res
+		d.putInfo(ctx, info)
 	}
 }
 

@@ -2,6 +2,8 @@ package backupd_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,5 +110,111 @@ func TestDaemonDrills(t *testing.T) {
 	}
 	if h := d.Health(); h.LastDrill == nil || !h.LastDrill.OK {
 		t.Errorf("health %+v", h)
+	}
+}
+
+// The daemon records on the prefix what its watchers (backupd list, lbtop)
+// need: its schedules, with their intervals, and each drill's outcome: the
+// time, the backup drilled, ok or why not. A daemon started again keeps the
+// last drill, and records that it schedules none.
+func TestDaemonRecordsScheduleAndDrill(t *testing.T) {
+	c := clustertest.NewLifeboat(t, 3)
+	if err := clustertest.Put(clientv3.Config{Endpoints: c.Endpoints}, "k", 50); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		restore backupd.Restorer // nil: the restore package's
+		wantErr string           // in the recorded reason; empty: ok
+	}{
+		{"ok", nil, ""},
+		{"failed", func(context.Context, backupd.RestoreRequest) error { return errors.New("no space left on device") },
+			"restore: no space left on device"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			s, err := store.Open(ctx, "file://"+t.TempDir(), "prod/etcd", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			cfg := &backupd.Config{Client: clientv3.Config{Endpoints: c.Endpoints, DialTimeout: 5 * time.Second}, Store: s,
+				Codec: codec.Options{Codec: codec.Zstd}, SpoolDir: t.TempDir(), Logger: clustertest.Logger()}
+			every2s, _ := backupd.ParseSchedule("@every 2s")
+			every3s, _ := backupd.ParseSchedule("@every 3s")
+			d := &backupd.Daemon{
+				Runner:   &backupd.Runner{Config: cfg, Holder: "d1", PruneAfter: true, Policy: retention.Policy{Within: time.Hour}},
+				Schedule: every2s, Metrics: backupd.NewMetrics(),
+				Drill:         &backupd.Drill{Store: s, Restore: tc.restore, WorkDir: t.TempDir(), Logger: clustertest.Logger()},
+				DrillSchedule: every3s,
+			}
+			stop := runDaemon(t, ctx, d)
+			waitInfo(t, ctx, s, "a drill of a backup recorded", func(i store.DaemonInfo) bool {
+				return i.LastDrill != nil && i.LastDrill.ID != ""
+			})
+			stop()
+			// What it recorded last (it may have drilled again meanwhile).
+			info := waitInfo(t, ctx, s, "the record", func(store.DaemonInfo) bool { return true })
+
+			want := store.ScheduleInfo{Spec: "@every 2s", Interval: store.Duration(2 * time.Second)}
+			wantDrill := store.ScheduleInfo{Spec: "@every 3s", Interval: store.Duration(3 * time.Second)}
+			if info.Holder != "d1" || info.Started.IsZero() || info.Schedule != want || info.Drill == nil || *info.Drill != wantDrill {
+				t.Errorf("recorded %+v drill schedule %+v; want %+v and %+v", info, info.Drill, want, wantDrill)
+			}
+			dr := info.LastDrill
+			if dr.OK != (tc.wantErr == "") || !strings.Contains(dr.Error, tc.wantErr) || (tc.wantErr == "") != (dr.Error == "") ||
+				dr.Start.IsZero() || dr.End.Before(dr.Start) {
+				t.Errorf("last drill %+v; want error %q", dr, tc.wantErr)
+			}
+			l, err := s.List(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Find(dr.ID); err != nil {
+				t.Errorf("the drilled backup %s is not in the bucket: %v", dr.ID, err)
+			}
+
+			// Started again without drills, the daemon keeps the last drill.
+			d2 := &backupd.Daemon{Runner: &backupd.Runner{Config: cfg, Holder: "d2"}, Schedule: every3s, Metrics: backupd.NewMetrics()}
+			stop = runDaemon(t, ctx, d2)
+			again := waitInfo(t, ctx, s, "the second daemon's record", func(i store.DaemonInfo) bool { return i.Holder == "d2" })
+			stop()
+			if again.Drill != nil || again.Schedule.Spec != "@every 3s" || again.LastDrill == nil || *again.LastDrill != *dr {
+				t.Errorf("after a restart: %+v, last drill %+v; want no drill schedule and the last drill %+v", again, again.LastDrill, dr)
+			}
+		})
+	}
+}
+
+// runDaemon runs d until the returned stop is called.
+func runDaemon(t *testing.T, ctx context.Context, d *backupd.Daemon) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitInfo polls the prefix's DaemonInfo until cond holds, for a minute.
+func waitInfo(t *testing.T, ctx context.Context, s *store.Store, what string, cond func(store.DaemonInfo) bool) store.DaemonInfo {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		info, found, err := s.DaemonInfo(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found && cond(info) {
+			return info
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in a minute; the prefix has %+v (found %v)", what, info, found)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

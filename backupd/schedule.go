@@ -14,6 +14,8 @@ const DefaultSchedule = "0 */2 * * *"
 type Schedule interface {
 	// Next is the first slot after t.
 	Next(t time.Time) time.Time
+	// String is the spec it was parsed from.
+	String() string
 }
 
 // ParseSchedule reads a robfig/cron/v3 standard spec ("0 */2 * * *",
@@ -26,22 +28,27 @@ func ParseSchedule(spec string) (Schedule, error) {
 		return nil, fmt.Errorf("backupd: schedule %q: %w", spec, err)
 	}
 	if cd, ok := s.(cron.ConstantDelaySchedule); ok {
-		return aligned(cd.Delay), nil
+		return aligned{cd.Delay, spec}, nil
 	}
-	return utc{s}, nil
+	return utc{s, spec}, nil
 }
 
-type utc struct{ cron.Schedule }
+type utc struct {
+	cron cron.Schedule
+	spec string
+}
 
-func (u utc) Next(t time.Time) time.Time { return u.Schedule.Next(t.UTC()) }
+func (u utc) Next(t time.Time) time.Time { return u.cron.Next(t.UTC()) }
+func (u utc) String() string             { return u.spec }
 
 // aligned fires at every multiple of its duration.
-type aligned time.Duration
-
-func (a aligned) Next(t time.Time) time.Time {
-	d := time.Duration(a)
-	return t.Truncate(d).Add(d).UTC()
+type aligned struct {
+	every time.Duration
+	spec  string
 }
+
+func (a aligned) Next(t time.Time) time.Time { return t.Truncate(a.every).Add(a.every).UTC() }
+func (a aligned) String() string             { return a.spec }
 
 // Interval is the time between the two slots after t: what /healthz
 // compares the age of the last success with.

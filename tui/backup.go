@@ -36,7 +36,8 @@ type Backup struct {
 
 // Drill is the outcome of a restore drill.
 type Drill struct {
-	Time time.Time
+	Time time.Time // when it ended
+	ID   string    // the backup it restored; empty if it found none
 	OK   bool
 	Err  string // why it failed
 }
@@ -50,9 +51,8 @@ type BackupView struct {
 	Kept     int
 	Interval time.Duration
 	// Stale is true when there is no verified backup, or the newest is
-	// older than one and a half intervals (if the interval is known): the last backup due did not
-	// arrive, allowing half an interval for its snapshot, upload and
-	// verification.
+	// older than twice the interval (if the interval is known), as
+	// backupd's /healthz and its BackupdNoRecentBackup alert judge it.
 	Stale     bool
 	LastDrill *Drill
 	DrillAge  time.Duration
@@ -69,7 +69,7 @@ func backupView(name string, st *BackupState, err error, now time.Time) *BackupV
 		v.Stale = true
 	} else {
 		v.Age = now.Sub(st.Newest.Time)
-		v.Stale = st.Interval > 0 && v.Age > st.Interval*3/2
+		v.Stale = st.Interval > 0 && v.Age > 2*st.Interval
 	}
 	if st.LastDrill != nil {
 		v.DrillAge = now.Sub(st.LastDrill.Time)

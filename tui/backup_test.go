@@ -25,7 +25,7 @@ func (f fixedBackups) BackupState(context.Context) (BackupState, error) {
 
 func TestBackupPanel(t *testing.T) {
 	now := t0.Add(2 * time.Second)
-	good := &Drill{Time: now.Add(-3 * time.Hour), OK: true}
+	good := &Drill{Time: now.Add(-3 * time.Hour), ID: "8e9e05c52164694d/20261201T090000.000Z-r4711", OK: true}
 	for _, tc := range []struct {
 		name  string
 		src   fixedBackups
@@ -35,17 +35,23 @@ func TestBackupPanel(t *testing.T) {
 			Newest: &Backup{Time: now.Add(-12 * time.Minute), Revision: 4711, Size: 8 << 20},
 			Kept:   24, LastDrill: good, Interval: 2 * time.Hour,
 		}}, false},
-		// The 2h backup due 70 minutes ago did not arrive.
-		{"stale", fixedBackups{st: BackupState{
+		// One 2h backup is late: not yet stale.
+		{"late", fixedBackups{st: BackupState{
 			Newest: &Backup{Time: now.Add(-3*time.Hour - 10*time.Minute), Revision: 4711, Size: 8 << 20},
+			Kept:   24, LastDrill: good, Interval: 2 * time.Hour,
+		}}, false},
+		// Older than twice the interval: stale.
+		{"stale", fixedBackups{st: BackupState{
+			Newest: &Backup{Time: now.Add(-4*time.Hour - 10*time.Minute), Revision: 4711, Size: 8 << 20},
 			Kept:   24, LastDrill: good, Interval: 2 * time.Hour,
 		}}, true},
 		{"none", fixedBackups{st: BackupState{Interval: 2 * time.Hour}}, true},
 		{"drill-failed", fixedBackups{st: BackupState{
-			Newest:    &Backup{Time: now.Add(-30 * time.Minute), Revision: 99, Size: 20 << 10},
-			Kept:      3,
-			LastDrill: &Drill{Time: now.Add(-25 * time.Hour), Err: "restored member did not become healthy"},
-			Interval:  time.Hour,
+			Newest: &Backup{Time: now.Add(-30 * time.Minute), Revision: 99, Size: 20 << 10},
+			Kept:   3,
+			LastDrill: &Drill{Time: now.Add(-25 * time.Hour), ID: "8e9e05c52164694d/20261130T110000.000Z-r99",
+				Err: "restored member did not become healthy"},
+			Interval: time.Hour,
 		}}, false},
 		// Without the schedule the age is shown but not judged.
 		{"no-interval", fixedBackups{st: BackupState{

@@ -311,6 +311,14 @@ func age(d time.Duration) string {
 	}
 }
 
+// drilled names the backup a drill restored.
+func drilled(d *Drill) string {
+	if d.ID == "" {
+		return ""
+	}
+	return "  of " + d.ID
+}
+
 func (m *Model) backupLines(b *BackupView) []string {
 	st := m.c.Styles
 	lines := []string{st.Title.Render("BACKUP") + "  " + b.Name}
@@ -341,9 +349,9 @@ func (m *Model) backupLines(b *BackupView) []string {
 	case d == nil:
 		lines = append(lines, label("last drill")+st.Dim.Render("none recorded"))
 	case d.OK:
-		lines = append(lines, label("last drill")+st.Good.Render("ok")+" "+age(b.DrillAge)+" ago")
+		lines = append(lines, label("last drill")+st.Good.Render("ok")+" "+age(b.DrillAge)+" ago"+drilled(d))
 	default:
-		lines = append(lines, label("last drill")+st.Bad.Render("FAILED")+" "+age(b.DrillAge)+" ago: "+d.Err)
+		lines = append(lines, label("last drill")+st.Bad.Render("FAILED")+" "+age(b.DrillAge)+" ago"+drilled(d)+": "+d.Err)
 	}
 	return lines
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -30,6 +31,8 @@ type listReport struct {
 	Orphans []store.Orphan `json:"orphans"`
 	Broken  []store.Broken `json:"broken"`
 	State   *store.State   `json:"state,omitempty"`
+	// Daemon is what backupd run recorded: its schedules and last drill.
+	Daemon *store.DaemonInfo `json:"daemon,omitempty"`
 }
 
 func newListCommand(e *env) *cobra.Command {
@@ -51,10 +54,17 @@ func newListCommand(e *env) *cobra.Command {
 			if err != nil {
 				return usage(err)
 			}
+			info, daemonFound, err := s.DaemonInfo(cmd.Context())
+			if err != nil {
+				return usage(err)
+			}
 			now := time.Now()
 			rep := listReport{Orphans: l.Orphans, Broken: l.Broken, Backups: []listEntry{}}
 			if found {
 				rep.State = &st
+			}
+			if daemonFound {
+				rep.Daemon = &info
 			}
 			for _, b := range l.Backups {
 				m := b.Manifest
@@ -84,7 +94,40 @@ func newListCommand(e *env) *cobra.Command {
 			if found && st.Result == store.ResultFailed {
 				fmt.Fprintf(e.stdout, "newest attempt FAILED at %s (%s): %s\n", st.Start.Format(time.RFC3339), st.Cause, st.Error)
 			}
+			if rep.Daemon != nil {
+				var newest *time.Time
+				if n := len(l.Backups); n > 0 {
+					newest = &l.Backups[n-1].ID.Time // oldest first
+				}
+				writeDaemon(e.stdout, *rep.Daemon, newest, now)
+			}
 			return nil
 		},
+	}
+}
+
+// writeDaemon tells the daemon's schedules and last drill under the table,
+// and whether the newest backup is older than twice the interval (what
+// the daemon's /healthz fails on).
+func writeDaemon(w io.Writer, info store.DaemonInfo, newest *time.Time, now time.Time) {
+	iv := time.Duration(info.Schedule.Interval)
+	fmt.Fprintf(w, "schedule %s (every %s), by %s since %s\n", info.Schedule.Spec, iv, info.Holder, info.Started.Format(time.RFC3339))
+	if newest != nil && iv > 0 && now.Sub(*newest) > 2*iv {
+		fmt.Fprintf(w, "newest backup is STALE: %s old, more than twice the interval\n", ageOf(now, *newest))
+	}
+	d := info.LastDrill
+	of := "of no backup"
+	if d != nil && d.ID != "" {
+		of = "of " + d.ID
+	}
+	switch {
+	case d == nil && info.Drill == nil:
+		fmt.Fprintln(w, "drills not scheduled, none recorded")
+	case d == nil:
+		fmt.Fprintf(w, "drills %s, none recorded yet\n", info.Drill.Spec)
+	case d.OK:
+		fmt.Fprintf(w, "last drill ok at %s (%s ago) %s\n", d.End.Format(time.RFC3339), ageOf(now, d.End), of)
+	default:
+		fmt.Fprintf(w, "last drill FAILED at %s (%s ago) %s: %s\n", d.End.Format(time.RFC3339), ageOf(now, d.End), of, d.Error)
 	}
 }

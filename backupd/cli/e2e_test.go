@@ -112,6 +112,9 @@ func TestEndToEnd(t *testing.T) {
 					t.Errorf("backup %+v", bk)
 				}
 			}
+			if d := list.Daemon; d == nil || d.Schedule.Spec != "@every 2s" || time.Duration(d.Schedule.Interval) != 2*time.Second || d.Drill != nil {
+				t.Errorf("list's daemon record %+v; want run's schedule @every 2s and no drills", d)
+			}
 			if code, _, stderr := run(t, append([]string{"verify", "latest"}, store...)...); code != ExitUsage || !strings.Contains(stderr, "give --identity") {
 				t.Errorf("verify without identity: exit %d: %s", code, stderr)
 			}

@@ -14,7 +14,9 @@
 // the stream has ended; when the spool has been verified the object is copied
 // to its final name and the staging object removed. The lock and the state
 // of the newest attempt live beside the clusters, at <prefix>/backupd.lock
-// and <prefix>/backupd.state.json.
+// and <prefix>/backupd.state.json, and what the daemon (backupd run) tells
+// its watchers, its schedules and its last drill, at
+// <prefix>/backupd.daemon.json.
 //
 // # The commit rule
 //

@@ -20,6 +20,7 @@ const (
 	SnapshotName  = "snapshot.db"
 	LockName      = "backupd.lock"
 	StateName     = "backupd.state.json"
+	DaemonName    = "backupd.daemon.json"
 	incomingMark  = ".incoming"
 	timeLayout    = "20060102T150405.000Z"
 	revisionMark  = "-r"

@@ -20,6 +20,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if bucket := os.Getenv(childEnv); bucket != "" {
+		os.Exit(lockChild(bucket))
+	}
 	code := m.Run()
 	objstoretest.Cleanup()
 	os.Exit(code)

@@ -30,14 +30,19 @@ func (l *Lock) Info() LockInfo { return l.info }
 
 func (s *Store) lockKey() string { return manifest.PrefixKey(s.prefix, manifest.LockName) }
 
-// Lock takes the prefix's lock for holder, for ttl, with a conditional
-// write: of two callers, one gets ErrLocked. A lock past its expiry is
+// Lock takes the prefix's lock for holder, for ttl, with an exclusive
+// create: of two callers, one gets ErrLocked. A lock past its expiry is
 // broken and taken over, and so is one left by the same holder (holders
-// must be unique: host and pid). The conditional write is as atomic as the
-// store makes it: S3, GCS and Azure check on the server; file:// checks
-// within one process only (gocloud's fileblob stats, then renames).
+// must be unique: host and pid). The create is as atomic as the store
+// makes it: S3, GCS and Azure check a conditional write on the server; a
+// file:// store (opened with Open) links a complete temporary file to the
+// lock's name, which fails if the name exists, so that two processes never
+// both take it (gocloud's fileblob checks IfNotExist within one process
+// only: it stats, then renames); mem:// is one process. A bucket given to
+// New gets gocloud's conditional write.
 func (s *Store) Lock(ctx context.Context, holder, purpose string, ttl time.Duration) (*Lock, error) {
 	key := s.lockKey()
+	obj := s.lockObject()
 	for attempt := 0; ; attempt++ {
 		now := s.Now().UTC()
 		info := LockInfo{Holder: holder, Purpose: purpose, Acquired: now, Expires: now.Add(ttl)}
@@ -45,7 +50,7 @@ func (s *Store) Lock(ctx context.Context, holder, purpose string, ttl time.Durat
 		if err != nil {
 			return nil, fmt.Errorf("store: lock: %w", err)
 		}
-		err = s.WriteAll(ctx, key, b, true)
+		err = obj.create(ctx, b)
 		if err == nil {
 			s.lg.Debug("lock taken", "key", key, "holder", holder, "purpose", purpose, "expires", info.Expires)
 			return &Lock{s: s, key: key, info: info}, nil
@@ -53,7 +58,7 @@ func (s *Store) Lock(ctx context.Context, holder, purpose string, ttl time.Durat
 		if !errors.Is(err, ErrExists) {
 			return nil, err
 		}
-		cur, err := s.readLock(ctx)
+		raw, cur, err := s.readLock(ctx)
 		if errors.Is(err, ErrNotFound) && attempt == 0 {
 			continue // released meanwhile
 		}
@@ -67,23 +72,26 @@ func (s *Store) Lock(ctx context.Context, holder, purpose string, ttl time.Durat
 				cur.Acquired.Format(time.RFC3339), cur.Expires.Format(time.RFC3339))
 		}
 		s.lg.Warn("breaking an expired lock", "key", key, "holder", cur.Holder, "expired", cur.Expires)
-		if err := s.Delete(ctx, key); err != nil {
+		if err := obj.removeIf(ctx, raw); errors.Is(err, errLockChanged) {
+			return nil, fmt.Errorf("%w: taken by another holder while breaking the expired lock of %s", ErrLocked, cur.Holder)
+		} else if err != nil {
 			return nil, err
 		}
 	}
 }
 
-func (s *Store) readLock(ctx context.Context) (LockInfo, error) {
-	b, err := s.ReadAll(ctx, s.lockKey())
+// readLock reads the lock object, as it is and as it says.
+func (s *Store) readLock(ctx context.Context) ([]byte, LockInfo, error) {
+	b, err := s.lockObject().read(ctx)
 	if err != nil {
-		return LockInfo{}, err
+		return nil, LockInfo{}, err
 	}
 	var info LockInfo
 	if err := json.Unmarshal(b, &info); err != nil {
 		// An unreadable lock is treated as expired long ago.
-		return LockInfo{Holder: "unreadable lock object"}, nil
+		return b, LockInfo{Holder: "unreadable lock object"}, nil
 	}
-	return info, nil
+	return b, info, nil
 }
 
 // ErrLockLost means the lock expired and someone else took it.
@@ -100,7 +108,7 @@ func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("store: lock: %w", err)
 	}
-	if err := l.s.WriteAll(ctx, l.key, b, false); err != nil {
+	if err := l.s.lockObject().replace(ctx, b); err != nil {
 		return err
 	}
 	l.info = info
@@ -109,7 +117,7 @@ func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
 
 // check reports ErrLockLost unless the lock object is still ours.
 func (l *Lock) check(ctx context.Context) error {
-	cur, err := l.s.readLock(ctx)
+	_, cur, err := l.s.readLock(ctx)
 	if errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("%w: %s was removed", ErrLockLost, l.key)
 	}
@@ -127,5 +135,5 @@ func (l *Lock) Release(ctx context.Context) error {
 	if err := l.check(ctx); err != nil {
 		return err
 	}
-	return l.s.Delete(ctx, l.key)
+	return l.s.lockObject().remove(ctx)
 }

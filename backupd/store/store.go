@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -43,27 +45,41 @@ type Store struct {
 	Retry backoff.Policy
 	// Now is the clock for the lock's expiry and the orphans' grace.
 	Now func() time.Time
+	// lockDir is the directory of a file:// bucket, where the lock is
+	// created exclusively (fileLock); empty for other buckets.
+	lockDir string
 }
 
 // Open opens the bucket at a gocloud URL. A file:// directory is created if
-// it does not exist.
+// it does not exist, and its lock is safe between processes (see Lock).
 func Open(ctx context.Context, bucketURL, prefix string, lg *slog.Logger) (*Store, error) {
 	u, err := url.Parse(bucketURL)
 	if err != nil {
 		return nil, fmt.Errorf("store: bucket URL %q: %w", bucketURL, err)
 	}
+	var dir string
 	if u.Scheme == "file" {
 		q := u.Query()
 		if q.Get("create_dir") == "" {
 			q.Set("create_dir", "true")
 			u.RawQuery = q.Encode()
 		}
+		// The directory fileblob opens: a host of "." is a relative path.
+		dir = u.Path
+		if u.Host == "." || os.PathSeparator != '/' {
+			dir = strings.TrimPrefix(dir, "/")
+		}
+		if dir, err = filepath.Abs(filepath.FromSlash(dir)); err != nil {
+			return nil, fmt.Errorf("store: bucket URL %q: %w", bucketURL, err)
+		}
 	}
 	b, err := blob.OpenBucket(ctx, u.String())
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", bucketURL, err)
 	}
-	return New(b, redact(u), prefix, lg), nil
+	s := New(b, redact(u), prefix, lg)
+	s.lockDir = dir
+	return s, nil
 }
 
 // New wraps an open bucket; url names it in logs and errors.
@@ -284,6 +300,12 @@ func (s *Store) List(ctx context.Context) (*Listing, error) {
 			o, err := it.Next(ctx)
 			if err == io.EOF {
 				return nil
+			}
+			if gcerrors.Code(err) == gcerrors.NotFound {
+				// fileblob fails a listing when a file goes while it
+				// walks the directory (the lock released, a staging
+				// object dropped): list again (%v: not NotFound).
+				return fmt.Errorf("a key went during the listing: %v", err)
 			}
 			if err != nil {
 				return err

@@ -31,10 +31,17 @@ type demoOptions struct {
 	clientPorts []int
 	peerPorts   []int
 	logLevel    string
+	// backup runs the backup daemon (Options.DemoBackup); nil: none.
+	backup         func(ctx context.Context, b DemoBackup) error
+	backupSchedule string
+	noBackup       bool
 }
 
-func newDemoCommand(stdout, stderr io.Writer) *cobra.Command {
-	o := &demoOptions{}
+// DefaultDemoBackupSchedule is the demo's backup schedule: fast, to be seen.
+const DefaultDemoBackupSchedule = "@every 30s"
+
+func newDemoCommand(stdout, stderr io.Writer, backup func(context.Context, DemoBackup) error) *cobra.Command {
+	o := &demoOptions{backup: backup}
 	cmd := &cobra.Command{
 		Use:     "demo",
 		Aliases: []string{"cluster"},
@@ -64,6 +71,15 @@ says which ports it was made with. --client-ports may change between runs.`,
 	f.IntSliceVar(&o.clientPorts, "client-ports", []int{2379, 22379, 32379}, "client ports of the three members")
 	f.IntSliceVar(&o.peerPorts, "peer-ports", []int{2380, 22380, 32380}, "peer ports of the three members")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	if backup != nil {
+		cmd.Long += `
+
+Beside the cluster a backupd takes a verified backup on --backup-schedule
+into file://<data-dir>/backups (its log in <data-dir>/backupd.log), as
+` + "`backupd run`" + ` does; --no-backup leaves it out.`
+		f.StringVar(&o.backupSchedule, "backup-schedule", DefaultDemoBackupSchedule, "backupd's schedule for the demo's backups (robfig/cron spec or @every D)")
+		f.BoolVar(&o.noBackup, "no-backup", false, "run no backupd beside the cluster")
+	}
 	return cmd
 }
 
@@ -110,12 +126,58 @@ func (o *demoOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	for i, c := range cfgs {
 		fmt.Fprintf(stdout, "  %s  client %s  peer %s\n", c.Name, cfgs[i].AdvertiseClientURLs[0], c.AdvertisePeerURLs[0])
 	}
-	fmt.Fprintf(stdout, "\ntry:\n  etcdctl --endpoints %s put hello world\n  etcdctl --endpoints %s endpoint status -w table\n\nCtrl-C stops the cluster.\n",
+	fmt.Fprintf(stdout, "\ntry:\n  etcdctl --endpoints %s put hello world\n  etcdctl --endpoints %s endpoint status -w table\n",
 		strings.Join(endpoints, ","), strings.Join(endpoints, ","))
-	<-ctx.Done()
+	var backupDone chan error // nil: no backupd
+	bctx, stopBackup := context.WithCancel(ctx)
+	defer stopBackup()
+	if o.backup != nil && !o.noBackup {
+		b, closeLog, err := o.demoBackup(endpoints)
+		if err != nil {
+			stopAll()
+			return err
+		}
+		defer closeLog()
+		backupDone = make(chan error, 1)
+		go func() { backupDone <- o.backup(bctx, b) }()
+		fmt.Fprintf(stdout, "\nbackupd: backups on schedule %s into %s, log in %s; list them:\n  go run ./cmd/backupd list --bucket %s\n",
+			o.backupSchedule, b.Bucket, filepath.Join(o.dataDir, "backupd.log"), b.Bucket)
+	}
+	fmt.Fprintln(stdout, "\nCtrl-C stops the cluster.")
+	select {
+	case <-ctx.Done():
+	case err := <-backupDone:
+		fmt.Fprintf(stderr, "lifeboat demo: backupd stopped: %v (log: %s); the cluster runs on\n", err, filepath.Join(o.dataDir, "backupd.log"))
+		backupDone = nil
+		<-ctx.Done()
+	}
 	fmt.Fprintln(stdout, "lifeboat demo: stopping")
+	stopBackup()
+	if backupDone != nil {
+		<-backupDone // before the members go, so that it does not log their going as failed backups
+	}
 	stopAll()
 	return nil
+}
+
+// demoBackup is the demo's backupd: its bucket under the data dir, and
+// its log file, which the caller closes once the daemon has stopped.
+func (o *demoOptions) demoBackup(endpoints []string) (DemoBackup, func(), error) {
+	dir, err := filepath.Abs(filepath.Join(o.dataDir, "backups"))
+	if err != nil {
+		return DemoBackup{}, nil, fmt.Errorf("demo: backups: %w", err)
+	}
+	logPath := filepath.Join(o.dataDir, "backupd.log")
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return DemoBackup{}, nil, fmt.Errorf("demo: open backupd's log: %w", err)
+	}
+	path := filepath.ToSlash(dir)
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path // file:///C:/...
+	}
+	u := url.URL{Scheme: "file", Path: path}
+	return DemoBackup{Endpoints: endpoints, Bucket: u.String(), Schedule: o.backupSchedule, Log: log}, func() { log.Close() }, nil
 }
 
 // startMembers starts the members together (each waits for a quorum of

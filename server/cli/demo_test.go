@@ -10,32 +10,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lifeboat-dev/lifeboat/internal/freeport"
+	"github.com/lifeboat-dev/lifeboat/internal/syncbuf"
 	"github.com/lifeboat-dev/lifeboat/server"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
-
-// syncBuffer is a bytes.Buffer safe for the members' goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago.
 func freePorts(t *testing.T, n int) []int {
@@ -61,7 +43,7 @@ func newDemo(t *testing.T) *demoOptions {
 func runDemo(t *testing.T, o *demoOptions) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() { done <- o.run(ctx, &stdout, &stderr) }()
 	stop = func() error {
@@ -215,7 +197,7 @@ func TestDemoDescribesStoredCluster(t *testing.T) {
 func TestDemoStopTransfersNoLeadership(t *testing.T) {
 	for _, pos := range []string{"first", "middle", "last"} {
 		t.Run("leader "+pos, func(t *testing.T) {
-			var log syncBuffer
+			var log syncbuf.Buffer
 			cfgs := newDemo(t).configs(slog.New(slog.NewJSONHandler(&log, nil)))
 			for _, c := range cfgs {
 				c.HeartbeatMs, c.ElectionMs = 50, 500

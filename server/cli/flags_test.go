@@ -189,7 +189,7 @@ func TestExecuteExitCodes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		var out, errb bytes.Buffer
-		if code := Execute(tc.args, &out, &errb); code != tc.code {
+		if code := Execute(tc.args, &out, &errb, Options{}); code != tc.code {
 			t.Fatalf("%v: exit %d, want %d (%s)", tc.args, code, tc.code, errb.String())
 		}
 		if !strings.Contains(out.String(), tc.out) {

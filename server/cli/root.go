@@ -35,9 +35,26 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
+// Options are what a build wires into the command tree.
+type Options struct {
+	// DemoBackup runs a backup daemon beside `lifeboat demo`'s cluster
+	// until ctx ends (cmd/lifeboat wires backupd's: server/cli does not
+	// import backupd, which imports the server). Nil: the demo takes no
+	// backups, and has no --backup-schedule or --no-backup.
+	DemoBackup func(ctx context.Context, b DemoBackup) error
+}
+
+// DemoBackup is what the demo asks of its backup daemon.
+type DemoBackup struct {
+	Endpoints []string  // the members' client URLs
+	Bucket    string    // a gocloud URL: file://<data dir>/backups
+	Schedule  string    // --backup-schedule, backupd's --schedule
+	Log       io.Writer // the daemon's log: <data dir>/backupd.log
+}
+
 // Execute runs the lifeboat command line and returns the process exit code.
-func Execute(args []string, stdout, stderr io.Writer) int {
-	root := NewRootCommand(stdout, stderr)
+func Execute(args []string, stdout, stderr io.Writer, opts Options) int {
+	root := NewRootCommand(stdout, stderr, opts)
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintf(stderr, "lifeboat: %v\n", err)
@@ -52,7 +69,7 @@ func Execute(args []string, stdout, stderr io.Writer) int {
 
 // NewRootCommand builds the command tree; running the root command runs a
 // member.
-func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
+func NewRootCommand(stdout, stderr io.Writer, o Options) *cobra.Command {
 	opts := newMemberOptions()
 	cmd := &cobra.Command{
 		Use:   "lifeboat",
@@ -91,7 +108,7 @@ ETCD_DATA_DIR), and a flag given on the command line wins over the variable.`,
 	cmd.SetErr(stderr)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	opts.addFlags(cmd.Flags())
-	cmd.AddCommand(newDemoCommand(stdout, stderr))
+	cmd.AddCommand(newDemoCommand(stdout, stderr, o.DemoBackup))
 	clikit.AddVersion(cmd, clikit.Version("lifeboat").EtcdText(server.Version)+
 		fmt.Sprintf("Cluster Version: %s\nStorage Version: %s\n", server.ClusterVersion, server.StorageVersion))
 	return cmd

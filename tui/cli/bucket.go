@@ -10,12 +10,12 @@ import (
 )
 
 // bucket is the backup panel's source: a backupd store, listed by its
-// manifests. The bucket records neither backupd's schedule nor its drills
-// (store.State is the newest attempt only), so the interval is lbtop's
-// --interval and the last drill is never known.
+// manifests, and what backupd run records there (store.DaemonInfo): the
+// schedule's interval, unless lbtop's --interval overrides it, and the
+// last drill.
 type bucket struct {
 	s        *store.Store
-	interval time.Duration
+	interval time.Duration // --interval; 0: the recorded one
 }
 
 // bucketSource opens the backupd store of --bucket and --prefix.
@@ -40,13 +40,25 @@ func (b *bucket) Name() string {
 
 // BackupState lists the bucket: every backup with a manifest counts, as
 // backupd counts them (it writes the manifest last, after checking the
-// stored object).
+// stored object). The interval and the last drill are the daemon's
+// record; without one (no backupd run on the prefix) the interval is
+// --interval's and no drill is known.
 func (b *bucket) BackupState(ctx context.Context) (tui.BackupState, error) {
 	l, err := b.s.List(ctx)
 	if err != nil {
 		return tui.BackupState{}, err
 	}
+	info, _, err := b.s.DaemonInfo(ctx)
+	if err != nil {
+		return tui.BackupState{}, err
+	}
 	st := tui.BackupState{Kept: len(l.Backups), Interval: b.interval}
+	if st.Interval == 0 {
+		st.Interval = time.Duration(info.Schedule.Interval)
+	}
+	if d := info.LastDrill; d != nil {
+		st.LastDrill = &tui.Drill{Time: d.End, ID: d.ID, OK: d.OK, Err: d.Error}
+	}
 	if n := len(l.Backups); n > 0 {
 		newest := l.Backups[n-1] // oldest first
 		st.Newest = &tui.Backup{Time: newest.ID.Time, Revision: newest.Manifest.Revision, Size: newest.Manifest.Object.Size}

@@ -33,7 +33,7 @@ func (o *options) AddFlags(fs *pflag.FlagSet) {
 	o.conn.AddCommandTimeout(fs, 5*time.Second, "timeout of one member's answers in one refresh (at most --refresh)")
 	fs.StringVar(&o.bucket, "bucket", "", "a backupd store (gocloud URL: s3://, gs://, azblob://, file://) whose newest verified backup the backup panel shows")
 	fs.StringVar(&o.prefix, "prefix", "", "key prefix of the backups in --bucket, as backupd's --prefix")
-	fs.DurationVar(&o.interval, "interval", 0, "backupd's schedule interval (the bucket does not record it); the newest backup is stale after 1.5 of it (0: stale only when there is none)")
+	fs.DurationVar(&o.interval, "interval", 0, "backupd's schedule interval; the newest backup is stale when older than twice it (0: the interval backupd run records in --bucket; without one, stale only when there is none)")
 	fs.DurationVar(&o.refresh, "refresh", tui.DefaultRefresh, "time between two refreshes")
 	fs.DurationVar(&o.hashInterval, "hash-interval", poll.DefaultHashInterval, "time between two comparisons of the members' HashKV (0: never); HashKV reads the whole store")
 }
