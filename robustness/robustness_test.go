@@ -46,8 +46,9 @@ var results struct {
 	took time.Duration
 }
 
-// TestRobustness runs every scenario against each system and prints a
-// table of what each did and found. On etcd, the control, an anomaly is
+// TestRobustness runs every scenario against each system (the failpoint
+// scenarios against lifeboat-failpoints alone) and keeps a row of what each
+// did and found for the table TestMain prints. On etcd, the control, an anomaly is
 // logged and reported in the table (it shows a harness or checker fault,
 // or a bug of etcd); on lifeboat it fails the test.
 func TestRobustness(t *testing.T) {
@@ -92,7 +93,10 @@ func TestRobustness(t *testing.T) {
 		results.took += time.Since(start)
 		results.Unlock()
 	}()
-	for round := 1; round == 1 || time.Since(start) < total; round++ {
+	// Every scenario runs once; rounds after the first stop when the
+	// total time is up, between two scenarios.
+	over := func(round int) bool { return round > 1 && time.Since(start) >= total }
+	for round := 1; !over(round); round++ {
 		for _, set := range sets {
 			for _, sc := range set.scenarios {
 				if pick != nil && !pick.MatchString(sc.name) {
@@ -101,6 +105,9 @@ func TestRobustness(t *testing.T) {
 				for _, sys := range systems {
 					if sys.failpoints != set.failpoints {
 						continue
+					}
+					if over(round) {
+						return
 					}
 					name := fmt.Sprintf("%s/%s", sys.name, sc.name)
 					if total > 0 {
