@@ -31,6 +31,7 @@ var (
 
 // row is one line of the run's table.
 type row struct {
+	round                  int
 	system, scenario       string
 	ops, faults, anomalies int
 	lost                   int
@@ -116,7 +117,7 @@ func TestRobustness(t *testing.T) {
 					t.Run(name, func(t *testing.T) {
 						r := row{system: sys.name, scenario: sc.name}
 						defer func() {
-							r.failed = t.Failed()
+							r.round, r.failed = round, t.Failed()
 							results.Lock()
 							results.rows = append(results.rows, r)
 							results.Unlock()
@@ -156,7 +157,7 @@ func reportResults() error {
 func formatTable(rows []row) string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "system\tscenario\toperations\tfaults injected\tanomalies\tlost acknowledged writes\tresult\t")
+	fmt.Fprintln(tw, "round\tsystem\tscenario\toperations\tfaults injected\tanomalies\tlost acknowledged writes\tresult\t")
 	for _, r := range rows {
 		anomalies := fmt.Sprint(r.anomalies)
 		if r.unverified {
@@ -166,7 +167,7 @@ func formatTable(rows []row) string {
 		if r.failed {
 			result = "FAIL"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%s\t\n", r.system, r.scenario, r.ops, r.faults, anomalies, r.lost, result)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t\n", r.round, r.system, r.scenario, r.ops, r.faults, anomalies, r.lost, result)
 	}
 	tw.Flush()
 	return b.String()
