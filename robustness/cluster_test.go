@@ -23,6 +23,10 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	interoptest.RemoveTools()
+	if err := reportResults(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = max(code, 1)
+	}
 	os.Exit(code)
 }
 
@@ -30,14 +34,18 @@ func TestMain(m *testing.M) {
 type system struct {
 	name   string
 	binary func(t testing.TB) string
+	// failpoints: the binary has lifeboat's failpoints (internal/failpoint),
+	// each member serves gofail's HTTP endpoint, and the cluster snapshots
+	// often, so that an added member is sent one.
+	failpoints bool
 }
 
 var (
-	etcdSystem     = system{"etcd", func(t testing.TB) string { return interoptest.Binary(t, "etcd") }}
-	lifeboatSystem = system{"lifeboat", func(t testing.TB) string { return interoptest.Tool(t, "lifeboat") }}
+	etcdSystem     = system{name: "etcd", binary: func(t testing.TB) string { return interoptest.Binary(t, "etcd") }}
+	lifeboatSystem = system{name: "lifeboat", binary: func(t testing.TB) string { return interoptest.Tool(t, "lifeboat") }}
 	// buggySystem is lifeboat built with a deliberate bug: linearizable
 	// reads served from the local state without ReadIndex.
-	buggySystem = system{"lifeboat-bug-localread", func(t testing.TB) string {
+	buggySystem = system{name: "lifeboat-bug-localread", binary: func(t testing.TB) string {
 		return interoptest.Tool(t, "lifeboat", "lifeboat_bug_localread")
 	}}
 )
@@ -54,6 +62,11 @@ type cluster struct {
 	pids    map[string]int // running members, for the proxies' dialer lookup
 	proxies map[string]*netproxy.Proxy
 	dirs    []string // the data dir of every member there ever was
+	// gofail is the address of each running member's gofail endpoint
+	// (sys.failpoints); armAtStart the GOFAIL_FAILPOINTS of a member's
+	// next start only.
+	gofail     map[string]string
+	armAtStart map[string]string
 }
 
 // dataDirs returns the data dir of every member there ever was.
@@ -71,7 +84,11 @@ var clusterOptions = etcdproc.Options{Members: 3, SnapshotCount: 500, ProxiedPee
 // member is healthy; the members are stopped when the test ends.
 func startCluster(t testing.TB, sys system) *cluster {
 	t.Helper()
-	return startClusterWith(t, sys, clusterOptions)
+	opts := clusterOptions
+	if sys.failpoints {
+		opts.SnapshotCount = failpointSnapshotCount
+	}
+	return startClusterWith(t, sys, opts)
 }
 
 // startClusterWith is startCluster with other options.
@@ -82,7 +99,8 @@ func startClusterWith(t testing.TB, sys system, opts etcdproc.Options) *cluster 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, sys: sys, pc: pc, pids: map[string]int{}, proxies: map[string]*netproxy.Proxy{}}
+	c := &cluster{t: t, sys: sys, pc: pc, pids: map[string]int{}, proxies: map[string]*netproxy.Proxy{},
+		gofail: map[string]string{}, armAtStart: map[string]string{}}
 	c.net = netproxy.New(netproxy.ProcIdentifier(c.pidMap))
 	t.Cleanup(func() {
 		for _, m := range c.pc.Members {
@@ -146,6 +164,9 @@ func hostOf(t testing.TB, u string) string {
 // start starts m's process (its data dir kept).
 func (c *cluster) start(m *etcdproc.Member) {
 	c.t.Helper()
+	if c.sys.failpoints {
+		c.gofailEnv(m)
+	}
 	if err := m.Start(); err != nil {
 		c.t.Fatal(err)
 	}
@@ -377,6 +398,18 @@ func (c *cluster) remove(ctx context.Context, cli *clientv3.Client, m *etcdproc.
 // add adds a new member named name, starts it behind its proxy and waits
 // until it is healthy.
 func (c *cluster) add(ctx context.Context, cli *clientv3.Client, name string) (*etcdproc.Member, error) {
+	m, err := c.join(ctx, cli, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.WaitHealthy(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// join adds a new member named name and starts it behind its proxy.
+func (c *cluster) join(ctx context.Context, cli *clientv3.Client, name string) (*etcdproc.Member, error) {
 	c.mu.Lock()
 	m, err := c.pc.Grow(name)
 	c.mu.Unlock()
@@ -397,8 +430,5 @@ func (c *cluster) add(ctx context.Context, cli *clientv3.Client, name string) (*
 		return nil, fmt.Errorf("adding %s: %w", name, err)
 	}
 	c.start(m)
-	if err := m.WaitHealthy(ctx); err != nil {
-		return nil, err
-	}
 	return m, nil
 }

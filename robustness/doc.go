@@ -11,7 +11,10 @@
 // lost (check.go). The tests (robustness_test.go and the files beside it)
 // run three-member clusters of real processes behind per-link TCP proxies
 // (internal/netproxy), inject one named fault scenario each, and print a
-// table of operations, faults, anomalies and lost acknowledged writes.
+// table of operations, faults, anomalies and lost acknowledged writes
+// (also written to results/robustness.txt). The crash-* scenarios run
+// lifeboat built with -tags failpoints and make a member die at one of its
+// gofail points (internal/failpoint).
 //
 //	go test ./robustness/ -run 'TestRobustness$' -v -robustness.duration=4s
 //	ROBUSTNESS_DURATION=1h go test ./robustness/ -run 'TestRobustness$' -v -timeout 0 -robustness.duration=20s

@@ -21,23 +21,35 @@ import (
 
 var (
 	flagDuration  = flag.Duration("robustness.duration", 4*time.Second, "how long each scenario injects faults under traffic")
+	flagFPDur     = flag.Duration("robustness.failpoint-duration", time.Second, "how long each failpoint scenario (crash-*) goes on crashing members; each crashes one at least")
 	flagTotal     = flag.Duration("robustness.total", 0, "repeat rounds of every scenario until this much time has passed (default one round; env ROBUSTNESS_DURATION)")
-	flagSystems   = flag.String("robustness.systems", "etcd,lifeboat", "systems to run, comma-separated: etcd, lifeboat")
+	flagSystems   = flag.String("robustness.systems", "etcd,lifeboat,lifeboat-failpoints", "systems to run, comma-separated: etcd, lifeboat, lifeboat-failpoints (lifeboat built with -tags failpoints, for the crash-* scenarios)")
 	flagScenarios = flag.String("robustness.scenarios", "", "regexp selecting scenarios by name (default all)")
-	flagReport    = flag.String("robustness.report", "", "also write the table to this file")
+	flagReport    = flag.String("robustness.report", filepath.Join("results", "robustness.txt"), "also write the table to this file (empty: none)")
 	flagCheck     = flag.Duration("robustness.check-timeout", 3*time.Minute, "how long the linearizability check may take per scenario")
 )
 
 // row is one line of the run's table.
 type row struct {
+	round                  int
 	system, scenario       string
 	ops, faults, anomalies int
 	lost                   int
 	unverified             bool
+	failed                 bool // the test failed, maybe before its checks
 }
 
-// TestRobustness runs every scenario against each system and prints a
-// table of what each did and found. On etcd, the control, an anomaly is
+// results are the rows of every scenario run by this test process;
+// TestMain prints them.
+var results struct {
+	sync.Mutex
+	rows []row
+	took time.Duration
+}
+
+// TestRobustness runs every scenario against each system (the failpoint
+// scenarios against lifeboat-failpoints alone) and keeps a row of what each
+// did and found for the table TestMain prints. On etcd, the control, an anomaly is
 // logged and reported in the table (it shows a harness or checker fault,
 // or a bug of etcd); on lifeboat it fails the test.
 func TestRobustness(t *testing.T) {
@@ -63,48 +75,99 @@ func TestRobustness(t *testing.T) {
 			systems = append(systems, etcdSystem)
 		case "lifeboat":
 			systems = append(systems, lifeboatSystem)
+		case "lifeboat-failpoints":
+			systems = append(systems, failpointSystem)
 		default:
 			t.Fatalf("-robustness.systems: unknown system %q", name)
 		}
 	}
-	var rows []row
+	// The failpoint scenarios run on the systems with failpoints, the
+	// others on the rest.
+	sets := []struct {
+		scenarios  []scenario
+		failpoints bool
+		duration   time.Duration
+	}{{scenarios, false, *flagDuration}, {failpointScenarios, true, *flagFPDur}}
 	start := time.Now()
-	for round := 1; round == 1 || time.Since(start) < total; round++ {
-		for _, sc := range scenarios {
-			if pick != nil && !pick.MatchString(sc.name) {
-				continue
-			}
-			for _, sys := range systems {
-				name := fmt.Sprintf("%s/%s", sys.name, sc.name)
-				if total > 0 {
-					name = fmt.Sprintf("round%d/%s", round, name)
+	defer func() {
+		results.Lock()
+		results.took += time.Since(start)
+		results.Unlock()
+	}()
+	// Every scenario runs once; rounds after the first stop when the
+	// total time is up, between two scenarios.
+	over := func(round int) bool { return round > 1 && time.Since(start) >= total }
+	for round := 1; !over(round); round++ {
+		for _, set := range sets {
+			for _, sc := range set.scenarios {
+				if pick != nil && !pick.MatchString(sc.name) {
+					continue
 				}
-				t.Run(name, func(t *testing.T) {
-					r := runScenario(t, sys, sc, *flagDuration)
-					rows = append(rows, r)
-				})
+				for _, sys := range systems {
+					if sys.failpoints != set.failpoints {
+						continue
+					}
+					if over(round) {
+						return
+					}
+					name := fmt.Sprintf("%s/%s", sys.name, sc.name)
+					if total > 0 {
+						name = fmt.Sprintf("round%d/%s", round, name)
+					}
+					t.Run(name, func(t *testing.T) {
+						r := row{system: sys.name, scenario: sc.name}
+						defer func() {
+							r.round, r.failed = round, t.Failed()
+							results.Lock()
+							results.rows = append(results.rows, r)
+							results.Unlock()
+						}()
+						r = runScenario(t, sys, sc, set.duration)
+					})
+				}
 			}
 		}
 	}
-	table := formatTable(rows)
-	t.Log("\n" + table)
-	if *flagReport != "" {
-		if err := os.WriteFile(*flagReport, []byte(table), 0o644); err != nil {
-			t.Errorf("writing the report: %v", err)
-		}
+}
+
+// reportResults prints the table of the scenarios this process ran, if
+// any, and writes it to -robustness.report: go test shows a passing
+// package's output only with -v, so CI prints the file.
+func reportResults() error {
+	results.Lock()
+	defer results.Unlock()
+	if len(results.rows) == 0 {
+		return nil
 	}
+	table := fmt.Sprintf("robustness: %d scenario runs in %v, ended %s\n%s",
+		len(results.rows), results.took.Round(time.Second), time.Now().UTC().Format(time.RFC3339), formatTable(results.rows))
+	fmt.Print(table)
+	if *flagReport == "" {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(*flagReport), 0o755); err != nil {
+		return fmt.Errorf("robustness: writing the table: %w", err)
+	}
+	if err := os.WriteFile(*flagReport, []byte(table), 0o644); err != nil {
+		return fmt.Errorf("robustness: writing the table: %w", err)
+	}
+	return nil
 }
 
 func formatTable(rows []row) string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "system\tscenario\toperations\tfaults injected\tanomalies\tlost acknowledged writes\t")
+	fmt.Fprintln(tw, "round\tsystem\tscenario\toperations\tfaults injected\tanomalies\tlost acknowledged writes\tresult\t")
 	for _, r := range rows {
 		anomalies := fmt.Sprint(r.anomalies)
 		if r.unverified {
 			anomalies += " (check unfinished)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t\n", r.system, r.scenario, r.ops, r.faults, anomalies, r.lost)
+		result := "ok"
+		if r.failed {
+			result = "FAIL"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t\n", r.round, r.system, r.scenario, r.ops, r.faults, anomalies, r.lost, result)
 	}
 	tw.Flush()
 	return b.String()

@@ -27,10 +27,10 @@ var scenarios = []scenario{
 }
 
 // cycle injects a fault on a member picked by pick, holds it, undoes it
-// and lets the cluster recover, until ctx ends; the last fault is undone
-// even if ctx ends while it holds.
+// and lets the cluster recover, at least once and until ctx ends; the last
+// fault is undone even if ctx ends while it holds.
 func (e *env) cycle(ctx context.Context, pick func() *etcdproc.Member, fault func(*etcdproc.Member) func(), hold time.Duration) {
-	for ctx.Err() == nil {
+	for first := true; first || ctx.Err() == nil; first = false {
 		m := pick()
 		undo := fault(m)
 		e.faults.Add(1)

@@ -6,6 +6,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/lifeboat-dev/lifeboat/internal/failpoint"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 	"github.com/lifeboat-dev/lifeboat/walkit"
 )
@@ -98,17 +99,21 @@ func (s *Server) persist(rd raft.Ready) error {
 	if snapshot {
 		md := rd.Snapshot.Metadata
 		cs := md.ConfState
+		failpoint.RaftBeforeSaveSnap.Hit()
 		if err := s.snapshotter.SaveSnap(rd.Snapshot); err != nil {
 			return err
 		}
 		if err := s.wal.SaveSnapshot(walkit.Snapshot{Index: md.Index, Term: md.Term, ConfState: &cs}); err != nil {
 			return err
 		}
+		failpoint.RaftAfterSaveSnap.Hit()
 	}
 	start := time.Now()
+	failpoint.RaftBeforeSave.Hit()
 	if err := s.wal.Save(rd.HardState, rd.Entries); err != nil {
 		return err
 	}
+	failpoint.RaftAfterSave.Hit()
 	if raft.MustSync(rd.HardState, s.savedHardState, len(rd.Entries)) {
 		s.m.walFsync.Observe(time.Since(start).Seconds())
 	}

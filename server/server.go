@@ -207,7 +207,7 @@ func (s *Server) start(bs *bootState) error {
 		s.node = raft.StartNode(rc, bs.peers)
 	}
 	if s.tr, err = transport.New(transport.Config{
-		ID: s.id, ClusterID: bs.clusterID, Layout: s.cfg.Layout(), Raft: (*raftHandler)(s), Logger: s.lg,
+		ID: s.id, ClusterID: bs.clusterID, PeerURLs: s.cfg.AdvertisePeerURLs, Layout: s.cfg.Layout(), Raft: (*raftHandler)(s), Logger: s.lg,
 		TLS: s.peerDialTLS(), Registerer: s.reg,
 	}); err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/lifeboat-dev/lifeboat/internal/failpoint"
 	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 	"github.com/lifeboat-dev/lifeboat/snapkit/snap"
@@ -124,6 +125,7 @@ func (s *Server) applySnapshot(as *applyState, sn raftpb.Snapshot) error {
 	if err := os.Rename(recv, s.cfg.Layout().DBPath()); err != nil {
 		return fmt.Errorf("server: put snapshot db in place: %w", err)
 	}
+	failpoint.ApplyBeforeOpenSnapshot.Hit()
 	st, err := s.newStores()
 	if err != nil {
 		return fmt.Errorf("server: open snapshot db: %w", err)

@@ -102,6 +102,8 @@ type Member struct {
 	// Options.ProxiedPeers.
 	ListenPeerURL string
 	LogPath       string // etcd's stdout and stderr
+	// Env is added to the environment of the process at each Start.
+	Env []string
 
 	bin  string
 	args []string
@@ -288,6 +290,9 @@ func (m *Member) Start() error {
 	}
 	cmd := exec.Command(m.bin, m.args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if len(m.Env) > 0 {
+		cmd.Env = append(os.Environ(), m.Env...)
+	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("etcd member %s: starting %s: %w", m.Name, m.bin, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/lifeboat-dev/lifeboat/internal/failpoint"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
@@ -266,6 +267,7 @@ func (b *Backend) defrag() error {
 	if err != nil {
 		return fmt.Errorf("backend: defrag: %w", err)
 	}
+	failpoint.DefragBeforeCopy.Hit()
 	if err := bolt.Compact(dst, b.db, defragTxLimit); err != nil {
 		dst.Close()
 		os.Remove(tmp)
@@ -282,6 +284,7 @@ func (b *Backend) defrag() error {
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("backend: defrag %s: close: %w", b.cfg.Path, err)
 	}
+	failpoint.DefragBeforeRename.Hit()
 	if err := os.Rename(tmp, b.cfg.Path); err != nil {
 		return fmt.Errorf("backend: defrag: %w", err)
 	}

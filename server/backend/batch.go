@@ -8,6 +8,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/lifeboat-dev/lifeboat/internal/failpoint"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
 
@@ -151,6 +152,7 @@ func (t *BatchTx) commit() error {
 		}
 	}
 	start := time.Now()
+	failpoint.BeforeCommit.Hit()
 	if err := t.tx.Commit(); err != nil {
 		t.tx = nil
 		be.fail(fmt.Errorf("backend: commit %s: %w", be.cfg.Path, err))

@@ -9,6 +9,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/lifeboat-dev/lifeboat/internal/failpoint"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 	"github.com/lifeboat-dev/lifeboat/snapkit/keyindex"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
@@ -185,6 +186,7 @@ func (s *Store) compact(rev int64) error {
 			}
 		}
 		bt.Unlock()
+		failpoint.CompactAfterBatch.Hit()
 		deleted += len(dels)
 		if err != nil {
 			return fmt.Errorf("mvcc: compact %d: %w", rev, err)

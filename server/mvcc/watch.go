@@ -354,11 +354,14 @@ func (ws *WatchStream) RequestProgress(id WatchID) {
 }
 
 // RequestProgressAll sends one empty response with WatchID
-// ProgressWatchID and the current revision if every watcher of the stream
-// is synced, and reports whether it did.
+// ProgressWatchID and the current revision if the stream is open and every
+// watcher of it is synced, and reports whether it did.
 func (ws *WatchStream) RequestProgressAll() bool {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
+	if ws.closed {
+		return false
+	}
 	st := &ws.s.watch
 	st.mu.Lock()
 	defer st.mu.Unlock()

@@ -249,3 +249,37 @@ func TestWatchStreamControls(t *testing.T) {
 		t.Errorf("watch on a closed stream: %v", err)
 	}
 }
+
+// TestProgressOnClosedStream is a regression test for a panic the
+// robustness suite's failpoint scenarios found: a client's progress
+// request on a watch stream whose store had closed it (a member shutting
+// down) sent on the closed channel, and the process died of "send on
+// closed channel".
+func TestProgressOnClosedStream(t *testing.T) {
+	tests := []struct {
+		name  string
+		close func(ts *testStore, ws *WatchStream)
+	}{
+		{"closed by the client", func(_ *testStore, ws *WatchStream) { ws.Close() }},
+		{"closed by the store", func(ts *testStore, _ *WatchStream) { ts.close() }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestStore(t, Config{})
+			seed(t, ts)
+			ws := ts.NewWatchStream()
+			id, err := ws.Watch(AutoWatchID, []byte("a"), nil, 0, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.close(ts, ws)
+			if ws.RequestProgressAll() {
+				t.Error("RequestProgressAll on a closed stream reported a response sent")
+			}
+			ws.RequestProgress(id)
+			if _, ok := <-ws.Chan(); ok {
+				t.Error("channel open after close")
+			}
+		})
+	}
+}

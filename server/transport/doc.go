@@ -9,7 +9,10 @@
 // raft node; its own messages come back over its own stream, so each stream
 // flows one way. Messages queue per peer and never block the raft loop: when
 // a peer's queue is full, or its stream is down, messages are dropped and the
-// peer is reported unreachable to raft.
+// peer is reported unreachable to raft. Every request carries the sender's
+// ID, cluster ID and peer URLs: a member that does not know the sender yet
+// (its membership is behind) adds it as a peer from its stream, so that it
+// can answer the leader and catch up.
 //
 // A MsgSnap goes over a separate request whose body is
 //

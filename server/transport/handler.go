@@ -40,6 +40,7 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("transport: member %x was removed from the cluster", from), http.StatusGone)
 		return
 	}
+	t.learnPeer(from, r.Header)
 	lg := t.lg.With("peer-id", strconv.FormatUint(from, 16))
 	w.WriteHeader(http.StatusOK)
 	if err := http.NewResponseController(w).Flush(); err != nil {

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/lifeboat-dev/lifeboat/internal/failpoint"
 )
 
 // postSnapshot sends m followed by the db to the peer and returns the db size.
@@ -59,7 +61,7 @@ func writeSnapshotBody(w io.Writer, m *raftpb.Message, db io.Reader, size int64)
 		return err
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(bw, h), io.LimitReader(db, size))
+	n, err := copyHalves(io.MultiWriter(bw, h), db, size, failpoint.SnapshotMidSend)
 	if err != nil {
 		return fmt.Errorf("copy db: %w", err)
 	}
@@ -70,6 +72,18 @@ func writeSnapshotBody(w io.Writer, m *raftpb.Message, db io.Reader, size int64)
 		return err
 	}
 	return bw.Flush()
+}
+
+// copyHalves copies up to size bytes from r to w, as io.Copy of an
+// io.LimitReader does, hitting mid half-way.
+func copyHalves(w io.Writer, r io.Reader, size int64, mid failpoint.Point) (int64, error) {
+	n, err := io.Copy(w, io.LimitReader(r, size/2))
+	if err != nil || n < size/2 {
+		return n, err
+	}
+	mid.Hit()
+	m, err := io.Copy(w, io.LimitReader(r, size-n))
+	return n + m, err
 }
 
 // serveSnapshot receives a MsgSnap and its db, stores the db as
@@ -134,7 +148,7 @@ func (t *Transport) receiveDB(r io.Reader, index uint64) (int64, error) {
 		}
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, size))
+	n, err := copyHalves(io.MultiWriter(f, h), r, size, failpoint.SnapshotMidReceive)
 	if err != nil {
 		return n, fmt.Errorf("transport: receive db into %s: %w", tmp, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,7 @@ const (
 const (
 	headerFrom      = "X-Lifeboat-From"
 	headerClusterID = "X-Lifeboat-Cluster-Id"
+	headerPeerURLs  = "X-Lifeboat-Peer-Urls" // the sender's, comma-separated
 )
 
 // DefaultQueueSize is the number of messages queued per peer before the
@@ -64,6 +66,11 @@ type Raft interface {
 type Config struct {
 	ID        uint64 // the local member
 	ClusterID uint64
+	// PeerURLs are the local member's advertised peer URLs. Every request
+	// carries them, so that a peer that does not know this member yet
+	// (its membership is behind, as a member that joined and restarted
+	// before it had caught up) can answer it, as etcd's rafthttp does.
+	PeerURLs []string
 	// Layout is the member's data dir: db snapshots are received into its
 	// snap dir (datadir.Layout.ReceivedDBPath).
 	Layout datadir.Layout
@@ -309,4 +316,27 @@ func (t *Transport) checkRequest(r *http.Request) (uint64, error) {
 func (t *Transport) setHeaders(h http.Header) {
 	h.Set(headerFrom, strconv.FormatUint(t.cfg.ID, 16))
 	h.Set(headerClusterID, strconv.FormatUint(t.clusterID(), 16))
+	if len(t.cfg.PeerURLs) > 0 {
+		h.Set(headerPeerURLs, strings.Join(t.cfg.PeerURLs, ","))
+	}
+}
+
+// learnPeer adds the sender of a stream as a peer if it is not one yet and
+// told its peer URLs: the local membership is behind (it lacks a member
+// that joined since, or knows no member at all), and raft must be able to
+// answer the sender, the leader among them, to catch up. Applying the
+// membership later reconciles the peers.
+func (t *Transport) learnPeer(from uint64, h http.Header) {
+	urls := h.Get(headerPeerURLs)
+	if urls == "" {
+		return
+	}
+	t.mu.RLock()
+	_, known := t.peers[from]
+	t.mu.RUnlock()
+	if known {
+		return
+	}
+	t.lg.Info("peer not in the local membership yet; added from its stream", "peer-id", strconv.FormatUint(from, 16), "peer-urls", urls)
+	t.AddPeer(from, strings.Split(urls, ","))
 }

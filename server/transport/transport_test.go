@@ -79,12 +79,14 @@ func serve(t *testing.T, id, clusterID uint64, rec *recorder) (*Transport, strin
 	if err := os.MkdirAll(layout.SnapDir(), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	tr, err := New(Config{ID: id, ClusterID: clusterID, Layout: layout, Raft: rec})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	u := "http://" + ln.Addr().String()
+	tr, err := New(Config{ID: id, ClusterID: clusterID, PeerURLs: []string{u}, Layout: layout, Raft: rec})
 	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: tr.Handler(), Protocols: new(http.Protocols)}
@@ -95,7 +97,7 @@ func serve(t *testing.T, id, clusterID uint64, rec *recorder) (*Transport, strin
 		tr.Close()
 		srv.Close()
 	})
-	return tr, "http://" + ln.Addr().String()
+	return tr, u
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -132,6 +134,27 @@ func TestStreamDeliversInOrder(t *testing.T) {
 			t.Fatalf("message %d: got index %d data %q", i, m.Index, m.Entries[0].Data)
 		}
 	}
+}
+
+// TestMemberBehindAnswersUnknownSender is a regression test for a bug
+// the robustness suite's failpoint scenarios found: a member that joined
+// the cluster and restarted before it received the membership (in a
+// snapshot) knew no peer, so it could not answer the leader's heartbeats,
+// the leader never learnt it was back, and it never caught up. As etcd's
+// rafthttp, a member learns the peer URLs of a sender it does not know
+// from its stream.
+func TestMemberBehindAnswersUnknownSender(t *testing.T) {
+	recLeader, recBehind := newRecorder(nil), newRecorder(nil)
+	leader, _ := serve(t, 1, 7, recLeader)
+	behind, urlBehind := serve(t, 2, 7, recBehind) // knows no peer
+	leader.AddPeer(2, []string{urlBehind})
+	waitFor(t, "stream up", func() bool { return leader.PeerActive(2) })
+	leader.Send([]raftpb.Message{{Type: raftpb.MsgHeartbeat, From: 1, To: 2}})
+	waitFor(t, "the heartbeat", func() bool { return len(recBehind.messages()) > 0 })
+	waitFor(t, "the answer", func() bool {
+		behind.Send([]raftpb.Message{{Type: raftpb.MsgHeartbeatResp, From: 2, To: 1}})
+		return len(recLeader.messages()) > 0
+	})
 }
 
 func TestUnreachableAndMismatch(t *testing.T) {
