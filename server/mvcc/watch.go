@@ -359,9 +359,6 @@ func (ws *WatchStream) RequestProgress(id WatchID) {
 func (ws *WatchStream) RequestProgressAll() bool {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	if ws.closed {
-		return false
-	}
 	st := &ws.s.watch
 	st.mu.Lock()
 	defer st.mu.Unlock()

@@ -145,25 +145,6 @@ func TestSlowWatcherNeverBlocksWritesNorLosesEvents(t *testing.T) {
 	quiet(t, ws)
 }
 
-// A progress request that arrives after the stream closed (the client's
-// request racing the end of its stream) is dropped; it once sent on the
-// closed channel and crashed the member.
-func TestProgressAfterClose(t *testing.T) {
-	ts := newTestStore(t, Config{WatchSyncInterval: time.Millisecond})
-	ws := ts.NewWatchStream()
-	if _, err := ws.Watch(AutoWatchID, []byte("k"), nil, 0, false); err != nil {
-		t.Fatal(err)
-	}
-	ws.Close()
-	if ws.RequestProgressAll() {
-		t.Error("a closed stream reported a progress response sent")
-	}
-	ws.RequestProgress(0)
-	if _, ok := <-ws.Chan(); ok {
-		t.Error("a closed stream delivered a response")
-	}
-}
-
 func TestWatchCompacted(t *testing.T) {
 	ts := newTestStore(t, Config{WatchSyncInterval: time.Millisecond})
 	seed(t, ts)
