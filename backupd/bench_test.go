@@ -3,14 +3,17 @@ package backupd
 import (
 	"bufio"
 	"context"
-	"encoding/hex"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +23,8 @@ import (
 	"github.com/lifeboat-dev/lifeboat/backupd/codec"
 	"github.com/lifeboat-dev/lifeboat/backupd/manifest"
 	"github.com/lifeboat-dev/lifeboat/internal/benchkit"
+	"github.com/lifeboat-dev/lifeboat/internal/etcdproc"
+	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 	"github.com/lifeboat-dev/lifeboat/snapkit/keyindex"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
@@ -217,29 +222,51 @@ func peakRSS() float64 {
 
 func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
 
+// cpuSeconds is the CPU time (user + system, all threads) this process has
+// used: on a shared machine it is disturbed less than the wall time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// measure runs f b.N times and reports, beside the time, the peak RSS and
+// the CPU time per run.
+func measure(b *testing.B, f func()) {
+	resetPeakRSS()
+	cpu, n := cpuSeconds(), 0
+	for b.Loop() {
+		f()
+		n++
+	}
+	b.ReportMetric((cpuSeconds()-cpu)/float64(n), "cpu-s/op")
+	b.ReportMetric(peakRSS()/(1<<20), "peak-RSS-MiB")
+}
+
 // BenchmarkBackupFromSpool is the pipeline after the stream, for a spooled
-// snapshot (LIFEBOAT_BENCH_BACKUP_MB, default 16): verify with snapkit,
-// compress, upload to file:// and commit, in MB/s of db, with the peak RSS
-// and the stored size, for zstd, gzip and none.
+// snapshot: the upload of the spool through the codec to file:// (in the
+// stream's 32 KiB chunks), then what Backup does once the stream has
+// ended (commit: snapkit's checks with HashKV, then the store's commit and
+// the manifest), in MB/s of the snapshot, with the CPU time, the peak RSS
+// and the stored size, for zstd at its default level and at level 1
+// (SpeedFastest), gzip and none.
 func BenchmarkBackupFromSpool(b *testing.B) {
 	spool, size := spoolForBench(b)
-	for _, c := range []string{codec.Zstd, codec.Gzip, codec.None} {
-		b.Run(c, func(b *testing.B) {
+	for _, o := range []codec.Options{{Codec: codec.Zstd}, {Codec: codec.Zstd, Level: 1}, {Codec: codec.Gzip}, {Codec: codec.None}} {
+		b.Run(fmt.Sprintf("%s-%d", o.Codec, o.Level), func(b *testing.B) {
 			s := openStore(&testing.T{}, "file://"+b.TempDir(), "bench")
-			cfg := &Config{Store: s, Codec: codec.Options{Codec: c}}
+			cfg := &Config{Store: s, Codec: o}
 			ctx := context.Background()
 			b.SetBytes(size)
-			resetPeakRSS()
 			var stored int64
-			b.ResetTimer()
-			for i := range b.N {
-				facts, err := inspectSpool(ctx, spool, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				start := time.Unix(int64(i), 0)
-				obj := manifest.ObjectName(c, false)
-				staging := manifest.StagingKey(s.Prefix(), 1, start, obj)
+			i := 0
+			chunk := make([]byte, 32<<10)
+			measure(b, func() {
+				start := time.Unix(int64(i), 0).UTC()
+				i++
+				staging := manifest.StagingKey(s.Prefix(), 1, start, manifest.ObjectName(o.Codec, false))
 				up, err := newUpload(ctx, cfg, staging)
 				if err != nil {
 					b.Fatal(err)
@@ -248,7 +275,7 @@ func BenchmarkBackupFromSpool(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				_, err = io.Copy(up, f)
+				_, err = io.CopyBuffer(struct{ io.Writer }{up}, struct{ io.Reader }{f}, chunk)
 				f.Close()
 				if err != nil {
 					b.Fatal(err)
@@ -257,26 +284,24 @@ func BenchmarkBackupFromSpool(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				id := manifest.NewID(1, start, facts.Revision)
-				m := &manifest.Manifest{Format: manifest.Format, ID: id.String(), Revision: facts.Revision, DBSHA256: facts.DBSHA256,
-					Object: manifest.Object{Key: id.Key(s.Prefix(), obj), Size: sums.Size, SHA256: hex.EncodeToString(sums.SHA256), Codec: c}}
-				if err := s.Commit(ctx, staging, sums, m); err != nil {
+				choice := Choice{Member: Member{ID: 1, ClusterID: 1, Endpoint: "bench"}}
+				if _, err := commit(ctx, cfg, choice, start, time.Time{}, spool, staging, sums, ""); err != nil {
 					b.Fatal(err)
 				}
 				stored = sums.Size
-			}
-			b.StopTimer()
-			b.ReportMetric(peakRSS()/(1<<20), "peak-RSS-MB")
+			})
 			b.ReportMetric(float64(stored)/float64(size), "stored/db")
 		})
 	}
 }
 
 // BenchmarkBackupPhases times each phase of the pipeline alone on the
-// benchmark snapshot, in MB/s of the snapshot, with the peak RSS of each:
-// the SHA-256 trailer, snapkit's walk (structure, schema, status),
-// opening the db with its key index, HashKV, and compressing the spool to
-// io.Discard with each codec.
+// benchmark snapshot, in MB/s of the snapshot, with the CPU time and the
+// peak RSS of each: the SHA-256 trailer, snapkit's walk (structure,
+// schema, status), the walk with HashKV's second walk, the whole
+// verification of a backup (all of these, the trailer hashed beside the
+// walks), HashKV through bbolt and the key index as it was computed
+// before, and compressing the spool to io.Discard with each codec.
 func BenchmarkBackupPhases(b *testing.B) {
 	spool, size := spoolForBench(b)
 	ctx := context.Background()
@@ -287,11 +312,7 @@ func BenchmarkBackupPhases(b *testing.B) {
 	phase := func(name string, f func(b *testing.B)) {
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(size)
-			resetPeakRSS()
-			for b.Loop() {
-				f(b)
-			}
-			b.ReportMetric(peakRSS()/(1<<20), "peak-RSS-MB")
+			measure(b, func() { f(b) })
 		})
 	}
 	phase("trailer", func(b *testing.B) {
@@ -304,13 +325,19 @@ func BenchmarkBackupPhases(b *testing.B) {
 			b.Fatal(err)
 		}
 	})
-	phase("opendb", func(b *testing.B) {
-		db, err := snapkit.OpenDB(ctx, spool, nil)
-		if err != nil {
+	phase("walk+hashkv", func(b *testing.B) {
+		rep, err := snapkit.Inspect(ctx, spool, snapkit.Options{SkipTrailer: true, HashKV: true})
+		if err != nil || !rep.OK() || rep.HashKV == nil {
 			b.Fatal(err)
 		}
-		db.Close()
 	})
+	phase("verify", func(b *testing.B) {
+		if _, err := inspectSpool(ctx, spool, nil); err != nil {
+			b.Fatal(err)
+		}
+	})
+	// HashKV as the backup computed it before snapkit's Inspect did: bbolt
+	// and the key index, after a walk of the structure.
 	phase("opendb+hashkv", func(b *testing.B) {
 		db, err := snapkit.OpenDB(ctx, spool, nil)
 		if err != nil {
@@ -325,8 +352,7 @@ func BenchmarkBackupPhases(b *testing.B) {
 		var stored int64
 		b.Run(fmt.Sprintf("compress-%s-%d", o.Codec, o.Level), func(b *testing.B) {
 			b.SetBytes(size)
-			resetPeakRSS()
-			for b.Loop() {
+			measure(b, func() {
 				f, err := os.Open(spool)
 				if err != nil {
 					b.Fatal(err)
@@ -345,8 +371,7 @@ func BenchmarkBackupPhases(b *testing.B) {
 					b.Fatal(err)
 				}
 				stored = cw.n
-			}
-			b.ReportMetric(peakRSS()/(1<<20), "peak-RSS-MB")
+			})
 			b.ReportMetric(float64(stored)/float64(size), "stored/db")
 		})
 	}
@@ -355,3 +380,74 @@ func BenchmarkBackupPhases(b *testing.B) {
 type countingWriter struct{ n int64 }
 
 func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// BenchmarkOnceVsEtcdctl runs the real binaries against one real etcd
+// v3.6 member serving the benchmark snapshot (restored into its data dir
+// with etcdutl): each round `etcdctl snapshot save` then `backupd once`
+// (zstd, file://), each a child under /usr/bin/time. It reports the
+// medians of the rounds: each one's wall time and peak RSS, and backupd's
+// time over etcdctl's in the same round (the target is <= 1.25).
+func BenchmarkOnceVsEtcdctl(b *testing.B) {
+	snap, size := spoolForBench(b)
+	etcdctl, etcdutl := interoptest.Binary(b, "etcdctl"), interoptest.Binary(b, "etcdutl")
+	backupdBin := interoptest.Tool(b, "backupd")
+	dir := b.TempDir()
+	c, err := etcdproc.New(filepath.Join(dir, "etcd"), etcdproc.Options{Binary: interoptest.Binary(b, "etcd"), Token: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := c.Members[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	restore := exec.CommandContext(ctx, etcdutl, "snapshot", "restore", snap, "--data-dir", m.DataDir, "--name", m.Name,
+		"--initial-cluster", m.Name+"="+m.PeerURL, "--initial-advertise-peer-urls", m.PeerURL, "--initial-cluster-token", "bench")
+	if out, err := restore.CombinedOutput(); err != nil {
+		b.Fatalf("%v: %v\n%s", restore.Args, err, out)
+	}
+	if err := c.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer c.Stop()
+	ep := c.Endpoints()[0]
+	var etcdctlT, backupdT, ratios, etcdctlRSS, backupdRSS []float64
+	b.SetBytes(size)
+	for b.Loop() {
+		b.StopTimer()
+		work := filepath.Join(dir, "round")
+		if err := os.MkdirAll(work, 0o700); err != nil {
+			b.Fatal(err)
+		}
+		save, err := benchkit.Run(ctx, exec.Command(etcdctl, "--endpoints", ep, "snapshot", "save", filepath.Join(work, "etcdctl.db")))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		once, err := benchkit.Run(ctx, exec.Command(backupdBin, "once", "--endpoints", ep, "--bucket", "file://"+filepath.Join(work, "bucket"),
+			"--prefix", "bench", "--spool-dir", work))
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		etcdctlT, backupdT = append(etcdctlT, save.Wall.Seconds()), append(backupdT, once.Wall.Seconds())
+		ratios = append(ratios, once.Wall.Seconds()/save.Wall.Seconds())
+		etcdctlRSS, backupdRSS = append(etcdctlRSS, float64(save.PeakRSS)/(1<<20)), append(backupdRSS, float64(once.PeakRSS)/(1<<20))
+		if err := os.RemoveAll(work); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(median(etcdctlT), "etcdctl-s")
+	b.ReportMetric(median(backupdT), "backupd-s")
+	b.ReportMetric(median(ratios), "backupd/etcdctl")
+	b.ReportMetric(median(etcdctlRSS), "etcdctl-peak-RSS-MiB")
+	b.ReportMetric(median(backupdRSS), "backupd-peak-RSS-MiB")
+}
+
+// median of xs (not empty); xs is sorted in place.
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	if n := len(xs); n%2 == 0 {
+		return (xs[n/2-1] + xs[n/2]) / 2
+	}
+	return xs[len(xs)/2]
+}
