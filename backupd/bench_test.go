@@ -431,6 +431,9 @@ func BenchmarkOnceVsEtcdctl(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		b.Logf("round %d: etcdctl %.2f s (%.2f cpu-s, %d MiB), backupd once %.2f s (%.2f cpu-s, %d MiB): %.2fx",
+			len(ratios)+1, save.Wall.Seconds(), save.CPU.Seconds(), save.PeakRSS>>20, once.Wall.Seconds(), once.CPU.Seconds(), once.PeakRSS>>20,
+			once.Wall.Seconds()/save.Wall.Seconds())
 		etcdctlT, backupdT = append(etcdctlT, save.Wall.Seconds()), append(backupdT, once.Wall.Seconds())
 		ratios = append(ratios, once.Wall.Seconds()/save.Wall.Seconds())
 		etcdctlRSS, backupdRSS = append(etcdctlRSS, float64(save.PeakRSS)/(1<<20)), append(backupdRSS, float64(once.PeakRSS)/(1<<20))
