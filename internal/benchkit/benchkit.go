@@ -71,6 +71,9 @@ var ErrNoTime = errors.New("benchkit: " + TimeBin + " is needed to measure a chi
 // fails). Go's own rusage of a child is no use for the RSS: a vforked
 // child inherits this process's high-water mark.
 func Run(ctx context.Context, cmd *exec.Cmd) (Usage, error) {
+	if cmd.Err != nil {
+		return Usage{}, fmt.Errorf("benchkit: %w", cmd.Err)
+	}
 	if _, err := os.Stat(TimeBin); err != nil {
 		return Usage{}, ErrNoTime
 	}
