@@ -257,7 +257,7 @@ func measure(b *testing.B, f func()) {
 func BenchmarkBackupFromSpool(b *testing.B) {
 	spool, size := spoolForBench(b)
 	for _, o := range []codec.Options{{Codec: codec.Zstd}, {Codec: codec.Gzip}, {Codec: codec.None}} {
-		b.Run(fmt.Sprintf("%s-%d", o.Codec, o.Level), func(b *testing.B) {
+		b.Run(codecName(o), func(b *testing.B) {
 			s := openStore(&testing.T{}, "file://"+b.TempDir(), "bench")
 			cfg := &Config{Store: s, Codec: o}
 			ctx := context.Background()
@@ -353,7 +353,7 @@ func BenchmarkBackupPhases(b *testing.B) {
 	})
 	for _, o := range []codec.Options{{Codec: codec.Zstd}, {Codec: codec.Zstd, Level: 3}, {Codec: codec.Gzip}, {Codec: codec.None}} {
 		var stored int64
-		b.Run(fmt.Sprintf("compress-%s-%d", o.Codec, o.Level), func(b *testing.B) {
+		b.Run("compress-"+codecName(o), func(b *testing.B) {
 			b.SetBytes(size)
 			measure(b, func() {
 				f, err := os.Open(spool)
@@ -378,6 +378,15 @@ func BenchmarkBackupPhases(b *testing.B) {
 			b.ReportMetric(float64(stored)/float64(size), "stored/db")
 		})
 	}
+}
+
+// codecName names a sub-benchmark: the codec and its level, "default"
+// for none given.
+func codecName(o codec.Options) string {
+	if o.Level == 0 {
+		return o.Codec + "-default"
+	}
+	return fmt.Sprintf("%s-%d", o.Codec, o.Level)
 }
 
 type countingWriter struct{ n int64 }
