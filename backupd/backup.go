@@ -1,6 +1,7 @@
 package backupd
 
 import (
+	"bufio"
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
@@ -177,7 +178,15 @@ func Backup(ctx context.Context, cfg *Config, slot time.Time) (*manifest.Manifes
 			return nil, fail(CauseSpool, err)
 		}
 	}
-	facts, err := inspectSpool(ctx, spool.Name(), lg)
+	return commit(ctx, cfg, choice, start, slot, spool.Name(), staging, up, version)
+}
+
+// commit verifies a complete spool (the upload of the same bytes done),
+// then commits the backup with its manifest.
+func commit(ctx context.Context, cfg *Config, choice Choice, start, slot time.Time, spool, staging string, up store.Uploaded, version string) (*manifest.Manifest, error) {
+	lg := cfg.logger()
+	objName := manifest.ObjectName(cfg.Codec.Codec, len(cfg.Codec.Recipients) > 0)
+	facts, err := inspectSpool(ctx, spool, lg)
 	if err != nil {
 		return nil, fail(CauseVerify, fmt.Errorf("snapshot from %s (member %x): %w", choice.Endpoint, choice.ID, err))
 	}
@@ -271,6 +280,40 @@ func (u *upload) finish() (store.Uploaded, error) {
 	return u.hw.uploaded(), nil
 }
 
+// spoolWriteSize is the size of the spool's writes: chunks of the stream
+// (etcd sends 32 KiB) are gathered into writes this large.
+const spoolWriteSize = 1 << 20
+
+// tee writes each chunk of a snapshot to the spool and, through the codec,
+// to the upload.
+type tee struct {
+	spool *bufio.Writer
+	name  string
+	up    *upload
+}
+
+func newTee(spool *os.File, up *upload) *tee {
+	return &tee{spool: bufio.NewWriterSize(spool, spoolWriteSize), name: spool.Name(), up: up}
+}
+
+func (t *tee) write(p []byte) error {
+	if _, err := t.spool.Write(p); err != nil {
+		return fail(CauseSpool, fmt.Errorf("spool %s: %w", t.name, err))
+	}
+	if _, err := t.up.Write(p); err != nil {
+		return fail(CauseStore, err)
+	}
+	return nil
+}
+
+// flush writes what the spool's buffer holds.
+func (t *tee) flush() error {
+	if err := t.spool.Flush(); err != nil {
+		return fail(CauseSpool, fmt.Errorf("spool %s: %w", t.name, err))
+	}
+	return nil
+}
+
 // stream copies the endpoint's snapshot into spool and, through the codec,
 // into the staging object, in one pass. It returns the stored object's
 // sums and the storage version the member sent.
@@ -297,6 +340,7 @@ func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, s
 	var (
 		done, total int64
 		version     string
+		t           = newTee(spool, up)
 	)
 	for {
 		resp, err := ss.Recv()
@@ -310,11 +354,8 @@ func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, s
 			total = int64(len(resp.Blob)) + int64(resp.RemainingBytes) + snapkit.TrailerSize
 			version = resp.Version
 		}
-		if _, err := spool.Write(resp.Blob); err != nil {
-			return abort(fail(CauseSpool, fmt.Errorf("spool %s: %w", spool.Name(), err)))
-		}
-		if _, err := up.Write(resp.Blob); err != nil {
-			return abort(fail(CauseStore, err))
+		if err := t.write(resp.Blob); err != nil {
+			return abort(err)
 		}
 		done += int64(len(resp.Blob))
 		if cfg.Progress != nil {
@@ -323,6 +364,9 @@ func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, s
 	}
 	if done != total {
 		return abort(fail(CauseEndpoint, fmt.Errorf("snapshot from %s: stream ended after %d of %d bytes", endpoint, done, total)))
+	}
+	if err := t.flush(); err != nil {
+		return abort(err)
 	}
 	if err := spool.Sync(); err != nil {
 		return abort(fail(CauseSpool, fmt.Errorf("spool %s: %w", spool.Name(), err)))

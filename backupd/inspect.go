@@ -25,10 +25,11 @@ type facts struct {
 }
 
 // inspectSpool runs snapkit on a snapshot file: the SHA-256 trailer, the
-// bbolt structure and the schema (Inspect), then HashKV at the current
-// revision (OpenDB). Any finding is an error wrapping ErrSnapshot.
+// bbolt structure and the schema, and HashKV at the current revision, all
+// with snapkit's bounded walks (Inspect with HashKV). Any finding is an
+// error wrapping ErrSnapshot.
 func inspectSpool(ctx context.Context, path string, lg *slog.Logger) (facts, error) {
-	rep, err := snapkit.Inspect(ctx, path, snapkit.Options{Logger: lg})
+	rep, err := snapkit.Inspect(ctx, path, snapkit.Options{Logger: lg, HashKV: true})
 	if err != nil {
 		return facts{}, fmt.Errorf("%w: %v", ErrSnapshot, err)
 	}
@@ -42,21 +43,16 @@ func inspectSpool(ctx context.Context, path string, lg *slog.Logger) (facts, err
 		}
 		return facts{}, fmt.Errorf("%w: %s%s", ErrSnapshot, rep.Findings[0], more)
 	}
-	db, err := snapkit.OpenDB(ctx, path, lg)
-	if err != nil {
-		return facts{}, fmt.Errorf("%w: %v", ErrSnapshot, err)
+	hk := rep.HashKV
+	if hk == nil {
+		return facts{}, fmt.Errorf("%w: hashkv: not computed", ErrSnapshot)
 	}
-	defer db.Close()
-	hk, err := db.HashKV(0)
-	if err != nil {
-		return facts{}, fmt.Errorf("%w: hashkv: %v", ErrSnapshot, err)
-	}
-	rev := db.Current
+	rev := hk.Revision
 	if rev == 0 {
 		rev = 1 // an empty store is at revision 1, as etcd reports it
 	}
 	return facts{
-		Revision: rev, CompactRevision: db.CompactRev,
+		Revision: rev, CompactRevision: hk.CompactRevision,
 		RaftIndex: rep.Meta.ConsistentIndex, RaftTerm: rep.Meta.Term,
 		HashKV: hk.Hash, HashKVRevision: hk.HashRevision, TotalKey: rep.TotalKey,
 		DBSize: rep.Source.DBSize, DBSHA256: rep.Trailer.Got, StorageVersion: rep.Meta.StorageVersion,

@@ -8,11 +8,13 @@ import (
 
 	"github.com/lifeboat-dev/lifeboat/backupd/internal/clustertest"
 	"github.com/lifeboat-dev/lifeboat/backupd/internal/objstoretest"
+	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	objstoretest.Cleanup()
+	interoptest.RemoveTools()
 	os.Exit(code)
 }
 

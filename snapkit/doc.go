@@ -19,7 +19,7 @@
 // bad page types, key order), naming the page. Only a file that passes is
 // handed to bbolt (OpenDB). The same single pass feeds the status numbers, so
 // Inspect never holds the file in memory: the mapping is dropped from the
-// resident set every 32 MiB, SHA-256 runs in a goroutine of its own from a
+// resident set every 4 MiB, SHA-256 runs in a goroutine of its own from a
 // 1 MiB buffer, and the walk's goroutine hashes each leaf's pairs in one
 // run and decodes the key bucket's pairs in place (schema.ViewKeyValue),
 // with no allocation per pair.

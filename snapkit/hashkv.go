@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"math"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -131,4 +132,74 @@ func Hash(tx *bolt.Tx) (uint32, error) {
 		}
 	}
 	return h.Sum32(), nil
+}
+
+// hashKVVisitor computes HashKV at the current revision in a walk, from
+// what a first walk found (keyBucket.livePos), without bbolt or a key
+// index: at the current revision etcd's keep set is the last revision of
+// each live key, so a pair at or below the compaction counts only if it is
+// the last pair of its key and a put (or if no key is live), as HashKV
+// with the index decides.
+type hashKVVisitor struct {
+	crc        uint32
+	isKey      bool
+	compactRev int64
+	filter     bool     // some key is live: the keep set filters
+	keep       []uint32 // livePos, ascending, from the next pair on
+	pos        uint32   // of the next pair of the key bucket
+	err        error
+}
+
+func (h *hashKVVisitor) start(bucket []byte) { h.isKey = string(bucket) == bucketKey }
+func (h *hashKVVisitor) data([]byte)         {}
+
+func (h *hashKVVisitor) kv(_, k, v []byte) {
+	if !h.isKey || h.err != nil {
+		return
+	}
+	pos := h.pos
+	h.pos++
+	r, tomb, err := schema.ParseRevision(k)
+	if err != nil {
+		h.err = fmt.Errorf("snapkit: hashkv: %w", err)
+		return
+	}
+	if r.Main <= h.compactRev {
+		for len(h.keep) > 0 && h.keep[0] < pos {
+			h.keep = h.keep[1:]
+		}
+		if r.Main == h.compactRev && tomb {
+			return
+		}
+		if h.filter && (len(h.keep) == 0 || h.keep[0] != pos) {
+			return
+		}
+	}
+	h.crc = crc32.Update(h.crc, castagnoli, k)
+	h.crc = crc32.Update(h.crc, castagnoli, v)
+}
+
+// hashKVWalk walks d again for HashKV at the current revision, once
+// Inspect's first walk (kb, finished with wantPos) and the meta checks
+// (st) are done on a sound file.
+func hashKVWalk(ctx context.Context, d *dbFile, st *Status, kb *keyBucket) (HashKVResult, error) {
+	if kb.st.Revisions > math.MaxUint32 {
+		return HashKVResult{}, fmt.Errorf("snapkit: hashkv: %d pairs in the key bucket", kb.st.Revisions)
+	}
+	compactRev := max(st.Meta.CompactRevision, st.Meta.ScheduledCompactRevision)
+	// No live key: etcd's keep set is empty and filters nothing.
+	h := &hashKVVisitor{crc: crc32.Update(0, castagnoli, schema.KeyBucket), compactRev: compactRev,
+		filter: len(kb.livePos) > 0, keep: kb.livePos}
+	fs := &findings{}
+	if _, err := walk(ctx, d, h, fs, nil); err != nil {
+		return HashKVResult{}, err
+	}
+	if h.err != nil {
+		return HashKVResult{}, h.err
+	}
+	if len(fs.list) > 0 || fs.suppressed > 0 || int(h.pos) != kb.st.Revisions {
+		return HashKVResult{}, fmt.Errorf("%w: %s: the key bucket changed between two walks", ErrDamaged, d.src.DBPath)
+	}
+	current := max(st.Revision, compactRev)
+	return HashKVResult{Hash: h.crc, CompactRevision: compactRev, HashRevision: current, Revision: current}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/maphash"
+	"slices"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
@@ -45,6 +46,12 @@ type keyBucket struct {
 	leasedPutsLimit int
 	// liveLeased are the live keys that hold a lease, once finished.
 	liveLeased []leasedKey
+	// wantPos asks finish for livePos.
+	wantPos bool
+	// livePos are the positions in the bucket (0 for its first pair) of
+	// the last pair of each live key, ascending, once finished: the pairs
+	// that HashKV's keep set holds (see hashKVWalk).
+	livePos []uint32
 	// subGaps are revisions whose sub revision does not follow on; they
 	// are findings only above the compaction, known once meta is read.
 	subGaps []subGap
@@ -84,7 +91,8 @@ func keepLast[E any](events []E, id func(*E) keyID) ([]E, int) {
 // skips them).
 type keyEvent struct {
 	id    keyID
-	lease int64 // a put's lease
+	lease int64  // a put's lease
+	pos   uint32 // the pair's position in the bucket
 	tomb  bool
 }
 
@@ -136,7 +144,7 @@ func (kb *keyBucket) add(k, v []byte) {
 		return
 	}
 	kb.checkKeyValue(k, rev, tomb, len(v) == 0, &kv)
-	kb.record(rev, tomb, &kv)
+	kb.record(uint32(kb.st.Revisions-1), rev, tomb, &kv)
 }
 
 // checkOrder checks that rev follows the previous pair's revision.
@@ -182,10 +190,10 @@ func (kb *keyBucket) checkKeyValue(k []byte, rev schema.Revision, tomb, empty bo
 }
 
 // record keeps a put or a tombstone of a user key for finish.
-func (kb *keyBucket) record(rev schema.Revision, tomb bool, kv *schema.KeyValueView) {
+func (kb *keyBucket) record(pos uint32, rev schema.Revision, tomb bool, kv *schema.KeyValueView) {
 	id := idOf(kv.Key)
 	i := id[0] % keyParts
-	kb.parts[i] = append(kb.parts[i], keyEvent{id: id, lease: kv.Lease, tomb: tomb})
+	kb.parts[i] = append(kb.parts[i], keyEvent{id: id, lease: kv.Lease, pos: pos, tomb: tomb})
 	if len(kb.parts[i]) >= max(minCompactLen, kb.partLimits[i]) {
 		kb.parts[i], kb.partLimits[i] = keepLast(kb.parts[i], func(e *keyEvent) keyID { return e.id })
 	}
@@ -211,12 +219,13 @@ func (kb *keyBucket) finish(st *Status) {
 	type head struct {
 		live  bool
 		lease int64
+		pos   uint32
 	}
 	heads := map[keyID]head{}
 	for i, events := range kb.parts {
 		clear(heads)
 		for _, ev := range events {
-			heads[ev.id] = head{live: !ev.tomb, lease: ev.lease}
+			heads[ev.id] = head{live: !ev.tomb, lease: ev.lease, pos: ev.pos}
 		}
 		kb.parts[i] = nil
 		for id, h := range heads {
@@ -224,11 +233,15 @@ func (kb *keyBucket) finish(st *Status) {
 				continue
 			}
 			st.TotalKey++
+			if kb.wantPos {
+				kb.livePos = append(kb.livePos, h.pos)
+			}
 			if h.lease != 0 {
 				kb.liveLeased = append(kb.liveLeased, leasedKey{id: id, lease: h.lease})
 			}
 		}
 	}
+	slices.Sort(kb.livePos)
 	kb.st.LiveWithLease = len(kb.liveLeased)
 	st.KeyBucket = kb.st
 }

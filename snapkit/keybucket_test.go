@@ -34,7 +34,7 @@ func TestKeyBucketMemoryFollowsKeysNotRevisions(t *testing.T) {
 		if r%keys == 1 {
 			kv.Lease = 42
 		}
-		kb.record(schema.Revision{Main: r}, tomb, &kv)
+		kb.record(uint32(r-2), schema.Revision{Main: r}, tomb, &kv)
 	}
 	held := len(kb.leasedPuts)
 	for _, p := range kb.parts {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
@@ -63,6 +62,8 @@ type Report struct {
 	Findings   []Finding     `json:"findings"`
 	Suppressed int           `json:"suppressedFindings,omitempty"`
 	Took       time.Duration `json:"tookNanos"`
+	// HashKV is HashKV at the current revision, with Options.HashKV.
+	HashKV *HashKVResult `json:"hashKV,omitempty"`
 }
 
 // OK reports whether no check found anything.
@@ -95,6 +96,11 @@ type Options struct {
 	Progress Progress
 	// SkipTrailer does not verify the SHA-256 trailer.
 	SkipTrailer bool
+	// HashKV also computes etcd's HashKV at the current revision
+	// (Report.HashKV), in a second walk, without bbolt or a key index (so
+	// with the walk's bounded resident set), while the trailer is hashed.
+	// It is left out when the first walk found anything.
+	HashKV bool
 }
 
 // statusVisitor computes etcdutl's numbers from the walk, and hands the
@@ -163,20 +169,17 @@ func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
 	}
 	fs := &findings{}
 	kb := newKeyBucket(fs)
+	kb.wantPos = opts.HashKV
 	v := &statusVisitor{crc: crc32.New(castagnoli), st: &r.Status, keys: kb}
-	stats, werr := walk(ctx, d, v, fs, progress.part(1))
-	if werr == nil {
-		kb.finish(&r.Status) // while the trailer is still being hashed
-	}
-	wg.Wait()
-	if err := errors.Join(werr, terr); err != nil {
+	// Everything up to the trailer's finding runs while the trailer is
+	// still being hashed.
+	stats, err := walk(ctx, d, v, fs, progress.part(1))
+	if err != nil {
+		wg.Wait()
 		return nil, err
 	}
+	kb.finish(&r.Status)
 	lg.Debug("walked", "path", src.DBPath, "pages", stats.ReachablePages, "took", time.Since(start))
-	r.Trailer = trailer
-	if trailer.Present && !trailer.Valid {
-		fs.add(Finding{Check: CheckTrailer, Message: fmt.Sprintf("SHA-256 mismatch: trailer %s, computed %s", trailer.Want, trailer.Got)})
-	}
 	r.Hash = v.crc.Sum32()
 	r.SizeInUse = stats.ReachablePages * int64(d.pageSize)
 	for _, b := range r.Buckets {
@@ -184,7 +187,24 @@ func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
 	}
 	r.Partial = fs.structural()
 	if err := checkSchema(src, &r.Status, kb, fs); err != nil {
+		wg.Wait()
 		return nil, err
+	}
+	if opts.HashKV && len(fs.list) == 0 && fs.suppressed == 0 {
+		hk, err := hashKVWalk(ctx, d, &r.Status, kb)
+		if err != nil {
+			wg.Wait()
+			return nil, err
+		}
+		r.HashKV = &hk
+	}
+	wg.Wait()
+	if terr != nil {
+		return nil, terr
+	}
+	r.Trailer = trailer
+	if trailer.Present && !trailer.Valid {
+		fs.add(Finding{Check: CheckTrailer, Message: fmt.Sprintf("SHA-256 mismatch: trailer %s, computed %s", trailer.Want, trailer.Got)})
 	}
 	// List each check's findings together, in key order.
 	slices.SortStableFunc(fs.list, func(a, b Finding) int { return cmp.Or(cmp.Compare(a.Check, b.Check), cmp.Compare(a.Key, b.Key)) })

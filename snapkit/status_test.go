@@ -9,6 +9,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
+	"github.com/lifeboat-dev/lifeboat/internal/fixture"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
 
@@ -98,5 +99,96 @@ func TestStatusNumbersMatchBolt(t *testing.T) {
 				t.Errorf("hash %d, totalKey %d; etcdutl's way: %d, %d", r.Hash, r.TotalKey, hash, totalKey)
 			}
 		})
+	}
+}
+
+// deleteEveryKey is a genSpec.Mutate that deletes every live key in one
+// last revision, so that no key is live and etcd's keep set is empty.
+func deleteEveryKey(tx *bolt.Tx) error {
+	live := map[string]bool{}
+	var latest int64
+	err := schema.ForEachKey(tx, schema.Revision{}, func(e schema.KeyEntry) error {
+		live[string(e.KV.Key)] = !e.Tombstone
+		latest = e.Rev.Main
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sub := int64(0)
+	for k, ok := range live {
+		if ok {
+			if err := schema.PutTombstone(tx, schema.Revision{Main: latest + 1, Sub: sub}, []byte(k)); err != nil {
+				return err
+			}
+			sub++
+		}
+	}
+	return nil
+}
+
+// Inspect's HashKV (a second walk with the live keys' last pairs from the
+// first) equals HashKV through bbolt and the key index (checked against
+// etcdutl and live members in interop_test.go), on dbs compacted, with a
+// compaction scheduled but not finished, never compacted, with leases,
+// with every key deleted, and on the fixtures of real etcd.
+func TestInspectHashKVMatchesIndex(t *testing.T) {
+	type tc struct {
+		name string
+		path func(t *testing.T) string
+	}
+	gen := func(edit func(*genSpec)) func(t *testing.T) string {
+		return func(t *testing.T) string { return genSmall(t, edit) }
+	}
+	cases := []tc{
+		{"compacted", gen(nil)},
+		{"compacted, another seed", gen(func(s *genSpec) { s.Seed = 99; s.DeletePct = 40 })},
+		{"compaction scheduled", gen(func(s *genSpec) { s.ScheduleAt = 2200 })},
+		{"never compacted", gen(func(s *genSpec) { s.CompactAt = 0 })},
+		{"leases", gen(func(s *genSpec) { s.Leases = 20 })},
+		{"every key deleted", gen(func(s *genSpec) { s.Mutate = deleteEveryKey })},
+		{"every key deleted, never compacted", gen(func(s *genSpec) { s.CompactAt = 0; s.Mutate = deleteEveryKey })},
+	}
+	for _, set := range fixture.Sets {
+		cases = append(cases, tc{"fixture " + set, func(*testing.T) string { return fixture.Path(set, "snapshot.db") }})
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := c.path(t)
+			ctx := context.Background()
+			rep, err := Inspect(ctx, path, Options{HashKV: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.OK() || rep.HashKV == nil {
+				t.Fatalf("findings %v, hashkv %v", rep.Findings, rep.HashKV)
+			}
+			db, err := OpenDB(ctx, path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			want, err := db.HashKV(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *rep.HashKV != want {
+				t.Errorf("Inspect's HashKV %+v, through the index %+v", *rep.HashKV, want)
+			}
+		})
+	}
+}
+
+// A db with findings gets no HashKV from Inspect.
+func TestInspectHashKVLeftOutOnFindings(t *testing.T) {
+	path := genSmall(t, func(s *genSpec) {
+		s.Mutate = func(tx *bolt.Tx) error { return schema.SetConsistentIndex(tx, 0) }
+	})
+	rep, err := Inspect(context.Background(), path, Options{HashKV: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || rep.HashKV != nil {
+		t.Fatalf("findings %v, hashkv %v: want findings and no hashkv", rep.Findings, rep.HashKV)
 	}
 }
