@@ -107,9 +107,11 @@ func (s *Server) peerDialTLS() func(host string) *tls.Config {
 }
 
 // peerHTTPClient is a client for the peer URLs (joining: the membership).
+// Over TLS it speaks HTTP/2, the only protocol the peer dialer offers.
 func (s *Server) peerHTTPClient(timeout time.Duration) *http.Client {
 	tr := &http.Transport{}
 	if f := s.peerDialTLS(); f != nil {
+		tr.ForceAttemptHTTP2 = true
 		d := &net.Dialer{Timeout: timeout}
 		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			host, _, err := net.SplitHostPort(addr)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
@@ -427,6 +429,37 @@ func TestAutoTLS(t *testing.T) {
 	defer cli.Close()
 	if _, err := cli.Put(ctxT(t), "k", "v"); err != nil {
 		t.Fatalf("put over auto TLS: %v", err)
+	}
+}
+
+// TestJoinOverPeerTLS adds a member to a cluster with peer TLS (auto TLS,
+// as etcd's e2e member tests): the new member fetches the membership from
+// a peer URL over https, where the peer serves HTTP/2.
+func TestJoinOverPeerTLS(t *testing.T) {
+	c := newTestCluster(t, 1, func(cfg *Config) {
+		toHTTPS(cfg, false, true)
+		cfg.PeerTLSInfo.AutoTLS = true
+	})
+	c.waitLeader()
+	cli := c.client()
+	cfg := c.joinConfig(t, "m1")
+	toHTTPS(&cfg, false, true)
+	if _, err := retryWhile(t, func(ctx context.Context) (*clientv3.MemberAddResponse, error) {
+		return cli.MemberAdd(ctx, cfg.AdvertisePeerURLs)
+	}, rpctypes.ErrGRPCUnhealthy); err != nil {
+		t.Fatalf("add member: %v", err)
+	}
+	c.cfgs = append(c.cfgs, cfg)
+	c.srvs = append(c.srvs, nil)
+	if err := c.tryStart(1); err != nil {
+		t.Fatalf("joining over peer TLS: %v", err)
+	}
+	if _, err := cli.Put(ctxT(t), "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.client(1).Get(ctxT(t), "k")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("get from the new member: %v %v", resp, err)
 	}
 }
 
