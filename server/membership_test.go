@@ -233,7 +233,8 @@ func TestFollowerForwardsWithAuthOverPeerTLS(t *testing.T) {
 	if _, err := root.AuthEnable(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.endpoint(follower)}, DialTimeout: 5 * time.Second, Username: "root", Password: "pw"})
+	// Authenticating (bcrypt) at dial time is slow under -race on a busy machine.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.endpoint(follower)}, DialTimeout: 20 * time.Second, Username: "root", Password: "pw"})
 	if err != nil {
 		t.Fatal(err)
 	}
