@@ -414,6 +414,7 @@ func (s *Server) peerHandler() http.Handler {
 	mux.Handle(transport.SnapshotPath, th)
 	mux.HandleFunc(leaseRenewPath, s.serveLeaseRenew)
 	mux.HandleFunc(leaseTTLPath, s.serveLeaseTTL)
+	mux.HandleFunc(promotePath, s.servePromote)
 	mux.HandleFunc(membersPath, func(w http.ResponseWriter, r *http.Request) {
 		info := membersInfo{ClusterID: schema.FormatID(s.cluster.ID()), Members: s.cluster.Members()}
 		w.Header().Set("Content-Type", "application/json")

@@ -88,3 +88,26 @@ func (s *Server) gatewayHandler() (http.Handler, error) {
 	}
 	return mux, nil
 }
+
+// errGatewayCN is etcd's answer to a gateway request refused by gatewayCN.
+const errGatewayCN = "CommonName of client sending a request against gateway will be ignored and not used as expected"
+
+// gatewayCN refuses, as etcd, a gateway request whose verified client
+// certificate has a CN when the member takes client certificates
+// (--client-cert-auth) and auth is enabled: the gateway calls the member
+// through its own connection, so that CN would not be the request's user.
+func (s *Server) gatewayCN(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil && s.cfg.ClientTLSInfo.ClientCertAuth {
+			if a, err := s.auth(); err == nil && a.enabled {
+				for _, chain := range r.TLS.VerifiedChains {
+					if len(chain) > 0 && chain[0].Subject.CommonName != "" {
+						http.Error(w, errGatewayCN, http.StatusBadRequest)
+						return
+					}
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -246,6 +246,29 @@ func TestHealthEndpoints(t *testing.T) {
 	}
 }
 
+// TestReadyzWithoutQuorum: a member that lost its quorum fails /readyz's
+// linearizable read with etcd's error text, not the gRPC status of the
+// client API ("rpc error: code = ... desc = ...").
+func TestReadyzWithoutQuorum(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader()
+	for i := range 3 {
+		if i != lead {
+			c.stop(i)
+		}
+	}
+	resp, err := http.Get(c.endpoint(lead) + "/readyz?verbose")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	line := regexp.MustCompile(`(?m)^\[-\]linearizable_read failed: (.*)$`).FindStringSubmatch(string(b))
+	if resp.StatusCode != http.StatusServiceUnavailable || line == nil || !strings.HasPrefix(line[1], "etcdserver: ") {
+		t.Fatalf("GET /readyz?verbose without quorum: %s\n%s", resp.Status, b)
+	}
+}
+
 // TestGatewayTxnWithAnEmptyOp: an op with no request (here a misspelt one)
 // is refused with etcd's "key not found".
 func TestGatewayTxnWithAnEmptyOp(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"path"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
 // healthMetrics are etcd's health check counters.
@@ -81,7 +83,12 @@ func (s *Server) healthRange(ctx context.Context, serializable bool) error {
 	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
 	defer cancel()
 	_, err := (&kvServer{s: s}).Range(ctx, &pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}, KeysOnly: true, Limit: 1, Serializable: serializable})
-	return err
+	if err != nil {
+		// etcd's checks read the server directly: its error, not the gRPC
+		// status the client API makes of it.
+		return errors.New(rpctypes.ErrorDesc(err))
+	}
+	return nil
 }
 
 // serveHealth answers {"health":"true","reason":""} unless an alarm not

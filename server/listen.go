@@ -373,7 +373,7 @@ func (s *Server) httpHandler() (http.Handler, error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v3/", gwh)
+	mux.Handle("/v3/", s.gatewayCN(gwh))
 	s.installHealth(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.Handle("/debug/vars", expvar.Handler())

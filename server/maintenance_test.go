@@ -14,6 +14,10 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
 )
 
 func TestMaintenance(t *testing.T) {
@@ -166,5 +170,51 @@ func TestHTTPEndpoints(t *testing.T) {
 	var h struct{ Health, Reason string }
 	if _, body := get("/health?serializable=true"); json.Unmarshal([]byte(body), &h) != nil || h.Health != "true" {
 		t.Fatalf("serializable health: %s", body)
+	}
+}
+
+// TestDowngradeMatchesEtcd sends the same Downgrade requests to real etcd
+// and lifeboat, neither with a downgrade in progress: the same answers, but
+// for a valid ENABLE, which etcd starts and lifeboat refuses.
+func TestDowngradeMatchesEtcd(t *testing.T) {
+	requests := []*pb.DowngradeRequest{
+		{Action: pb.DowngradeRequest_VALIDATE, Version: "3.0"},
+		{Action: pb.DowngradeRequest_VALIDATE, Version: "3.6"},
+		{Action: pb.DowngradeRequest_VALIDATE, Version: "3.5"},
+		{Action: pb.DowngradeRequest_VALIDATE, Version: "3.5.1"},
+		{Action: pb.DowngradeRequest_VALIDATE, Version: "three"},
+		{Action: pb.DowngradeRequest_ENABLE, Version: "3.4"},
+		{Action: pb.DowngradeRequest_CANCEL},
+		{Action: 9},
+	}
+	answers := func(endpoint string) []string {
+		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.Close()
+		mc := pb.NewMaintenanceClient(cli.ActiveConnection())
+		var out []string
+		for _, r := range requests {
+			resp, err := mc.Downgrade(ctxT(t), r)
+			if err != nil {
+				out = append(out, fmt.Sprintf("%v %s: %v", r.Action, r.Version, err))
+			} else {
+				out = append(out, fmt.Sprintf("%v %s: version %s", r.Action, r.Version, resp.Version))
+			}
+		}
+		return out
+	}
+	etcd := interoptest.StartEtcd(t, interoptest.Options{Members: 1})
+	want := answers(etcd.ClientURLs[0])
+	c := newTestCluster(t, 1, nil)
+	c.waitLeader()
+	got := answers(c.endpoint(0))
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Downgrade answers differ:\netcd:\n%s\nlifeboat:\n%s", strings.Join(want, "\n"), strings.Join(got, "\n"))
+	}
+	_, err := pb.NewMaintenanceClient(c.client().ActiveConnection()).Downgrade(ctxT(t), &pb.DowngradeRequest{Action: pb.DowngradeRequest_ENABLE, Version: "3.5"})
+	if status.Code(err) != codes.Unimplemented {
+		t.Errorf("ENABLE 3.5: %v, want Unimplemented", err)
 	}
 }

@@ -209,3 +209,59 @@ func TestRemovingTheLeader(t *testing.T) {
 		t.Fatalf("members after removal: %v %v", list, err)
 	}
 }
+
+// TestFollowerForwardsWithAuthOverPeerTLS: with auth enabled and peer TLS,
+// a follower forwards a promote (as etcd's e2e
+// TestCtlV3MemberPromoteWithAuthFromFollower) and a lease keep-alive to the
+// leader over the peer URL: the caller's simple token is valid on the
+// follower only, and the peer URL is https.
+func TestFollowerForwardsWithAuthOverPeerTLS(t *testing.T) {
+	c := newTestCluster(t, 2, func(cfg *Config) {
+		toHTTPS(cfg, false, true)
+		cfg.PeerTLSInfo.AutoTLS = true
+	})
+	lead := c.waitLeader()
+	follower := 1 - lead
+	root := c.client(lead)
+	ctx := ctxT(t)
+	if _, err := root.UserAdd(ctx, "root", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.UserGrantRole(ctx, "root", "root"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.AuthEnable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Authenticating (bcrypt) at dial time is slow under -race on a busy machine.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.endpoint(follower)}, DialTimeout: 20 * time.Second, Username: "root", Password: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+
+	lease, err := cli.Grant(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ka, err := cli.KeepAliveOnce(ctx, lease.ID); err != nil || ka.TTL <= 0 {
+		t.Fatalf("keep-alive through the follower: %v, %v", ka, err)
+	}
+
+	cfg := c.joinConfig(t, "m2")
+	toHTTPS(&cfg, false, true)
+	add, err := retryWhile(t, func(ctx context.Context) (*clientv3.MemberAddResponse, error) {
+		return cli.MemberAddAsLearner(ctx, cfg.AdvertisePeerURLs)
+	}, rpctypes.ErrGRPCUnhealthy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.cfgs = append(c.cfgs, cfg)
+	c.srvs = append(c.srvs, nil)
+	c.start(2)
+	if _, err := retryWhile(t, func(ctx context.Context) (*clientv3.MemberPromoteResponse, error) {
+		return cli.MemberPromote(ctx, add.Member.ID)
+	}, rpctypes.ErrGRPCLearnerNotReady); err != nil {
+		t.Fatalf("promote through the follower: %v", err)
+	}
+}

@@ -10,9 +10,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"time"
-
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // tokenMetadataKey is the gRPC metadata that carries an auth token, as
@@ -24,7 +21,10 @@ type security struct {
 	settings  TLSSettings
 	clientTLS *tlsFiles // nil when no client URL is https or unixs
 	peerTLS   *tlsFiles // nil when no peer URL is https
-	auth      authStore
+	// peerClient is the member's HTTP client for the leader's peer URL
+	// (forwarded lease and promote requests).
+	peerClient *http.Client
+	auth       authStore
 }
 
 // setupSecurity loads (or, with --auto-tls, generates) the certificates the
@@ -54,6 +54,7 @@ func (s *Server) setupSecurity() error {
 	if s.sec.peerTLS, err = s.loadTLS("peer", c.PeerTLSInfo, peerURLs, "--peer-cert-file and --peer-key-file"); err != nil {
 		return err
 	}
+	s.sec.peerClient = s.peerHTTPClient(0) // the requests' contexts bound them
 	if s.sec.auth.tokens, err = newTokenProvider(c.AuthToken, time.Duration(c.AuthTokenTTL)*time.Second,
 		func(index uint64) <-chan struct{} { return s.applyWait.wait(index) }); err != nil {
 		return fmt.Errorf("server: %w", err)
@@ -107,9 +108,11 @@ func (s *Server) peerDialTLS() func(host string) *tls.Config {
 }
 
 // peerHTTPClient is a client for the peer URLs (joining: the membership).
+// Over TLS it speaks HTTP/2, the only protocol the peer dialer offers.
 func (s *Server) peerHTTPClient(timeout time.Duration) *http.Client {
 	tr := &http.Transport{}
 	if f := s.peerDialTLS(); f != nil {
+		tr.ForceAttemptHTTP2 = true
 		d := &net.Dialer{Timeout: timeout}
 		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			host, _, err := net.SplitHostPort(addr)
@@ -120,14 +123,4 @@ func (s *Server) peerHTTPClient(timeout time.Duration) *http.Client {
 		}
 	}
 	return &http.Client{Timeout: timeout, Transport: tr}
-}
-
-// clientCreds are the credentials a member dials another member's client
-// URL with (a follower forwarding MemberPromote to the leader): TLS for an
-// https URL, with this member's client certificate.
-func (s *Server) clientCreds(u *url.URL) credentials.TransportCredentials {
-	if !isTLSScheme(u.Scheme) || s.sec.clientTLS == nil {
-		return insecure.NewCredentials()
-	}
-	return credentials.NewTLS(s.sec.clientTLS.clientConfig(s.sec.settings, u.Hostname()))
 }

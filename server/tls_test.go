@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
@@ -429,6 +432,37 @@ func TestAutoTLS(t *testing.T) {
 	}
 }
 
+// TestJoinOverPeerTLS adds a member to a cluster with peer TLS (auto TLS,
+// as etcd's e2e member tests): the new member fetches the membership from
+// a peer URL over https, where the peer serves HTTP/2.
+func TestJoinOverPeerTLS(t *testing.T) {
+	c := newTestCluster(t, 1, func(cfg *Config) {
+		toHTTPS(cfg, false, true)
+		cfg.PeerTLSInfo.AutoTLS = true
+	})
+	c.waitLeader()
+	cli := c.client()
+	cfg := c.joinConfig(t, "m1")
+	toHTTPS(&cfg, false, true)
+	if _, err := retryWhile(t, func(ctx context.Context) (*clientv3.MemberAddResponse, error) {
+		return cli.MemberAdd(ctx, cfg.AdvertisePeerURLs)
+	}, rpctypes.ErrGRPCUnhealthy); err != nil {
+		t.Fatalf("add member: %v", err)
+	}
+	c.cfgs = append(c.cfgs, cfg)
+	c.srvs = append(c.srvs, nil)
+	if err := c.tryStart(1); err != nil {
+		t.Fatalf("joining over peer TLS: %v", err)
+	}
+	if _, err := cli.Put(ctxT(t), "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.client(1).Get(ctxT(t), "k")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("get from the new member: %v %v", resp, err)
+	}
+}
+
 // TestTLSVersions: --tls-min-version TLS1.3 refuses a TLS 1.2 client.
 func TestTLSVersions(t *testing.T) {
 	dir := t.TempDir()
@@ -515,6 +549,75 @@ func TestHTTPAndHTTPSOnOnePort(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("/health: %s", resp.Status)
+		}
+	}
+}
+
+// TestGatewayRefusesCertificateCN: as etcd, a member with
+// --client-cert-auth and auth enabled answers a gateway request whose
+// client certificate has a CN with 400, since that CN would not be the
+// request's user; a certificate without a CN is served (and then needs a
+// token). etcdctl's gRPC requests with the CN are served, as that user.
+func TestGatewayRefusesCertificateCN(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "ca")
+	srv, root, anon := ca.issue("server", "server"), ca.issue("root", "root"), ca.issue("anon", "")
+	c := newTestCluster(t, 1, func(cfg *Config) {
+		toHTTPS(cfg, true, false)
+		cfg.ClientTLSInfo = TLSInfo{CertFile: srv.CertFile, KeyFile: srv.KeyFile, TrustedCAFile: ca.CAFile, ClientCertAuth: true}
+	})
+	c.waitLeader()
+	ep := c.endpoint(0)
+	cfg := tlsClient(t, ca.CAFile, &root, false).Transport.(*http.Transport).TLSClientConfig
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, TLS: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	post := func(cert *issued) (int, string) {
+		t.Helper()
+		resp, err := tlsClient(t, ca.CAFile, cert, false).Post(ep+"/v3/kv/range", "application/json", strings.NewReader(`{"key":"Zm9v"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, strings.TrimSpace(string(body))
+	}
+	for _, step := range []struct {
+		name       string
+		do         func() error
+		cert       *issued
+		wantStatus int
+		wantBody   string // a substring
+	}{
+		{"auth disabled, a CN", nil, &root, http.StatusOK, `"header"`},
+		{"auth enabled, a CN", func() error {
+			if _, err := cli.UserAdd(ctxT(t), "root", "pw"); err != nil {
+				return err
+			}
+			if _, err := cli.UserGrantRole(ctxT(t), "root", "root"); err != nil {
+				return err
+			}
+			_, err := cli.AuthEnable(ctxT(t))
+			return err
+		}, &root, http.StatusBadRequest, errGatewayCN},
+		{"auth enabled, no CN", nil, &anon, http.StatusBadRequest, "user name is empty"},
+		{"auth disabled again, a CN", func() error {
+			_, err := cli.AuthDisable(ctxT(t)) // as root, by the CN
+			return err
+		}, &root, http.StatusOK, `"header"`},
+	} {
+		if step.do != nil {
+			if err := step.do(); err != nil {
+				t.Fatalf("%s: %v", step.name, err)
+			}
+		}
+		if code, body := post(step.cert); code != step.wantStatus || !strings.Contains(body, step.wantBody) {
+			t.Errorf("%s: POST /v3/kv/range: %d %s; want %d with %q", step.name, code, body, step.wantStatus, step.wantBody)
 		}
 	}
 }

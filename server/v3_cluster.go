@@ -3,52 +3,38 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"net/url"
+	"net/http"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
 
-// forwardedMetadataKey marks a request that a member forwarded to the
-// leader, so that it is never forwarded twice.
-const forwardedMetadataKey = "lifeboat-forwarded"
+// promotePath is the peer API a follower forwards a MemberPromote to, as
+// etcd's followers forward it to the leader's peer URL: only the leader can
+// tell whether the learner has caught up. The follower has checked the
+// caller's permission (auth tokens are not valid on other members).
+const promotePath = "/lifeboat/member/promote"
 
-// forwardPromote sends a promote to the leader's client URL, as etcd's
-// followers forward it over the peer API: only the leader can tell whether
-// the learner has caught up.
-func (s *Server) forwardPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
-	if md, _ := metadata.FromIncomingContext(ctx); len(md.Get(forwardedMetadataKey)) > 0 {
-		return nil, rpctypes.ErrGRPCNotLeader
+// servePromote answers a forwarded MemberPromote on the leader.
+func (s *Server) servePromote(w http.ResponseWriter, r *http.Request) {
+	var req pb.MemberPromoteRequest
+	if !readProto(w, r, &req) {
+		return
 	}
-	leader, ok := s.cluster.Member(s.lead.Load())
-	if !ok || len(leader.ClientURLs) == 0 {
-		// No leader, or one that has not published its client URLs yet.
-		return nil, rpctypes.ErrGRPCNoLeader
+	if s.lead.Load() != s.id {
+		writeStatusError(w, rpctypes.ErrGRPCNotLeader)
+		return
 	}
-	unavailable := func(err error) error {
-		return status.Errorf(codes.Unavailable, "etcdserver: forward promote to the leader %s: %v", schema.FormatID(leader.ID), err)
-	}
-	u, err := url.Parse(leader.ClientURLs[0])
+	resp, err := (&clusterServer{s: s}).promote(r.Context(), &req)
 	if err != nil {
-		return nil, unavailable(err)
+		writeStatusError(w, err)
+		return
 	}
-	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(s.clientCreds(u)))
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
-	defer cancel()
-	ctx = metadata.AppendToOutgoingContext(ctx, forwardedMetadataKey, schema.FormatID(s.id))
-	return pb.NewClusterClient(conn).MemberPromote(ctx, r)
+	writeProto(w, resp)
 }
 
 // learnerReadyPercent is etcd's: a learner may be promoted once its match
@@ -161,8 +147,17 @@ func (c *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequ
 func (c *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
 	if c.s.lead.Load() != c.s.id {
 		// Only the leader knows how far the learner has caught up.
-		return c.s.forwardPromote(ctx, r)
+		var resp pb.MemberPromoteResponse
+		if err := c.s.forwardToLeader(ctx, promotePath, r, &resp); err != nil {
+			return nil, err
+		}
+		return &resp, nil
 	}
+	return c.promote(ctx, r)
+}
+
+// promote is MemberPromote on the leader.
+func (c *clusterServer) promote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
 	if err := c.s.learnerReady(r.ID); err != nil {
 		return nil, membershipRPCError(err)
 	}

@@ -8,11 +8,13 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/lifeboat-dev/lifeboat/server/lease"
@@ -195,7 +197,7 @@ func (s *Server) forwardToLeader(ctx context.Context, path string, req, resp pro
 	if err != nil {
 		return err
 	}
-	hresp, err := http.DefaultClient.Do(hreq)
+	hresp, err := s.sec.peerClient.Do(hreq)
 	if err != nil {
 		return fmt.Errorf("server: forward to leader %x: %w", lead, err)
 	}
@@ -209,8 +211,28 @@ func (s *Server) forwardToLeader(ctx context.Context, path string, req, resp pro
 		return resp.Unmarshal(b)
 	case http.StatusNotFound:
 		return rpctypes.ErrGRPCLeaseNotFound
+	case http.StatusConflict: // the leader's gRPC error (writeStatusError)
+		code, err := strconv.Atoi(hresp.Header.Get(grpcCodeHeader))
+		if err != nil {
+			return fmt.Errorf("server: forward to leader %x: %s: %w", lead, grpcCodeHeader, err)
+		}
+		return status.Error(codes.Code(code), string(b))
 	}
 	return fmt.Errorf("server: forward to leader %x: %s: %s", lead, hresp.Status, strings.TrimSpace(string(b)))
+}
+
+// grpcCodeHeader carries the code of a gRPC error answered to a forwarded
+// request; the body is its message.
+const grpcCodeHeader = "Lifeboat-Grpc-Code"
+
+// writeStatusError answers a forwarded request with a gRPC error, which
+// forwardToLeader returns as is.
+func writeStatusError(w http.ResponseWriter, err error) {
+	st := status.Convert(err)
+	w.Header().Set(grpcCodeHeader, strconv.Itoa(int(st.Code())))
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusConflict)
+	_, _ = io.WriteString(w, st.Message())
 }
 
 // serveLeaseRenew and serveLeaseTTL answer forwarded lease requests.

@@ -3,11 +3,15 @@ package server
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 
+	"github.com/coreos/go-semver/semver"
 	bolt "go.etcd.io/bbolt"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 )
@@ -39,7 +43,7 @@ func (m *maintenanceServer) Status(context.Context, *pb.StatusRequest) (*pb.Stat
 		IsLearner:        self.IsLearner,
 		StorageVersion:   StorageVersion,
 		DbSizeQuota:      s.cfg.QuotaBackendBytes,
-		// No downgrade is ever in progress (lifeboat has no Downgrade);
+		// No downgrade is ever in progress (lifeboat does not downgrade);
 		// etcd sends the empty message, which etcdctl prints as {}.
 		DowngradeInfo: &pb.DowngradeInfo{},
 	}
@@ -157,4 +161,49 @@ func (m *maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequ
 		}
 	}
 	return &pb.MoveLeaderResponse{}, nil // etcd's has no header
+}
+
+// Downgrade answers as etcd's for a cluster with no downgrade in progress,
+// which a lifeboat cluster always is: VALIDATE checks the target (etcd
+// allows one minor version below the cluster's: 3.5); CANCEL finds no job,
+// which etcd logs and answers with the cluster version. A valid ENABLE is
+// refused: lifeboat cannot downgrade its cluster. As etcd's, the answer has
+// no header.
+func (m *maintenanceServer) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
+	cv := semver.New(ClusterVersion)
+	resp := &pb.DowngradeResponse{Version: fmt.Sprintf("%d.%d", cv.Major, cv.Minor)}
+	switch r.Action {
+	case pb.DowngradeRequest_VALIDATE, pb.DowngradeRequest_ENABLE:
+		target, err := downgradeTarget(r.Version)
+		if err != nil {
+			return nil, err
+		}
+		if err := m.s.linearizableReadNotify(ctx); err != nil {
+			return nil, toGRPCError(err)
+		}
+		if target.Major != cv.Major || target.Minor != cv.Minor-1 {
+			return nil, rpctypes.ErrGRPCInvalidDowngradeTargetVersion
+		}
+		if r.Action == pb.DowngradeRequest_ENABLE {
+			return nil, status.Errorf(codes.Unimplemented, "lifeboat: cannot downgrade a cluster to %d.%d", target.Major, target.Minor)
+		}
+		return resp, nil
+	case pb.DowngradeRequest_CANCEL:
+		m.s.lg.Warn("failed to cancel downgrade", "error", rpctypes.ErrNoInflightDowngrade)
+		return resp, nil
+	default:
+		return nil, status.Error(codes.Unknown, "etcdserver: unknown method")
+	}
+}
+
+// downgradeTarget parses a downgrade's target version as etcd: semver, or
+// major.minor.
+func downgradeTarget(v string) (*semver.Version, error) {
+	ver, err := semver.NewVersion(v)
+	if err != nil {
+		if ver, err = semver.NewVersion(v + ".0"); err != nil {
+			return nil, rpctypes.ErrGRPCWrongDowngradeVersionFormat
+		}
+	}
+	return ver, nil
 }

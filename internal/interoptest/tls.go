@@ -22,8 +22,10 @@ import (
 type TLS = etcdproc.TLS
 
 // NewTLS writes a CA, a server certificate for 127.0.0.1 and localhost and
-// a client certificate signed by it into t.TempDir(), for a cluster that
-// requires client certificates (ClientCertAuth), as a Kubernetes etcd does.
+// a client certificate (CN backupd) signed by it into t.TempDir(), for a
+// cluster that requires client certificates (ClientCertAuth), as a
+// Kubernetes etcd does; and a client certificate without a CN (see
+// AnonymousClientCert).
 func NewTLS(t testing.TB) *TLS {
 	t.Helper()
 	dir := t.TempDir()
@@ -49,11 +51,23 @@ func NewTLS(t testing.TB) *TLS {
 		Subject: pkix.Name{CommonName: "backupd"}, KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
+	issue(anonymous, &x509.Certificate{KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 	return &TLS{
 		CAFile: filepath.Join(dir, "ca.pem"), CertFile: filepath.Join(dir, "server.pem"), KeyFile: filepath.Join(dir, "server-key.pem"),
 		ClientCertAuth: true,
 		ClientCertFile: filepath.Join(dir, "client.pem"), ClientKeyFile: filepath.Join(dir, "client-key.pem"),
 	}
+}
+
+const anonymous = "anonymous"
+
+// AnonymousClientCert returns the certificate and key files of the client
+// certificate NewTLS wrote beside t's without a CN: with auth enabled, etcd
+// takes a CN for the user name, and its grpc-gateway refuses a certificate
+// with one.
+func AnonymousClientCert(t *TLS) (certFile, keyFile string) {
+	dir := filepath.Dir(t.CAFile)
+	return filepath.Join(dir, anonymous+".pem"), filepath.Join(dir, anonymous+"-key.pem")
 }
 
 var serial atomic.Int64

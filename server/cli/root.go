@@ -108,7 +108,7 @@ ETCD_DATA_DIR), and a flag given on the command line wins over the variable.`,
 	cmd.SetErr(stderr)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	opts.addFlags(cmd.Flags())
-	cmd.AddCommand(newDemoCommand(stdout, stderr, o.DemoBackup))
+	cmd.AddCommand(newDemoCommand(stdout, stderr, o.DemoBackup), newGatewayCommand(stderr))
 	clikit.AddVersion(cmd, clikit.Version("lifeboat").EtcdText(server.Version)+
 		fmt.Sprintf("Cluster Version: %s\nStorage Version: %s\n", server.ClusterVersion, server.StorageVersion))
 	return cmd

@@ -101,9 +101,17 @@ func startCluster(t *testing.T, bin string, opts interoptest.Options) *interopte
 // newClient connects to endpoints and closes the client when the test ends.
 func newClient(t testing.TB, endpoints ...string) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	return dial(t, clientv3.Config{Endpoints: endpoints})
+}
+
+// dial connects with cfg (a 5s dial timeout, no client log) and closes the
+// client when the test ends.
+func dial(t testing.TB, cfg clientv3.Config) *clientv3.Client {
+	t.Helper()
+	cfg.DialTimeout, cfg.Logger = 5*time.Second, zap.NewNop()
+	cli, err := clientv3.New(cfg)
 	if err != nil {
-		t.Fatalf("e2e: connecting to %s: %v", strings.Join(endpoints, ","), err)
+		t.Fatalf("e2e: connecting to %s: %v", strings.Join(cfg.Endpoints, ","), err)
 	}
 	t.Cleanup(func() { cli.Close() })
 	return cli

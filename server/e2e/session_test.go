@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
 )
 
@@ -28,7 +30,7 @@ var (
 // step is one line of the etcdctl session: a command (etcdctl unless tool
 // says etcdutl) or an action. Args hold {placeholders} (see session.vars).
 type step struct {
-	tool  string // "etcdctl" (default) or "etcdutl"
+	tool  string // "etcdctl" (default), "etcdutl" or "curl" (see session.curl)
 	args  []string
 	stdin string
 	// How the output is compared, after IDs, ports and paths are replaced by
@@ -61,6 +63,7 @@ func rw(expr, repl string) rewrite {
 type capture struct {
 	name string
 	re   *regexp.Regexp // first group is the value
+	text bool           // the value as is (a token), else an etcd ID in hex
 }
 
 // jsonNorm says which JSON fields vary between runs (blanked) and which must
@@ -108,7 +111,7 @@ var theSession = []step{
 	{args: []string{"get", "txnkey", "-w", "json"}, json: kvJSON},
 	{args: []string{"watch", "foo", "--rev=2", "--prev-kv"}, watchLines: 8},
 	{args: []string{"watch", "foo/", "--prefix", "--rev=4", "--prev-kv"}, watchLines: 24},
-	{args: []string{"lease", "grant", "600"}, capture: &capture{"lease1", regexp.MustCompile(`lease ([0-9a-f]+) granted`)}},
+	{args: []string{"lease", "grant", "600"}, capture: &capture{name: "lease1", re: regexp.MustCompile(`lease ([0-9a-f]+) granted`)}},
 	{args: []string{"put", "leased", "v", "--lease={lease1}"}}, // rev 12
 	{args: []string{"lease", "keep-alive", "--once", "{lease1}"}},
 	{args: []string{"lease", "timetolive", "{lease1}", "--keys"}, norm: []rewrite{rw(`remaining\(\d+s\)`, "remaining(<ttl>)")}},
@@ -120,7 +123,7 @@ var theSession = []step{
 	// etcd refuses a member change until the leader has been connected to
 	// every member for 5s ("unhealthy cluster"), so this step retries.
 	{args: []string{"member", "add", "m4", "--peer-urls=http://{m4-peer}", "--learner"}, retry: true,
-		capture: &capture{"m4-id", regexp.MustCompile(`Member +([0-9a-f]+) added`)}, norm: []rewrite{sortInitialCluster}},
+		capture: &capture{name: "m4-id", re: regexp.MustCompile(`Member +([0-9a-f]+) added`)}, norm: []rewrite{sortInitialCluster}},
 	{do: (*session).startM4, note: "start m4 as a learner with --initial-cluster-state existing"},
 	{args: []string{"member", "promote", "{m4-id}"}, retry: true},
 	{args: []string{"member", "list"}, sort: true},
@@ -153,6 +156,8 @@ type session struct {
 	ctl     string
 	utl     string
 	dir     string
+	tls     []string          // etcdctl's --cacert, --cert and --key, if the cluster serves TLS
+	curl    []string          // curl and its TLS flags, for tool "curl"
 	vars    map[string]string // {name} in args -> value
 	names   [][2]string       // value in output -> <name>
 	out     bytes.Buffer      // the transcript
@@ -236,13 +241,26 @@ func newSession(t *testing.T, bin string, opts interoptest.Options) *session {
 		vars: map[string]string{},
 	}
 	s.name("dir", s.dir, s.dir)
-	for _, m := range c.Members {
-		s.name(m.Name+"-client", strings.TrimPrefix(m.ClientURL, "http://"))
+	for i, m := range c.Members {
+		s.name(m.Name+"-client", c.Endpoints()[i])
 		s.name(m.Name+"-peer", strings.TrimPrefix(m.PeerURL, "http://"))
 	}
 	s.name("m4-peer", "127.0.0.1:"+strconv.Itoa(freePort(t)))
 	s.name("m4-client", "127.0.0.1:"+strconv.Itoa(freePort(t)))
-	cli := newClient(t, c.Endpoints()...)
+	cfg := clientv3.Config{Endpoints: c.Endpoints()}
+	if o := opts.TLS; o != nil {
+		s.tls = []string{"--cacert=" + o.CAFile, "--cert=" + o.ClientCertFile, "--key=" + o.ClientKeyFile}
+		s.curl = []string{curlBinary(t), "-sS", "--cacert", o.CAFile, "--cert", o.ClientCertFile, "--key", o.ClientKeyFile,
+			"-w", "%{stderr}HTTP %{http_code}\n"}
+		cert, key := interoptest.AnonymousClientCert(o)
+		s.name("anon-cert", cert)
+		s.name("anon-key", key)
+		var err error
+		if cfg.TLS, err = o.ClientConfig(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cli := dial(t, cfg)
 	ml, err := cli.MemberList(timeout(t, 10*time.Second))
 	if err != nil {
 		t.Fatalf("member list: %v", err)
@@ -294,10 +312,17 @@ func (s *session) step(i int, st step) {
 	}
 	tool, bin := "etcdctl", s.ctl
 	args := s.expand(st.args)
-	if st.tool == "etcdutl" {
+	switch {
+	case st.tool == "etcdutl":
 		tool, bin = st.tool, s.utl
-	} else if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--endpoints") }) {
-		args = append([]string{"--endpoints=" + strings.Join(s.cluster.Endpoints(), ",")}, args...)
+	case st.tool == "curl":
+		tool, bin = st.tool, s.curl[0]
+		args = append(slices.Clip(s.curl[1:]), args...)
+	default:
+		args = append(slices.Clip(s.tls), args...)
+		if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--endpoints") }) {
+			args = append([]string{"--endpoints=" + strings.Join(s.cluster.Endpoints(), ",")}, args...)
+		}
 	}
 	fmt.Fprintf(&s.out, "## %d: %s %s\n", i, tool, strings.Join(st.args, " "))
 	var r result
@@ -317,20 +342,25 @@ func (s *session) step(i int, st step) {
 		if m == nil {
 			t.Fatalf("step %d (%s %s): no %s in output %q (stderr %q)", i, tool, strings.Join(st.args, " "), st.capture.name, r.stdout, r.stderr)
 		}
-		id, err := strconv.ParseUint(m[1], 16, 64)
-		if err != nil {
-			t.Fatalf("step %d: %s %q: %v", i, st.capture.name, m[1], err)
+		if st.capture.text {
+			s.name(st.capture.name, m[1])
+		} else {
+			id, err := strconv.ParseUint(m[1], 16, 64)
+			if err != nil {
+				t.Fatalf("step %d: %s %q: %v", i, st.capture.name, m[1], err)
+			}
+			s.id(st.capture.name, id)
 		}
-		s.id(st.capture.name, id)
 	}
 	out := r.stdout
-	if st.json != nil && r.code == 0 {
+	// A gateway's refusal may be plain text (http.Error).
+	if st.json != nil && r.code == 0 && (st.tool != "curl" || json.Valid([]byte(out))) {
 		var err error
 		if out, err = st.json.apply(out); err != nil {
 			t.Errorf("step %d (%s %s): %v", i, tool, strings.Join(st.args, " "), err)
 		}
 	}
-	if st.stderr || r.code != 0 { // an unexpected failure shows why, too
+	if st.stderr || st.tool == "curl" || r.code != 0 { // an unexpected failure shows why, too; curl's status is on stderr
 		out += clientErrors(r.stderr)
 	}
 	out = s.replaceNames(out)
