@@ -164,7 +164,7 @@ func CheckFinal(finals []FinalState, l *EventLog) []Anomaly {
 	for _, f := range finals[min(1, len(finals)):] {
 		if f.HashRev == finals[0].HashRev && f.HashCompactRev == finals[0].HashCompactRev && f.Hash != finals[0].Hash {
 			out = append(out, Anomaly{Check: "hash", Message: fmt.Sprintf(
-				"HashKV at revision %d: member %s has %08x, member %s %08x", f.HashRev, finals[0].Member, finals[0].Hash, f.Member, f.Hash)})
+				"HashKV at revision %d, compaction %d: member %s has %08x, member %s %08x", f.HashRev, f.HashCompactRev, finals[0].Member, finals[0].Hash, f.Member, f.Hash)})
 		}
 	}
 	return out

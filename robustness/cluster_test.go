@@ -67,6 +67,9 @@ type cluster struct {
 	// next start only.
 	gofail     map[string]string
 	armAtStart map[string]string
+	// keepData makes a failed test copy the members' data dirs next to
+	// their logs (set on a hash anomaly, for `snapkit diff`).
+	keepData bool
 }
 
 // dataDirs returns the data dir of every member there ever was.
@@ -337,6 +340,19 @@ func saveLogs(t testing.TB, c *cluster) {
 		}
 	}
 	t.Logf("member logs: %s", dir)
+	if !c.keepData {
+		return
+	}
+	// Each member's member/ (snap/db, snap/*.snap, wal/) goes to
+	// dir/<member>/member/, so that `snapkit diff dir/m1/member/snap/db
+	// dir/m2/member/snap/db` compares them.
+	for _, d := range c.dataDirs() {
+		src := filepath.Join(d, "member")
+		if err := os.CopyFS(filepath.Join(dir, filepath.Base(d), "member"), os.DirFS(src)); err != nil {
+			t.Logf("saving the data dir %s: %v", src, err)
+		}
+	}
+	t.Logf("member data dirs: %s/<member>/member", dir)
 }
 
 // artifactDir is where failed runs leave histories and logs:

@@ -277,6 +277,9 @@ func runScenarioWith(t *testing.T, sys system, sc scenario, d time.Duration, rep
 	}
 	for _, a := range rep.Anomalies {
 		report(a)
+		if a.Check == "hash" {
+			c.keepData = true
+		}
 	}
 	if len(rep.Anomalies) > 0 || len(rep.Unverified) > 0 {
 		saveHistory(t, sys, sc, h, rep)

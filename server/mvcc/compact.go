@@ -205,11 +205,17 @@ func (s *Store) compact(rev int64) error {
 // HashKV computes etcd's HashKV at rev (0: the current revision) with
 // snapkit.HashKV over the committed key bucket and the store's key index.
 // Revision in the result is the current revision.
+//
+// Compactions go on meanwhile, so that members whose hashes report the
+// same compaction hash the same pairs however far their compactions have
+// got: the compaction revision is read once the read transaction is open
+// (a compaction records its revision before it deletes anything, so the
+// transaction holds no deletion of a later one), and a compaction past
+// rev recorded before the hash is done fails it with ErrCompacted (its
+// key index compaction may have dropped revisions the keep set needed).
 func (s *Store) HashKV(rev int64) (snapkit.HashKVResult, error) {
-	cur, compactRev := s.currentRev.Load(), s.compactRev.Load()
+	cur := s.currentRev.Load()
 	switch {
-	case rev > 0 && rev < compactRev:
-		return snapkit.HashKVResult{}, fmt.Errorf("%w: %d < compaction %d", ErrCompacted, rev, compactRev)
 	case rev > cur:
 		return snapkit.HashKVResult{}, fmt.Errorf("%w: %d > current %d", ErrFutureRev, rev, cur)
 	case rev <= 0:
@@ -218,15 +224,33 @@ func (s *Store) HashKV(rev int64) (snapkit.HashKVResult, error) {
 	if err := s.be.ForceCommit(); err != nil {
 		return snapkit.HashKVResult{}, fmt.Errorf("mvcc: hashkv: %w", err)
 	}
+	s.hashHook("committed")
 	var res snapkit.HashKVResult
 	err := s.be.View(func(tx *bolt.Tx) error {
+		compactRev := s.compactRev.Load()
+		if rev < compactRev {
+			return fmt.Errorf("%w: %d < compaction %d", ErrCompacted, rev, compactRev)
+		}
+		s.hashHook("read")
 		var err error
-		res, err = snapkit.HashKV(tx, s.idx, compactRev, rev)
-		return err
+		if res, err = snapkit.HashKV(tx, s.idx, compactRev, rev); err != nil {
+			return err
+		}
+		if c := s.compactRev.Load(); rev < c {
+			return fmt.Errorf("%w: %d < compaction %d, recorded during the hash", ErrCompacted, rev, c)
+		}
+		return nil
 	})
 	if err != nil {
 		return snapkit.HashKVResult{}, fmt.Errorf("mvcc: hashkv at %d: %w", rev, err)
 	}
 	res.Revision = cur
 	return res, nil
+}
+
+// hashHook runs the test hook of HashKV's stage, if any.
+func (s *Store) hashHook(stage string) {
+	if s.testHashHook != nil {
+		s.testHashHook(stage)
+	}
 }

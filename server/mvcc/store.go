@@ -109,6 +109,11 @@ type Store struct {
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	stopped sync.Once
+
+	// testHashHook, set by tests, runs in HashKV at stage "committed"
+	// (the batch committed, the read transaction not open yet) and
+	// "read" (the compaction revision read in the open transaction).
+	testHashHook func(stage string)
 }
 
 // New opens the store over be: it rebuilds the key index from the key
