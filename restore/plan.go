@@ -621,7 +621,9 @@ func (p *Plan) keepSurvivor(o PlanOptions, s *candidate, self schema.Member, mem
 	if len(self.ClientURLs) > 0 {
 		clientURL = self.ClientURLs[0]
 	}
-	initial := []string{}
+	// A member joins a cluster of the survivor and those that joined
+	// before it: its --initial-cluster is them and itself, in that order.
+	initial := []MemberSpec{{Name: self.Name, PeerURLs: self.PeerURLs}}
 	for _, t := range targets {
 		mdir, err := memberDir(o, t.Name)
 		if err != nil {
@@ -634,14 +636,13 @@ func (p *Plan) keepSurvivor(o PlanOptions, s *candidate, self schema.Member, mem
 			pm.Steps = append(pm.Steps, write(mdir)...)
 			pm.Steps = append(pm.Steps,
 				Step{Name: "start", Detail: "start the member as usual; it comes up alone", Run: fmt.Sprintf("etcd --name %s --data-dir %s --initial-advertise-peer-urls %s --listen-peer-urls %s ...", t.Name, mdir, strings.Join(t.PeerURLs, ","), strings.Join(t.PeerURLs, ","))})
-			initial = append(initial, self.Name+"="+strings.Join(self.PeerURLs, ","))
 		} else {
-			initial = append(initial, t.Name+"="+strings.Join(t.PeerURLs, ","))
+			initial = append(initial, MemberSpec{Name: t.Name, PeerURLs: t.PeerURLs})
 			pm.Steps = append(pm.Steps,
-				Step{Name: "join", Detail: "once the survivor runs, add this member to it as a learner (one member at a time)",
+				Step{Name: "join", Detail: "once the survivor and the members listed before this one run, add this member to it as a learner (one member at a time, in this order)",
 					Run: fmt.Sprintf("etcdctl --endpoints %s member add %s --learner --peer-urls=%s", clientURL, t.Name, strings.Join(t.PeerURLs, ","))},
 				Step{Name: "start", Detail: "start it empty as a member of the existing cluster",
-					Run: fmt.Sprintf("etcd --name %s --data-dir %s --initial-cluster %s --initial-cluster-state existing --initial-advertise-peer-urls %s", t.Name, mdir, strings.Join(initial, ","), strings.Join(t.PeerURLs, ","))})
+					Run: fmt.Sprintf("etcd --name %s --data-dir %s --initial-cluster %s --initial-cluster-state existing --initial-advertise-peer-urls %s", t.Name, mdir, FormatInitialCluster(initial), strings.Join(t.PeerURLs, ","))})
 			if !t.Learner {
 				pm.Steps = append(pm.Steps, Step{Name: "promote", Detail: "once it has caught up, make it a voter",
 					Run: fmt.Sprintf("etcdctl --endpoints %s member promote <the ID member add printed>", clientURL)})
