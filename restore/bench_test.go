@@ -33,7 +33,6 @@ const (
 
 var bench struct {
 	once sync.Once
-	dir  string
 	snap string // the snapshot file
 	err  error
 }
@@ -66,42 +65,66 @@ func restoreBinary(tb testing.TB) string {
 	return built.bin
 }
 
-// benchSnapshot generates the benchmark snapshot once per run, and builds
+// benchSnapshot returns the benchmark snapshot, generated once per size
+// and cached under the user cache dir (never in the repo), and builds
 // cmd/restore.
-func benchSnapshot(b *testing.B) (snap, bin string) {
-	b.Helper()
+func benchSnapshot(tb testing.TB) (snap, bin string) {
+	tb.Helper()
 	bench.once.Do(func() {
+		if bench.snap = os.Getenv(benchSnapshotEnv); bench.snap != "" {
+			return
+		}
 		mb := 16
 		if s := os.Getenv(benchSizeEnv); s != "" {
 			if mb, bench.err = strconv.Atoi(s); bench.err != nil {
 				return
 			}
 		}
-		if bench.dir, bench.err = os.MkdirTemp("", "restore-bench-"); bench.err != nil {
-			return
-		}
-		if bench.snap = os.Getenv(benchSnapshotEnv); bench.snap == "" {
-			start := time.Now()
-			bench.snap = filepath.Join(bench.dir, "snapshot.db")
-			if bench.err = genSnapshot(filepath.Join(bench.dir, "db"), bench.snap, int64(mb)<<20); bench.err != nil {
-				return
-			}
-			os.Remove(filepath.Join(bench.dir, "db"))
-			b.Logf("generated a %d MB snapshot in %v", mb, time.Since(start))
+		var start time.Time
+		bench.snap, start, bench.err = cachedSnapshot(mb)
+		if bench.err == nil && !start.IsZero() {
+			tb.Logf("generated a %d MB snapshot in %v: %s", mb, time.Since(start), bench.snap)
 		}
 	})
 	if bench.err != nil {
-		b.Fatal(bench.err)
+		tb.Fatal(bench.err)
 	}
-	return bench.snap, restoreBinary(b)
+	return bench.snap, restoreBinary(tb)
+}
+
+// cachedSnapshot is <user cache dir>/lifeboat-restore-bench/snapshot-<mb>MB.db,
+// generated (then start is when) if it is not there yet. The file is written
+// under another name and renamed, so a cut run leaves no half file.
+func cachedSnapshot(mb int) (path string, start time.Time, err error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", start, err
+	}
+	dir := filepath.Join(cache, "lifeboat-restore-bench")
+	path = filepath.Join(dir, fmt.Sprintf("snapshot-%dMB.db", mb))
+	if _, err := os.Stat(path); err == nil {
+		return path, start, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", start, err
+	}
+	start = time.Now()
+	tmp, err := os.MkdirTemp(dir, "gen-")
+	if err != nil {
+		return "", start, err
+	}
+	defer os.RemoveAll(tmp)
+	part := filepath.Join(tmp, "snapshot.db")
+	if err := genSnapshot(filepath.Join(tmp, "db"), part, int64(mb)<<20); err != nil {
+		return "", start, err
+	}
+	return path, start, os.Rename(part, path)
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, d := range []string{bench.dir, built.dir} {
-		if d != "" {
-			os.RemoveAll(d)
-		}
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
 	}
 	os.Exit(code)
 }
