@@ -17,6 +17,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
@@ -131,7 +132,7 @@ func TestMain(m *testing.M) {
 
 // genSnapshot writes a backend of about size bytes through schema (keys
 // with 200-1000 byte values, overwritten a third of the time, a member, a
-// consistent index) and saves it as a snapshot file with its SHA-256.
+// consistent index and term) and saves it as a snapshot file with its SHA-256.
 func genSnapshot(dbPath, snapPath string, size int64) error {
 	db, err := schema.Open(dbPath, schema.Options{NoSync: true})
 	if err != nil {
@@ -171,6 +172,12 @@ func genSnapshot(dbPath, snapPath string, size int64) error {
 		}
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
+		if err := schema.SetTerm(tx, 2); err != nil {
+			return err
+		}
+		if err := schema.SetConfState(tx, raftpb.ConfState{Voters: []uint64{1}}); err != nil {
+			return err
+		}
 		return schema.PutMember(tx, schema.Member{ID: 1, Name: "old", PeerURLs: []string{"http://old:2380"}})
 	})
 	if err != nil {

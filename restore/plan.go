@@ -855,7 +855,7 @@ func bestRollForward(ctx context.Context, lg *slog.Logger, cs []*candidate) (bes
 				continue
 			}
 			if base == nil {
-				if base, err = describeBase(ctx, lg, b); err != nil {
+				if base, err = describeBase(b); err != nil {
 					return nil, nil, err
 				}
 			}
@@ -893,18 +893,15 @@ func bestRollForward(ctx context.Context, lg *slog.Logger, cs []*candidate) (bes
 	return best, refused, nil
 }
 
-// describeBase reads what a roll-forward needs of a usable source's db.
-func describeBase(ctx context.Context, lg *slog.Logger, c *candidate) (*baseDB, error) {
-	db, err := snapkit.OpenDB(ctx, c.Backup.Location, lg)
+// describeBase reads what a roll-forward needs of a usable source's db:
+// its meta and membership, through bbolt (the source's walk found its
+// structure sound), without rebuilding its key index.
+func describeBase(c *candidate) (*baseDB, error) {
+	src, err := snapkit.Resolve(c.Backup.Location)
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	var b *baseDB
-	err = db.View(func(tx *bolt.Tx) error {
-		b, err = baseFromTx(tx)
-		return err
-	})
+	b, err := readBase(src.DBPath)
 	if err != nil {
 		return nil, fmt.Errorf("restore: %s: %w", c.Source, err)
 	}
