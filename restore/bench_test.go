@@ -222,18 +222,29 @@ func BenchmarkSnapshot(b *testing.B) {
 }
 
 // The restore binary against etcdutl snapshot restore, same file, same
-// flags, each a child process under /usr/bin/time for its peak RSS.
+// flags (with and without --bump-revision), each a child process under
+// /usr/bin/time for its peak RSS.
 func BenchmarkSnapshotVsEtcdutl(b *testing.B) {
 	snap, bin := benchSnapshot(b)
-	args := func(argv ...string) func(out string) []string {
-		return func(out string) []string {
-			return append(argv, snap, "--data-dir", out, "--initial-cluster-token", "bench", "--bump-revision", "1000", "--mark-compacted")
+	for _, bump := range []bool{false, true} {
+		args := func(argv ...string) func(out string) []string {
+			return func(out string) []string {
+				argv = append(argv, snap, "--data-dir", out, "--initial-cluster-token", "bench")
+				if bump {
+					argv = append(argv, "--bump-revision", "1000", "--mark-compacted")
+				}
+				return argv
+			}
 		}
+		name := "no-bump"
+		if bump {
+			name = "bump"
+		}
+		b.Run(name+"/lifeboat", func(b *testing.B) { runRestore(b, benchSize(b, snap), args(bin, "snapshot")) })
+		b.Run(name+"/etcdutl", func(b *testing.B) {
+			runRestore(b, benchSize(b, snap), args(interoptest.Binary(b, "etcdutl"), "snapshot", "restore"))
+		})
 	}
-	b.Run("lifeboat", func(b *testing.B) { runRestore(b, benchSize(b, snap), args(bin, "snapshot")) })
-	b.Run("etcdutl", func(b *testing.B) {
-		runRestore(b, benchSize(b, snap), args(interoptest.Binary(b, "etcdutl"), "snapshot", "restore"))
-	})
 }
 
 // runRestore runs the command argv(out) b.N times into fresh dirs and
