@@ -277,22 +277,37 @@ func joinMember(t *testing.T, tc *testCluster, kind string, pm PlanMember, clust
 	if !slices.Equal(got, want.KVs) {
 		t.Errorf("etcdctl reads %d keys from the joined %s, want %d", len(got), m.Name, len(want.KVs))
 	}
-	out, err := etcdctlRun(ctx, etcdctl, "--endpoints", m.ClientURL, "member", "list", "-w", "json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ml etcdserverpb.MemberListResponse
-	if err := json.Unmarshal([]byte(out), &ml); err != nil {
-		t.Fatalf("etcdctl member list: %v\n%s", err, out)
-	}
-	voters := 0
-	for _, mm := range ml.Members {
-		if !mm.IsLearner && mm.Name != "" {
-			voters++
+	// The member publishes its name once it has started: wait for it, so
+	// that the next member add prints it.
+	for {
+		out, err := etcdctlRun(ctx, etcdctl, "--endpoints", m.ClientURL, "member", "list", "-w", "json")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if voters != size || len(ml.Members) != size {
-		t.Errorf("after %s joined, etcdctl lists %d members, %d of them started voters; want %d: %s", m.Name, len(ml.Members), voters, size, out)
+		var ml etcdserverpb.MemberListResponse
+		if err := json.Unmarshal([]byte(out), &ml); err != nil {
+			t.Fatalf("etcdctl member list: %v\n%s", err, out)
+		}
+		voters, learners := 0, 0
+		for _, mm := range ml.Members {
+			switch {
+			case mm.IsLearner:
+				learners++
+			case mm.Name != "":
+				voters++
+			}
+		}
+		if learners > 0 || len(ml.Members) != size {
+			t.Fatalf("after %s joined, etcdctl lists %d members, %d of them learners; want %d voters: %s", m.Name, len(ml.Members), learners, size, out)
+		}
+		if voters == size {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("after %s joined, etcdctl lists %d started members; want %d: %s", m.Name, voters, size, out)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
