@@ -17,6 +17,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
@@ -33,7 +35,6 @@ const (
 
 var bench struct {
 	once sync.Once
-	dir  string
 	snap string // the snapshot file
 	err  error
 }
@@ -66,49 +67,73 @@ func restoreBinary(tb testing.TB) string {
 	return built.bin
 }
 
-// benchSnapshot generates the benchmark snapshot once per run, and builds
+// benchSnapshot returns the benchmark snapshot, generated once per size
+// and cached under the user cache dir (never in the repo), and builds
 // cmd/restore.
-func benchSnapshot(b *testing.B) (snap, bin string) {
-	b.Helper()
+func benchSnapshot(tb testing.TB) (snap, bin string) {
+	tb.Helper()
 	bench.once.Do(func() {
+		if bench.snap = os.Getenv(benchSnapshotEnv); bench.snap != "" {
+			return
+		}
 		mb := 16
 		if s := os.Getenv(benchSizeEnv); s != "" {
 			if mb, bench.err = strconv.Atoi(s); bench.err != nil {
 				return
 			}
 		}
-		if bench.dir, bench.err = os.MkdirTemp("", "restore-bench-"); bench.err != nil {
-			return
-		}
-		if bench.snap = os.Getenv(benchSnapshotEnv); bench.snap == "" {
-			start := time.Now()
-			bench.snap = filepath.Join(bench.dir, "snapshot.db")
-			if bench.err = genSnapshot(filepath.Join(bench.dir, "db"), bench.snap, int64(mb)<<20); bench.err != nil {
-				return
-			}
-			os.Remove(filepath.Join(bench.dir, "db"))
-			b.Logf("generated a %d MB snapshot in %v", mb, time.Since(start))
+		var start time.Time
+		bench.snap, start, bench.err = cachedSnapshot(mb)
+		if bench.err == nil && !start.IsZero() {
+			tb.Logf("generated a %d MB snapshot in %v: %s", mb, time.Since(start), bench.snap)
 		}
 	})
 	if bench.err != nil {
-		b.Fatal(bench.err)
+		tb.Fatal(bench.err)
 	}
-	return bench.snap, restoreBinary(b)
+	return bench.snap, restoreBinary(tb)
+}
+
+// cachedSnapshot is <user cache dir>/lifeboat-restore-bench/snapshot-<mb>MB.db,
+// generated (then start is when) if it is not there yet. The file is written
+// under another name and renamed, so a cut run leaves no half file.
+func cachedSnapshot(mb int) (path string, start time.Time, err error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", start, err
+	}
+	dir := filepath.Join(cache, "lifeboat-restore-bench")
+	path = filepath.Join(dir, fmt.Sprintf("snapshot-%dMB.db", mb))
+	if _, err := os.Stat(path); err == nil {
+		return path, start, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", start, err
+	}
+	start = time.Now()
+	tmp, err := os.MkdirTemp(dir, "gen-")
+	if err != nil {
+		return "", start, err
+	}
+	defer os.RemoveAll(tmp)
+	part := filepath.Join(tmp, "snapshot.db")
+	if err := genSnapshot(filepath.Join(tmp, "db"), part, int64(mb)<<20); err != nil {
+		return "", start, err
+	}
+	return path, start, os.Rename(part, path)
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, d := range []string{bench.dir, built.dir} {
-		if d != "" {
-			os.RemoveAll(d)
-		}
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
 	}
 	os.Exit(code)
 }
 
 // genSnapshot writes a backend of about size bytes through schema (keys
 // with 200-1000 byte values, overwritten a third of the time, a member, a
-// consistent index) and saves it as a snapshot file with its SHA-256.
+// consistent index and term) and saves it as a snapshot file with its SHA-256.
 func genSnapshot(dbPath, snapPath string, size int64) error {
 	db, err := schema.Open(dbPath, schema.Options{NoSync: true})
 	if err != nil {
@@ -148,6 +173,12 @@ func genSnapshot(dbPath, snapPath string, size int64) error {
 		}
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
+		if err := schema.SetTerm(tx, 2); err != nil {
+			return err
+		}
+		if err := schema.SetConfState(tx, raftpb.ConfState{Voters: []uint64{1}}); err != nil {
+			return err
+		}
 		return schema.PutMember(tx, schema.Member{ID: 1, Name: "old", PeerURLs: []string{"http://old:2380"}})
 	})
 	if err != nil {
@@ -191,18 +222,29 @@ func BenchmarkSnapshot(b *testing.B) {
 }
 
 // The restore binary against etcdutl snapshot restore, same file, same
-// flags, each a child process under /usr/bin/time for its peak RSS.
+// flags (with and without --bump-revision), each a child process under
+// /usr/bin/time for its peak RSS.
 func BenchmarkSnapshotVsEtcdutl(b *testing.B) {
 	snap, bin := benchSnapshot(b)
-	args := func(argv ...string) func(out string) []string {
-		return func(out string) []string {
-			return append(argv, snap, "--data-dir", out, "--initial-cluster-token", "bench", "--bump-revision", "1000", "--mark-compacted")
+	for _, bump := range []bool{false, true} {
+		args := func(argv ...string) func(out string) []string {
+			return func(out string) []string {
+				argv = append(argv, snap, "--data-dir", out, "--initial-cluster-token", "bench")
+				if bump {
+					argv = append(argv, "--bump-revision", "1000", "--mark-compacted")
+				}
+				return argv
+			}
 		}
+		name := "no-bump"
+		if bump {
+			name = "bump"
+		}
+		b.Run(name+"/lifeboat", func(b *testing.B) { runRestore(b, benchSize(b, snap), args(bin, "snapshot")) })
+		b.Run(name+"/etcdutl", func(b *testing.B) {
+			runRestore(b, benchSize(b, snap), args(interoptest.Binary(b, "etcdutl"), "snapshot", "restore"))
+		})
 	}
-	b.Run("lifeboat", func(b *testing.B) { runRestore(b, benchSize(b, snap), args(bin, "snapshot")) })
-	b.Run("etcdutl", func(b *testing.B) {
-		runRestore(b, benchSize(b, snap), args(interoptest.Binary(b, "etcdutl"), "snapshot", "restore"))
-	})
 }
 
 // runRestore runs the command argv(out) b.N times into fresh dirs and
@@ -242,4 +284,65 @@ func runRestore(b *testing.B, size int64, argv func(out string) []string) {
 	}
 	b.ReportMetric(float64(peakKB)/1024, "peakRSS-MiB")
 	b.ReportMetric(cpu/float64(n), "cpu-s/op")
+}
+
+// Drill C end to end on the benchmark snapshot: the plan (new-cluster),
+// its apply for three members (restore, check with HashKV), and the three
+// lifeboat members started in this process until each answers a
+// linearizable read. It reports each phase's seconds from the start.
+func BenchmarkDrillOnlyTheBackup(b *testing.B) {
+	snap, _ := benchSnapshot(b)
+	ctx := context.Background()
+	var plan, apply, healthy time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		tc := newTestCluster(b, 3, "")
+		dirs := map[string]string{}
+		for _, m := range tc.layout.Members {
+			dirs[m.Name] = m.DataDir
+		}
+		b.StartTimer()
+		start := time.Now()
+		p, err := MakePlan(ctx, nil, PlanOptions{From: []string{snap}, Cluster: tc.specs(), MemberDirs: dirs})
+		if err != nil {
+			b.Fatal(err)
+		}
+		plan += time.Since(start)
+		if _, err := Apply(ctx, nil, p, ApplyOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		apply += time.Since(start)
+		tc.startLifeboat(nil)
+		for _, m := range tc.layout.Members {
+			waitServes(b, tc.clientOf([]string{m.ClientURL}), p.Revision)
+		}
+		healthy += time.Since(start)
+		b.StopTimer()
+		tc.stopServers()
+		tc.servers = nil
+		b.StartTimer()
+	}
+	n := float64(b.N)
+	b.ReportMetric(plan.Seconds()/n, "plan-s")
+	b.ReportMetric(apply.Seconds()/n, "apply-s")
+	b.ReportMetric(healthy.Seconds()/n, "healthy-s")
+}
+
+// waitServes waits, up to five minutes, until the member behind cli
+// answers a linearizable read at revision rev or later.
+func waitServes(tb testing.TB, cli *clientv3.Client, rev int64) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for {
+		r, err := cli.Get(ctx, "health")
+		if err == nil && r.Header.Revision >= rev {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("no member serves revision %d: %v", rev, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

@@ -1,17 +1,24 @@
 package restore
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/lifeboat-dev/lifeboat/internal/etcdproc"
 	"github.com/lifeboat-dev/lifeboat/internal/fixture"
+	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
 	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
 	"github.com/lifeboat-dev/lifeboat/snapkit/save"
 	"github.com/lifeboat-dev/lifeboat/walkit"
@@ -113,7 +120,8 @@ func mustApply(t *testing.T, p *Plan, o ApplyOptions) *ApplyResult {
 
 // Drill A: one member survives. The plan keeps it with force-new-cluster
 // (same cluster ID, nothing rewound); it serves everything the cluster
-// committed, alone; on lifeboat another member then joins it.
+// committed, alone; the two other members then join it by the plan's
+// steps, and etcdctl reads everything back from each.
 func TestDrillOneSurvivor(t *testing.T) {
 	for _, kind := range []string{"lifeboat", "etcd"} {
 		t.Run(kind, func(t *testing.T) {
@@ -137,20 +145,7 @@ func TestDrillOneSurvivor(t *testing.T) {
 			if _, err := os.Stat(aside(survivor.DataDir, p)); err != nil {
 				t.Errorf("the old dir was not kept: %v", err)
 			}
-			if kind == "etcd" {
-				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-				defer cancel()
-				if err := survivor.Start(); err != nil {
-					t.Fatal(err)
-				}
-				if err := survivor.WaitHealthy(ctx); err != nil {
-					t.Fatal(err)
-				}
-			} else {
-				cfg := tc.lifeboatConfig(0)
-				cfg.InitialCluster = map[string][]string{survivor.Name: {survivor.PeerURL}}
-				tc.startServer(cfg)
-			}
+			tc.startSurvivor(kind, 0)
 			after := tc.serveAt([]string{survivor.ClientURL}, 0)
 			if len(after.Members) != 1 || !strings.Contains(after.Members[0], " m1=") {
 				t.Errorf("members after: %q", after.Members)
@@ -159,54 +154,222 @@ func TestDrillOneSurvivor(t *testing.T) {
 			if d := after.diff(before); d != "" {
 				t.Errorf("after the restore: %s", d)
 			}
-			if kind == "lifeboat" {
-				joinLifeboat(t, tc, 1, before)
-			}
+			joinMembers(t, tc, kind, p, before)
 		})
 	}
 }
 
-// joinLifeboat does the plan's join, start and promote steps for member
-// i: added to the running survivor as a learner, started empty, promoted
-// once it has caught up.
-func joinLifeboat(t *testing.T, tc *testCluster, i int, want served) {
-	t.Helper()
-	m0, m := tc.layout.Members[0], tc.layout.Members[i]
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// startSurvivor starts member i alone from the dir the plan's apply wrote
+// (the plan's start step: its own name, dir and URLs), as real etcd or
+// lifeboat, and waits until it serves.
+func (c *testCluster) startSurvivor(kind string, i int) {
+	c.t.Helper()
+	m := c.layout.Members[i]
+	if kind != "etcd" {
+		cfg := c.lifeboatConfig(i)
+		cfg.InitialCluster = map[string][]string{m.Name: {m.PeerURL}}
+		c.startServer(cfg)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cli := tc.clientOf([]string{m0.ClientURL})
-	var add *clientv3.MemberAddResponse
+	if err := m.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := m.WaitHealthy(ctx); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// joinMembers carries out the plan's join, start and promote steps for
+// every member but the survivor, in the plan's order, on real etcd or
+// lifeboat: the join and promote commands run through etcdctl as the plan
+// prints them, against the running survivor; each member starts empty
+// with the plan's start flags, which must be those member add prints;
+// then etcdctl reads back from it every key (want's) and the membership
+// (the survivor and the joined members, all started voters).
+func joinMembers(t *testing.T, tc *testCluster, kind string, p *Plan, want served) {
+	t.Helper()
+	joined := 1
+	for _, pm := range p.Members {
+		if !pm.Survivor {
+			joined++
+			joinMember(t, tc, kind, pm, p.ClusterID, joined, want)
+		}
+	}
+	if joined != len(tc.layout.Members) {
+		t.Fatalf("the plan has %d members, the cluster %d", joined, len(tc.layout.Members))
+	}
+}
+
+// joinMember joins the plan's member pm to cluster, as the size-th member.
+func joinMember(t *testing.T, tc *testCluster, kind string, pm PlanMember, cluster string, size int, want served) {
+	t.Helper()
+	etcdctl := interoptest.Binary(t, "etcdctl")
+	i := slices.IndexFunc(tc.layout.Members, func(m *etcdproc.Member) bool { return m.Name == pm.Name })
+	if i < 0 {
+		t.Fatalf("the plan's member %s is not in the cluster", pm.Name)
+	}
+	m := tc.layout.Members[i]
+	steps := map[string]Step{}
+	for _, st := range pm.Steps {
+		steps[st.Name] = st
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	// A member added right after another waits for it to be connected
 	// long enough (strict reconfiguration checks).
-	retryWhile(ctx, t, "member add", "unhealthy cluster", func() (err error) {
-		add, err = cli.MemberAddAsLearner(ctx, []string{m.PeerURL})
-		return err
-	})
-	cfg := tc.lifeboatConfig(i)
-	cfg.NewCluster = false
-	cfg.InitialCluster = map[string][]string{m0.Name: {m0.PeerURL}, m.Name: {m.PeerURL}}
-	tc.startServer(cfg)
-	retryWhile(ctx, t, "promote", "learner", func() error {
-		_, err := cli.MemberPromote(ctx, add.Member.ID)
-		return err
-	})
-	// The promotion reaches the new member when it applies it.
-	cli2 := tc.clientOf([]string{m.ClientURL})
+	out := runPlanned(ctx, t, etcdctl, steps["join"], "unhealthy cluster")
+	var id, addedCluster string
+	if _, err := fmt.Sscanf(out, "Member %s added as learner to cluster %s", &id, &addedCluster); err != nil || addedCluster != cluster {
+		t.Fatalf("member add printed %q (%v); want a learner added to cluster %s", out, err, cluster)
+	}
+	flags := stepFlags(t, steps["start"])
+	printed := envLine(t, out, "ETCD_INITIAL_CLUSTER")
+	if flags["--name"] != m.Name || flags["--data-dir"] != m.DataDir || flags["--initial-cluster-state"] != "existing" ||
+		flags["--initial-advertise-peer-urls"] != m.PeerURL || !sameSet(flags["--initial-cluster"], printed) {
+		t.Fatalf("the plan starts %s with %v; member add says --initial-cluster %s", m.Name, flags, printed)
+	}
+	if kind == "etcd" {
+		if _, err := tc.layout.Rejoin(m.Name, flags["--initial-cluster"]); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Start(); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		specs, err := ParseInitialCluster(flags["--initial-cluster"], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := tc.lifeboatConfig(i)
+		cfg.NewCluster = false
+		cfg.InitialCluster = map[string][]string{}
+		for _, s := range specs {
+			cfg.InitialCluster[s.Name] = s.PeerURLs
+		}
+		tc.startServer(cfg)
+	}
+	promote := steps["promote"]
+	promote.Run = strings.Replace(promote.Run, "<the ID member add printed>", id, 1)
+	runPlanned(ctx, t, etcdctl, promote, "learner")
+	// The promotion reaches the new member when it applies it; until then
+	// it refuses linearizable reads.
+	var kvs etcdserverpb.RangeResponse
 	for {
-		_, err := cli2.Get(ctx, "x")
+		out, err := etcdctlRun(ctx, etcdctl, "--endpoints", m.ClientURL, "get", "", "--prefix", "-w", "json")
 		if err == nil {
+			if err := json.Unmarshal([]byte(out), &kvs); err != nil {
+				t.Fatalf("etcdctl get: %v\n%s", err, out)
+			}
 			break
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("the joined member does not serve: %v", err)
-		case <-time.After(50 * time.Millisecond):
+			t.Fatalf("the joined member %s does not serve: %v", m.Name, err)
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	got := tc.serveAt([]string{m.ClientURL}, 0)
-	if fmt.Sprint(got.KVs) != fmt.Sprint(want.KVs) || len(got.Members) != i+1 || strings.Contains(strings.Join(got.Members, ","), "learner=true") {
-		t.Errorf("the joined member serves %d keys and members %q", len(got.KVs), got.Members)
+	var got []string
+	for _, kv := range kvs.Kvs {
+		got = append(got, formatKV(kv))
 	}
+	if !slices.Equal(got, want.KVs) {
+		t.Errorf("etcdctl reads %d keys from the joined %s, want %d", len(got), m.Name, len(want.KVs))
+	}
+	// The member publishes its name once it has started: wait for it, so
+	// that the next member add prints it.
+	for {
+		out, err := etcdctlRun(ctx, etcdctl, "--endpoints", m.ClientURL, "member", "list", "-w", "json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ml etcdserverpb.MemberListResponse
+		if err := json.Unmarshal([]byte(out), &ml); err != nil {
+			t.Fatalf("etcdctl member list: %v\n%s", err, out)
+		}
+		voters, learners := 0, 0
+		for _, mm := range ml.Members {
+			switch {
+			case mm.IsLearner:
+				learners++
+			case mm.Name != "":
+				voters++
+			}
+		}
+		if learners > 0 || len(ml.Members) != size {
+			t.Fatalf("after %s joined, etcdctl lists %d members, %d of them learners; want %d voters: %s", m.Name, len(ml.Members), learners, size, out)
+		}
+		if voters == size {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("after %s joined, etcdctl lists %d started members; want %d: %s", m.Name, voters, size, out)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// runPlanned runs a plan's etcdctl step with the etcdctl binary, again
+// while its output says transient, and returns what it printed.
+func runPlanned(ctx context.Context, t *testing.T, etcdctl string, st Step, transient string) string {
+	t.Helper()
+	args := strings.Fields(st.Run)
+	if len(args) == 0 || args[0] != "etcdctl" {
+		t.Fatalf("step %s runs %q, not etcdctl", st.Name, st.Run)
+	}
+	var out string
+	retryWhile(ctx, t, st.Run, transient, func() (err error) {
+		out, err = etcdctlRun(ctx, etcdctl, args[1:]...)
+		return err
+	})
+	return out
+}
+
+// etcdctlRun runs etcdctl; the error carries what it printed.
+func etcdctlRun(ctx context.Context, etcdctl string, args ...string) (string, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, etcdctl, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("etcdctl %s: %w: %s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+// stepFlags are the --flag value pairs of a step's command.
+func stepFlags(t *testing.T, st Step) map[string]string {
+	t.Helper()
+	args := strings.Fields(st.Run)
+	out := map[string]string{}
+	for j := 1; j < len(args); j++ {
+		if strings.HasPrefix(args[j], "--") && j+1 < len(args) {
+			out[args[j]] = args[j+1]
+			j++
+		}
+	}
+	return out
+}
+
+// envLine is the value of NAME="value" in what member add printed.
+func envLine(t *testing.T, out, name string) string {
+	t.Helper()
+	for line := range strings.Lines(out) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+"="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	t.Fatalf("no %s in %q", name, out)
+	return ""
+}
+
+// sameSet says whether two comma-separated lists hold the same items.
+func sameSet(a, b string) bool {
+	x, y := strings.Split(a, ","), strings.Split(b, ",")
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(x, y)
 }
 
 // retryWhile calls fn until it succeeds, while its error contains
@@ -276,7 +439,8 @@ func TestDrillOnlyTheBackup(t *testing.T) {
 // the WAL), keeping the WAL's member and the cluster ID and losing
 // nothing up to the WAL's commit; the survivor then serves every key
 // acknowledged before the tear (applied at or below that commit), with
-// its revisions, and on lifeboat the two other members join it again.
+// its revisions, and the two other members join it again by the plan's
+// steps.
 func TestDrillWALSurvivesDBLost(t *testing.T) {
 	for _, kind := range []string{"lifeboat", "etcd"} {
 		t.Run(kind, func(t *testing.T) {
@@ -342,29 +506,13 @@ func TestDrillWALSurvivesDBLost(t *testing.T) {
 					t.Errorf("the old dir of %s was not kept: %v", m.Name, err)
 				}
 			}
-			if kind == "etcd" {
-				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-				defer cancel()
-				if err := m1.Start(); err != nil {
-					t.Fatal(err)
-				}
-				if err := m1.WaitHealthy(ctx); err != nil {
-					t.Fatal(err)
-				}
-			} else {
-				cfg := tc.lifeboatConfig(0)
-				cfg.InitialCluster = map[string][]string{m1.Name: {m1.PeerURL}}
-				tc.startServer(cfg)
-			}
+			tc.startSurvivor(kind, 0)
 			after := tc.serveAt([]string{m1.ClientURL}, 0)
 			if after.ClusterID != before.ClusterID || len(after.Members) != 1 || !strings.Contains(after.Members[0], " m1=") {
 				t.Errorf("cluster %x members %q after; want %x, m1 alone", after.ClusterID, after.Members, before.ClusterID)
 			}
 			checkAcked(t, before, after, acks, commit)
-			if kind == "lifeboat" {
-				joinLifeboat(t, tc, 1, after)
-				joinLifeboat(t, tc, 2, after)
-			}
+			joinMembers(t, tc, kind, p, after)
 		})
 	}
 }

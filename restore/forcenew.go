@@ -28,6 +28,10 @@ var (
 	// ErrDBAheadOfWAL means the db applied entries that the WAL no longer
 	// holds, so no raft log can continue from it.
 	ErrDBAheadOfWAL = errors.New("restore: the db is ahead of the WAL")
+	// ErrLearner means the member is a learner: etcd cannot force a new
+	// cluster from one (removing every other member leaves no voter), and
+	// a roll-forward keeps its member as force-new-cluster does.
+	ErrLearner = errors.New("restore: the member is a learner; etcd cannot force a new cluster from a learner (it would remove every voter)")
 )
 
 // ForceNewClusterOptions say which member to turn into a one-member
@@ -164,15 +168,19 @@ func forceNewCluster(ctx context.Context, lg *slog.Logger, o ForceNewClusterOpti
 			break
 		}
 	}
-	ids, err := membersAt(sn, ents)
+	ids, err := membersAt(sn.Metadata.ConfState, ents)
 	if err != nil {
+		return nil, err
+	}
+	if err := refuseLearner(ids, meta.NodeID); err != nil {
 		return nil, err
 	}
 	add, err := forceEntries(meta.NodeID, ids, hs.Term, commit, o)
 	if err != nil {
 		return nil, err
 	}
-	res.AddedSelf = !ids[meta.NodeID]
+	_, in := ids[meta.NodeID]
+	res.AddedSelf = !in
 	res.Removed = otherMembers(ids, meta.NodeID)
 	res.Commit, res.Term = commit, hs.Term
 	res.LastIndex = commit
@@ -239,11 +247,14 @@ func appliedIndex(dbPath string) (uint64, error) {
 	return ci, err
 }
 
-// membersAt replays the ConfChanges of ents over the snapshot's ConfState.
-func membersAt(sn raftpb.Snapshot, ents []raftpb.Entry) (map[uint64]bool, error) {
+// membersAt replays the ConfChanges of ents over a ConfState: every
+// member's ID, and whether it is a learner.
+func membersAt(cs raftpb.ConfState, ents []raftpb.Entry) (map[uint64]bool, error) {
 	ids := map[uint64]bool{}
-	cs := sn.Metadata.ConfState
-	for _, id := range slices.Concat(cs.Voters, cs.Learners) {
+	for _, id := range cs.Voters {
+		ids[id] = false
+	}
+	for _, id := range cs.Learners {
 		ids[id] = true
 	}
 	for _, e := range ents {
@@ -254,7 +265,9 @@ func membersAt(sn raftpb.Snapshot, ents []raftpb.Entry) (map[uint64]bool, error)
 				return nil, fmt.Errorf("restore: ConfChange at index %d: %w", e.Index, err)
 			}
 			switch cc.Type {
-			case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
+			case raftpb.ConfChangeAddNode:
+				ids[cc.NodeID] = false
+			case raftpb.ConfChangeAddLearnerNode:
 				ids[cc.NodeID] = true
 			case raftpb.ConfChangeRemoveNode:
 				delete(ids, cc.NodeID)
@@ -264,6 +277,27 @@ func membersAt(sn raftpb.Snapshot, ents []raftpb.Entry) (map[uint64]bool, error)
 		}
 	}
 	return ids, nil
+}
+
+// confStateOf is the ConfState of a db's membership.
+func confStateOf(members []schema.Member) raftpb.ConfState {
+	var cs raftpb.ConfState
+	for _, m := range members {
+		if m.IsLearner {
+			cs.Learners = append(cs.Learners, m.ID)
+		} else {
+			cs.Voters = append(cs.Voters, m.ID)
+		}
+	}
+	return cs
+}
+
+// refuseLearner is ErrLearner if self is a learner among ids.
+func refuseLearner(ids map[uint64]bool, self uint64) error {
+	if ids[self] {
+		return fmt.Errorf("%w: member %s", ErrLearner, schema.FormatID(self))
+	}
+	return nil
 }
 
 // otherMembers are the IDs in ids but self, hex, ascending: those that
@@ -283,7 +317,7 @@ func otherMembers(ids map[uint64]bool, self uint64) []string {
 // missing, then every other member removed, in ID order.
 func forceEntries(self uint64, ids map[uint64]bool, term, commit uint64, o ForceNewClusterOptions) ([]raftpb.Entry, error) {
 	var ccs []raftpb.ConfChange
-	if !ids[self] {
+	if _, in := ids[self]; !in {
 		if o.Name == "" || len(o.PeerURLs) == 0 {
 			return nil, usageErr("member %s is not in its own membership: give its --name and --initial-advertise-peer-urls to add it", schema.FormatID(self))
 		}

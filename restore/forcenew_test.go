@@ -14,6 +14,7 @@ import (
 	"github.com/lifeboat-dev/lifeboat/internal/fixture"
 	"github.com/lifeboat-dev/lifeboat/server"
 	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
+	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 	"github.com/lifeboat-dev/lifeboat/walkit"
 )
 
@@ -159,5 +160,91 @@ func TestForceNewClusterDropsUncommitted(t *testing.T) {
 		if strings.Contains(kv, "/uncommitted") {
 			t.Errorf("the uncommitted put was applied: %s", kv)
 		}
+	}
+}
+
+// A learner cannot be kept by force-new-cluster (etcd's would remove
+// every voter): ForceNewCluster refuses it with ErrLearner, and the plan
+// does not choose it as a survivor, saying why, but restores its db into
+// a new cluster. A learner whose promotion its WAL commits is a voter.
+func TestLearnerIsNotForced(t *testing.T) {
+	specs := []MemberSpec{{Name: "a", PeerURLs: []string{"http://127.0.0.1:1"}}, {Name: "b", PeerURLs: []string{"http://127.0.0.1:2"}, Learner: true}}
+	for _, tt := range []struct {
+		name, member string
+		promote      bool
+		forced       bool // ForceNewCluster and the plan keep it
+	}{
+		{name: "voter", member: "a", forced: true},
+		{name: "learner", member: "b"},
+		{name: "learner promoted in the WAL", member: "b", promote: true, forced: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), tt.member)
+			res, err := Snapshot(context.Background(), nil, SnapshotOptions{Path: fixture.Path("v3.6", "snapshot.db"), Name: tt.member, Cluster: specs, DataDir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.promote {
+				appendCommitted(t, dir, raftpb.ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: memberID(t, res.Members, "b")})
+			}
+			_, err = ForceNewCluster(context.Background(), nil, ForceNewClusterOptions{DataDir: dir, OutputDir: filepath.Join(t.TempDir(), "out")})
+			if tt.forced != (err == nil) || !tt.forced && !errors.Is(err, ErrLearner) {
+				t.Errorf("ForceNewCluster: %v; want refused with ErrLearner: %v", err, !tt.forced)
+			}
+			p, err := MakePlan(context.Background(), nil, PlanOptions{From: []string{dir}, MemberDirs: map[string]string{"a": filepath.Join(t.TempDir(), "a"), tt.member: dir}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := p.Sources[p.Chosen]
+			why := strings.Join(src.Why, "; ")
+			if tt.forced {
+				if p.Strategy != StrategyForceNewCluster || !src.CanForce || strings.Contains(why, "learner") {
+					t.Errorf("plan %s, can force %v, why %q; want force-new-cluster", p.Strategy, src.CanForce, why)
+				}
+				return
+			}
+			if p.Strategy != StrategyNewCluster || src.CanForce || !src.Usable || !strings.Contains(why, "is a learner: etcd cannot force a new cluster from a learner") ||
+				!strings.Contains(p.Reason, "is a learner") {
+				t.Errorf("plan %s, can force %v, usable %v, why %q, reason %q; want new-cluster, the learner said", p.Strategy, src.CanForce, src.Usable, why, p.Reason)
+			}
+		})
+	}
+}
+
+// memberID is the ID of the member called name.
+func memberID(t *testing.T, ms []schema.Member, name string) uint64 {
+	t.Helper()
+	for _, m := range ms {
+		if m.Name == name {
+			return m.ID
+		}
+	}
+	t.Fatalf("no member %s in %+v", name, ms)
+	return 0
+}
+
+// appendCommitted appends a ConfChange after the WAL's last entry and a
+// HardState committing it, as a member that logged it and stopped before
+// applying it would leave them.
+func appendCommitted(t *testing.T, dataDir string, cc raftpb.ConfChange) {
+	t.Helper()
+	v := viewDir(t, dataDir)
+	last := v.Entries[len(v.Entries)-1]
+	w, err := walkit.Open(nil, datadir.New(dataDir, "").WALDir(), v.WALSnaps[len(v.WALSnaps)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, _, _, err := w.ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := cc.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := v.HardState
+	hs.Commit = last.Index + 1
+	if err := w.Save(hs, []raftpb.Entry{{Type: raftpb.EntryConfChange, Term: last.Term, Index: last.Index + 1, Data: data}}); err != nil {
+		t.Fatal(err)
 	}
 }

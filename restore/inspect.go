@@ -39,6 +39,10 @@ type MemberReport struct {
 	Findings []string `json:"findings"`
 	// Errors are the parts that could not be read at all.
 	Errors []string `json:"errors,omitempty"`
+
+	// dbReport is snapkit.Inspect's report of the db (SkipHashKV), which
+	// describing the db as a backup reuses.
+	dbReport *snapkit.Report
 }
 
 // OK reports whether nothing was found wrong and everything was read.
@@ -104,7 +108,9 @@ type Check struct {
 type InspectOptions struct {
 	// WALDir is the member's --wal-dir; "" means <data-dir>/member/wal.
 	WALDir string
-	// SkipHashKV does not rebuild the key index nor compute HashKV.
+	// SkipHashKV does not rebuild the key index nor compute HashKV: the db
+	// is read in one streaming walk (snapkit.Inspect: its structure, meta,
+	// members and latest revision), its memory bounded whatever its size.
 	SkipHashKV bool
 }
 
@@ -143,10 +149,10 @@ func Inspect(ctx context.Context, lg *slog.Logger, dataDir string, o InspectOpti
 			r.Findings = append(r.Findings, fmt.Sprintf(".snap files that do not decode: %v", s.Broken))
 		}
 	}
-	if d, err := readDBState(ctx, lg, layout, o); err != nil {
+	if d, rep, err := readDBState(ctx, lg, layout, o); err != nil {
 		r.Errors = append(r.Errors, fmt.Sprintf("db: %v", err))
 	} else {
-		r.DB = d
+		r.DB, r.dbReport = d, rep
 	}
 	r.check()
 	return r, nil
@@ -270,16 +276,25 @@ func readSnapState(lg *slog.Logger, dir string, walSnaps []walkit.Snapshot) (*Sn
 	return &SnapState{File: name, Index: s.Metadata.Index, Term: s.Metadata.Term, ConfState: s.Metadata.ConfState, Broken: broken}, nil
 }
 
-// readDBState opens the db read-only through snapkit.
-func readDBState(ctx context.Context, lg *slog.Logger, l datadir.Layout, o InspectOptions) (*DBState, error) {
+// readDBState opens the db read-only through snapkit: with SkipHashKV,
+// its one walk (whose report it returns too); otherwise OpenDB and HashKV.
+func readDBState(ctx context.Context, lg *slog.Logger, l datadir.Layout, o InspectOptions) (*DBState, *snapkit.Report, error) {
 	src, err := snapkit.Resolve(l.DBPath())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if o.SkipHashKV {
+		rep, err := snapkit.Inspect(ctx, src.DBPath, snapkit.Options{Logger: lg})
+		if err != nil {
+			return nil, nil, err
+		}
+		d, err := dbStateOf(src, rep)
+		return d, rep, err
 	}
 	d := &DBState{Path: src.DBPath, Size: src.DBSize}
 	db, err := snapkit.OpenDB(ctx, src.DBPath, lg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer db.Close()
 	d.Revision, d.CompactRevision = db.Current, db.CompactRev
@@ -305,14 +320,47 @@ func readDBState(ctx context.Context, lg *slog.Logger, l datadir.Layout, o Inspe
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if !o.SkipHashKV {
-		if d.HashKV, err = db.HashKV(0); err != nil {
+	if d.HashKV, err = db.HashKV(0); err != nil {
+		return nil, nil, err
+	}
+	return d, nil, nil
+}
+
+// dbStateOf is the DBState that snapkit.Inspect's report gives, without
+// HashKV: the revision and compaction as OpenDB reckons them (a scheduled
+// compaction above the finished one is in effect). Structural damage is
+// an error wrapping snapkit.ErrDamaged, as OpenDB's.
+func dbStateOf(src snapkit.Source, rep *snapkit.Report) (*DBState, error) {
+	if rep.Partial {
+		first := "structural damage"
+		if len(rep.Findings) > 0 {
+			first = rep.Findings[0].String()
+		}
+		return nil, fmt.Errorf("%w: %s: %s; run snapkit verify", snapkit.ErrDamaged, src.DBPath, first)
+	}
+	m := rep.Meta
+	compact := max(m.CompactRevision, m.ScheduledCompactRevision)
+	d := &DBState{Path: src.DBPath, Size: src.DBSize, ConsistentIndex: m.ConsistentIndex, Term: m.Term,
+		Revision: max(rep.Revision, compact), CompactRevision: compact, Removed: rep.Removed, StorageVersion: m.StorageVersion}
+	var err error
+	d.Members, err = membersOf(rep)
+	return d, err
+}
+
+// membersOf are the members snapkit's report lists, sorted.
+func membersOf(rep *snapkit.Report) ([]schema.Member, error) {
+	var out []schema.Member
+	for _, m := range rep.Members {
+		id, err := schema.ParseID(m.ID)
+		if err != nil {
 			return nil, err
 		}
+		out = append(out, schema.Member{ID: id, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
 	}
-	return d, nil
+	schema.SortMembers(out)
+	return out, nil
 }
 
 // check compares the WAL, the .snap and the db.

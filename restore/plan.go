@@ -214,7 +214,10 @@ type candidate struct {
 	RankedSource
 	src    Source
 	report *MemberReport
-	writes map[uint64]bool // data dir: WAL entry index -> writes keys
+	writes map[uint64]bool         // data dir: WAL entry index -> writes keys
+	confs  map[uint64]raftpb.Entry // data dir: the WAL's ConfChange entries by index
+	// noForce says why force-new-cluster cannot start from a data dir.
+	noForce string
 }
 
 // MakePlan gathers the sources, ranks them, chooses how to recover and
@@ -362,15 +365,28 @@ func dataDirCandidate(ctx context.Context, lg *slog.Logger, from string, dds *Da
 				last = max(last, r.Snap.Index)
 			}
 			keep := max(db.ConsistentIndex, min(w.HardState.Commit, last))
-			c.CanForce = !r.InUse && db.ConsistentIndex <= last && w.RepairError == ""
+			if c.writes, c.confs, err = walWrites(r.WALDir); err != nil {
+				return nil, err
+			}
+			learner, err := c.learnerAt(keep)
+			if err != nil {
+				return nil, err
+			}
+			c.CanForce = !r.InUse && db.ConsistentIndex <= last && w.RepairError == "" && !learner
 			if c.CanForce && keep > c.Index {
 				c.Index, c.Term = keep, w.LastTerm
 			}
-			if db.ConsistentIndex > last {
-				c.Why = append(c.Why, fmt.Sprintf("its db applied %d but its WAL ends at %d: force-new-cluster cannot continue from it", db.ConsistentIndex, last))
+			switch {
+			case db.ConsistentIndex > last:
+				c.noForce = fmt.Sprintf("its db applied %d but its WAL ends at %d: force-new-cluster cannot continue from it", db.ConsistentIndex, last)
+				c.Why = append(c.Why, c.noForce)
+			case learner:
+				c.noForce = fmt.Sprintf("its member %s is a learner: etcd cannot force a new cluster from a learner (removing the other members leaves no voter), so only its db can be restored", c.MemberID)
+				c.Why = append(c.Why, c.noForce)
+			case w.RepairError != "":
+				c.noForce = "its WAL cannot be repaired: " + w.RepairError
 			}
-		}
-		if c.writes, err = walWrites(r.WALDir); err != nil {
+		} else if c.writes, c.confs, err = walWrites(r.WALDir); err != nil {
 			return nil, err
 		}
 	}
@@ -384,33 +400,61 @@ func dataDirCandidate(ctx context.Context, lg *slog.Logger, from string, dds *Da
 // walWrites reads a WAL up to its first damage and says, for each entry
 // index (a later entry overriding an earlier one at the same index),
 // whether it writes keys (put, delete, txn, lease revoke): an upper bound
-// of the revisions it makes.
-func walWrites(dir string) (map[uint64]bool, error) {
+// of the revisions it makes; and gives its ConfChange entries by index.
+func walWrites(dir string) (map[uint64]bool, map[uint64]raftpb.Entry, error) {
 	rd, err := walkit.NewReader(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rd.Close()
-	out := map[uint64]bool{}
+	out, confs := map[uint64]bool{}, map[uint64]raftpb.Entry{}
 	for {
 		rec, _, err := rd.Next()
 		var de *walkit.DamageError
 		if errors.Is(err, io.EOF) || errors.As(err, &de) {
-			return out, nil
+			return out, confs, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if rec.Type != walkit.EntryType {
 			continue
 		}
 		var e raftpb.Entry
 		if err := e.Unmarshal(rec.Data); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		d := inspect.Decode(e, inspect.Options{})
 		out[e.Index] = d.Put != nil || d.DeleteRange != nil || d.Txn != nil || d.LeaseRevoke != nil
+		delete(confs, e.Index)
+		if e.Type != raftpb.EntryNormal {
+			confs[e.Index] = e
+		}
 	}
+}
+
+// learnerAt says whether the WAL's member is a learner once the entries up
+// to index apply over its db: the db's membership, then the ConfChanges
+// in (the db's consistent index, index].
+func (c *candidate) learnerAt(index uint64) (bool, error) {
+	db := c.report.DB
+	var ents []raftpb.Entry
+	for i, e := range c.confs {
+		if i > db.ConsistentIndex && i <= index {
+			ents = append(ents, e)
+		}
+	}
+	slices.SortFunc(ents, func(a, b raftpb.Entry) int { return cmp.Compare(a.Index, b.Index) })
+	ids, err := membersAt(confStateOf(db.Members), ents)
+	if err != nil {
+		return false, err
+	}
+	for id, learner := range ids {
+		if schema.FormatID(id) == c.MemberID {
+			return learner, nil
+		}
+	}
+	return false, nil
 }
 
 // rank orders usable sources first, then by the committed data they hold:
@@ -621,7 +665,9 @@ func (p *Plan) keepSurvivor(o PlanOptions, s *candidate, self schema.Member, mem
 	if len(self.ClientURLs) > 0 {
 		clientURL = self.ClientURLs[0]
 	}
-	initial := []string{}
+	// A member joins a cluster of the survivor and those that joined
+	// before it: its --initial-cluster is them and itself, in that order.
+	initial := []MemberSpec{{Name: self.Name, PeerURLs: self.PeerURLs}}
 	for _, t := range targets {
 		mdir, err := memberDir(o, t.Name)
 		if err != nil {
@@ -634,14 +680,13 @@ func (p *Plan) keepSurvivor(o PlanOptions, s *candidate, self schema.Member, mem
 			pm.Steps = append(pm.Steps, write(mdir)...)
 			pm.Steps = append(pm.Steps,
 				Step{Name: "start", Detail: "start the member as usual; it comes up alone", Run: fmt.Sprintf("etcd --name %s --data-dir %s --initial-advertise-peer-urls %s --listen-peer-urls %s ...", t.Name, mdir, strings.Join(t.PeerURLs, ","), strings.Join(t.PeerURLs, ","))})
-			initial = append(initial, self.Name+"="+strings.Join(self.PeerURLs, ","))
 		} else {
-			initial = append(initial, t.Name+"="+strings.Join(t.PeerURLs, ","))
+			initial = append(initial, MemberSpec{Name: t.Name, PeerURLs: t.PeerURLs})
 			pm.Steps = append(pm.Steps,
-				Step{Name: "join", Detail: "once the survivor runs, add this member to it as a learner (one member at a time)",
+				Step{Name: "join", Detail: "once the survivor and the members listed before this one run, add this member to it as a learner (one member at a time, in this order)",
 					Run: fmt.Sprintf("etcdctl --endpoints %s member add %s --learner --peer-urls=%s", clientURL, t.Name, strings.Join(t.PeerURLs, ","))},
 				Step{Name: "start", Detail: "start it empty as a member of the existing cluster",
-					Run: fmt.Sprintf("etcd --name %s --data-dir %s --initial-cluster %s --initial-cluster-state existing --initial-advertise-peer-urls %s", t.Name, mdir, strings.Join(initial, ","), strings.Join(t.PeerURLs, ","))})
+					Run: fmt.Sprintf("etcd --name %s --data-dir %s --initial-cluster %s --initial-cluster-state existing --initial-advertise-peer-urls %s", t.Name, mdir, FormatInitialCluster(initial), strings.Join(t.PeerURLs, ","))})
 			if !t.Learner {
 				pm.Steps = append(pm.Steps, Step{Name: "promote", Detail: "once it has caught up, make it a voter",
 					Run: fmt.Sprintf("etcdctl --endpoints %s member promote <the ID member add printed>", clientURL)})
@@ -705,7 +750,7 @@ func (p *Plan) newCluster(ctx context.Context, lg *slog.Logger, o PlanOptions, c
 	p.HashKVChecked = true
 	why := fmt.Sprintf("%s holds the most committed data that can be restored: raft index %d, revision %d.", s.Source, s.Index, s.Revision)
 	if s.Kind == "data-dir" {
-		why += " Its WAL cannot continue from its db, so force-new-cluster is not possible."
+		why += " Force-new-cluster is not possible from it: " + cmp.Or(s.noForce, "its WAL cannot continue from its db") + "."
 	} else {
 		why += " No surviving data dir is as advanced with a WAL that can continue, so force-new-cluster would lose more."
 	}
@@ -810,7 +855,7 @@ func bestRollForward(ctx context.Context, lg *slog.Logger, cs []*candidate) (bes
 				continue
 			}
 			if base == nil {
-				if base, err = describeBase(ctx, lg, b); err != nil {
+				if base, err = describeBase(b); err != nil {
 					return nil, nil, err
 				}
 			}
@@ -848,18 +893,15 @@ func bestRollForward(ctx context.Context, lg *slog.Logger, cs []*candidate) (bes
 	return best, refused, nil
 }
 
-// describeBase reads what a roll-forward needs of a usable source's db.
-func describeBase(ctx context.Context, lg *slog.Logger, c *candidate) (*baseDB, error) {
-	db, err := snapkit.OpenDB(ctx, c.Backup.Location, lg)
+// describeBase reads what a roll-forward needs of a usable source's db:
+// its meta and membership, through bbolt (the source's walk found its
+// structure sound), without rebuilding its key index.
+func describeBase(c *candidate) (*baseDB, error) {
+	src, err := snapkit.Resolve(c.Backup.Location)
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	var b *baseDB
-	err = db.View(func(tx *bolt.Tx) error {
-		b, err = baseFromTx(tx)
-		return err
-	})
+	b, err := readBase(src.DBPath)
 	if err != nil {
 		return nil, fmt.Errorf("restore: %s: %w", c.Source, err)
 	}

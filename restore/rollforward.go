@@ -173,7 +173,7 @@ func rollForward(ctx context.Context, lg *slog.Logger, o RollForwardOptions, src
 	res.From, res.To, res.Entries, res.Repair = base.index+1, rp.to, len(rp.ents), rp.repair
 	// What the member's force-new-cluster appends after the entries: the
 	// replay is done once they are applied.
-	ids, err := membersAt(raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{ConfState: base.confState}}, rp.ents)
+	ids, err := membersAt(base.confState, rp.ents)
 	if err != nil {
 		return nil, err
 	}
@@ -373,6 +373,15 @@ func (rl *replayLog) member(base *baseDB, name string) (schema.Member, error) {
 	for _, m := range base.members {
 		if m.ID != id {
 			continue
+		}
+		// A learner at the base, or made one by the entries, cannot be
+		// kept alone.
+		ids, err := membersAt(confStateOf(base.members), rl.ents)
+		if err != nil {
+			return schema.Member{}, err
+		}
+		if err := refuseLearner(ids, id); err != nil {
+			return schema.Member{}, err
 		}
 		if m.Name == "" {
 			if name == "" {

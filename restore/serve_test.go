@@ -23,14 +23,14 @@ import (
 // testCluster is a set of members laid out on free 127.0.0.1 ports, whose
 // data dirs a test fills before starting them as real etcd or lifeboat.
 type testCluster struct {
-	t       *testing.T
+	t       testing.TB
 	layout  *etcdproc.Cluster
 	servers []*server.Server
 }
 
 // newTestCluster lays out n members (m1..mn); etcdBin is the etcd binary
 // when the members will run as real etcd, with the extra flags args.
-func newTestCluster(t *testing.T, n int, etcdBin string, args ...string) *testCluster {
+func newTestCluster(t testing.TB, n int, etcdBin string, args ...string) *testCluster {
 	t.Helper()
 	bin := etcdBin
 	if bin == "" {

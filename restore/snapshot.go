@@ -177,9 +177,31 @@ func restoreSnapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions, sr
 	dbPath := st.tmp.DBPath()
 	// Hash what is copied also when the token needs a seed and there is
 	// no trailer to take it from.
+	// The source's free pages, found while it is copied, are written into
+	// the copy: bbolt's read-write open would otherwise walk every page to
+	// find them, mapping the whole db into this process.
+	type found struct {
+		fp  *snapkit.FreePages
+		err error
+	}
+	free := make(chan found, 1)
+	go func() {
+		fp, err := snapkit.FindFreePages(ctx, src.Path)
+		free <- found{fp, err}
+	}()
 	sum, trailer, err := copyCheckedDB(ctx, lg, src, dbPath, check, o.Token == "" && !src.HasTrailer, o.Progress)
+	f := <-free
 	if err != nil {
 		return nil, err
+	}
+	if f.err != nil {
+		return nil, fmt.Errorf("restore: %s: %w", src.Path, f.err)
+	}
+	if f.fp != nil {
+		if err := f.fp.Write(dbPath); err != nil {
+			return nil, fmt.Errorf("restore: %w", err)
+		}
+		lg.Info("wrote the free page list", "db", dbPath, "pages", f.fp.Len())
 	}
 	res.HashChecked = check
 	if sum != nil {

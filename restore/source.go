@@ -212,18 +212,19 @@ func DescribeDB(ctx context.Context, lg *slog.Logger, b *Backup, path string) er
 	if err != nil {
 		return err
 	}
+	return describeReport(b, rep)
+}
+
+// describeReport fills b from snapkit.Inspect's report.
+func describeReport(b *Backup, rep *snapkit.Report) error {
 	b.Described = true
 	b.Revision, b.Hash = rep.Revision, rep.Hash
 	b.CompactRevision = rep.Meta.CompactRevision
 	b.ConsistentIndex, b.Term = rep.Meta.ConsistentIndex, rep.Meta.Term
-	for _, m := range rep.Members {
-		id, err := schema.ParseID(m.ID)
-		if err != nil {
-			return err
-		}
-		b.Members = append(b.Members, schema.Member{ID: id, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+	var err error
+	if b.Members, err = membersOf(rep); err != nil {
+		return err
 	}
-	schema.SortMembers(b.Members)
 	switch {
 	case rep.Trailer.Present:
 		b.SHA256, b.HashOK = rep.Trailer.Want, rep.Trailer.Valid
@@ -269,10 +270,11 @@ func (s *DataDirSource) List(context.Context) ([]Backup, error) {
 	return []Backup{{ID: dbID, Kind: string(snapkit.KindDataDir), Location: s.Layout.DataDir, Time: fi.ModTime(), Size: fi.Size()}}, nil
 }
 
-// Report inspects the data dir once (Inspect) and keeps the answer.
+// Report inspects the data dir once (Inspect, SkipHashKV: one walk of the
+// db, which Describe reuses) and keeps the answer.
 func (s *DataDirSource) Report(ctx context.Context) (*MemberReport, error) {
 	if s.report == nil {
-		r, err := Inspect(ctx, s.lg, s.Layout.DataDir, InspectOptions{WALDir: s.Layout.DedicatedWALDir})
+		r, err := Inspect(ctx, s.lg, s.Layout.DataDir, InspectOptions{WALDir: s.Layout.DedicatedWALDir, SkipHashKV: true})
 		if err != nil {
 			return nil, err
 		}
@@ -299,7 +301,12 @@ func (s *DataDirSource) Describe(ctx context.Context, id string) (*Backup, error
 		b.Problems = append(b.Problems, "a running member holds it ("+r.InUseBy+" lock)")
 		return &b, nil
 	}
-	if err := DescribeDB(ctx, s.lg, &b, s.Layout.DataDir); err != nil {
+	if r.dbReport != nil {
+		err = describeReport(&b, r.dbReport)
+	} else {
+		err = DescribeDB(ctx, s.lg, &b, s.Layout.DataDir)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if r.WAL != nil {

@@ -54,6 +54,8 @@ type dbFile struct {
 	meta     boltMeta
 	// badMeta is the finding of an invalid meta page beside the valid one.
 	badMeta []Finding
+	// metaPage is the meta page picked (0 or 1).
+	metaPage int
 }
 
 // openDBFile maps src read-only, takes a shared lock (so it fails fast,
@@ -153,7 +155,7 @@ func (d *dbFile) pickMeta() error {
 	case err0 == nil && (err1 != nil || m0.TxID >= m1.TxID):
 		d.meta = m0
 	default:
-		d.meta = m1
+		d.meta, d.metaPage = m1, 1
 	}
 	d.meta.PageSize = ps
 	for id, err := range []error{err0, err1} {
@@ -250,6 +252,8 @@ type visitor interface {
 type walkStats struct {
 	ReachablePages int64 `json:"reachablePages"`
 	FreePages      int64 `json:"freePages"`
+	// reached marks the reachable pages (nil if the walk did not start).
+	reached bitset
 }
 
 // walker does in one pass what bbolt's Tx.Check does, and feeds a visitor.
@@ -312,6 +316,7 @@ func walk(ctx context.Context, d *dbFile, v visitor, fs *findings, progress Prog
 	if w.err != nil {
 		return w.stats, w.err
 	}
+	w.stats.reached = w.reached
 	for i := uint64(0); i < hwm; i++ {
 		switch {
 		case w.reached.get(i):

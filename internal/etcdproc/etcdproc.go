@@ -227,6 +227,26 @@ func (c *Cluster) Grow(name string) (*Member, error) {
 	return m, nil
 }
 
+// Rejoin sets the member called name, laid out in c.Members and not
+// running, to start next as a new member of the running cluster under its
+// old name, URLs and data dir (which must be absent or empty): with
+// --initial-cluster-state existing and initialCluster as --initial-cluster
+// (the running members and itself, as member add prints it). The caller
+// adds its PeerURL with MemberAdd first.
+func (c *Cluster) Rejoin(name, initialCluster string) (*Member, error) {
+	for _, m := range c.Members {
+		if m.Name != name {
+			continue
+		}
+		if m.Running() {
+			return nil, fmt.Errorf("etcd member %s: running", name)
+		}
+		m.args = c.args(m, initialCluster, "existing")
+		return m, nil
+	}
+	return nil, fmt.Errorf("etcd member %s: not in the cluster's layout", name)
+}
+
 // Drop takes m out of c.Members (after a MemberRemove), stopping it first.
 func (c *Cluster) Drop(m *Member) error {
 	err := m.Stop()

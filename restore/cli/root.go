@@ -114,7 +114,7 @@ func classify(err error) error {
 	}
 	switch {
 	case errors.Is(err, snapkit.ErrSnapshotHash), errors.Is(err, snapkit.ErrDamaged),
-		errors.Is(err, restore.ErrSameClusterID), errors.Is(err, restore.ErrWALDamaged), errors.Is(err, restore.ErrDBAheadOfWAL),
+		errors.Is(err, restore.ErrSameClusterID), errors.Is(err, restore.ErrWALDamaged), errors.Is(err, restore.ErrDBAheadOfWAL), errors.Is(err, restore.ErrLearner),
 		errors.Is(err, restore.ErrCheckFailed), errors.Is(err, restore.ErrLoss), errors.Is(err, restore.ErrNoUsableSource),
 		errors.Is(err, restore.ErrWALGap), errors.Is(err, restore.ErrDiverged), errors.Is(err, restore.ErrOtherCluster):
 		return clikit.Finding(err)
