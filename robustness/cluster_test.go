@@ -2,6 +2,7 @@ package robustness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -416,10 +418,13 @@ func (c *cluster) add(ctx context.Context, name string) (*etcdproc.Member, error
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err = others.MemberAdd(actx, []string{m.PeerURL})
 		cancel()
+		if errors.Is(err, rpctypes.ErrPeerURLExist) {
+			err = nil // an earlier try, whose answer was lost, added it: its peer URL is new
+		}
 		if err == nil {
 			break
 		}
-		sleep(ctx, 200*time.Millisecond)
+		sleep(ctx, 200*time.Millisecond) // e.g. "unhealthy cluster", or a timeout while the leader changes
 	}
 	if err != nil {
 		return nil, fmt.Errorf("adding %s: %w", name, err)
