@@ -2,6 +2,7 @@ package robustness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -61,7 +63,8 @@ type cluster struct {
 	mu      sync.Mutex
 	pids    map[string]int // running members, for the proxies' dialer lookup
 	proxies map[string]*netproxy.Proxy
-	dirs    []string // the data dir of every member there ever was
+	dirs    []string           // the data dir of every member there ever was
+	follow  []*clientv3.Client // clients to every member, kept up to date by remove and add
 	// gofail is the address of each running member's gofail endpoint
 	// (sys.failpoints); armAtStart the GOFAIL_FAILPOINTS of a member's
 	// next start only.
@@ -240,10 +243,13 @@ func (c *cluster) members() []*etcdproc.Member {
 	return append([]*etcdproc.Member(nil), c.pc.Members...)
 }
 
-// client connects to the given endpoints (all members if none).
+// client connects to the given endpoints, or to every member if none:
+// such a client follows the membership, as an operator's would (remove
+// and add set its endpoints to the members there are).
 func (c *cluster) client(endpoints ...string) *clientv3.Client {
 	c.t.Helper()
-	if len(endpoints) == 0 {
+	all := len(endpoints) == 0
+	if all {
 		endpoints = c.endpoints()
 	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
@@ -251,7 +257,35 @@ func (c *cluster) client(endpoints ...string) *clientv3.Client {
 		c.t.Fatalf("connecting to %s: %v", strings.Join(endpoints, ","), err)
 	}
 	c.t.Cleanup(func() { cli.Close() })
+	if all {
+		c.mu.Lock()
+		c.follow = append(c.follow, cli)
+		c.mu.Unlock()
+	}
 	return cli
+}
+
+// clientExcept connects to every member but m.
+func (c *cluster) clientExcept(m *etcdproc.Member) *clientv3.Client {
+	c.t.Helper()
+	var rest []string
+	for _, o := range c.members() {
+		if o != m {
+			rest = append(rest, hostOf(c.t, o.ClientURL))
+		}
+	}
+	return c.client(rest...)
+}
+
+// followMembership points every client to all members at the members
+// there are now.
+func (c *cluster) followMembership() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	eps := c.pc.Endpoints()
+	for _, cli := range c.follow {
+		cli.SetEndpoints(eps...)
+	}
 }
 
 // status is what one member says of itself.
@@ -382,13 +416,7 @@ func (c *cluster) remove(ctx context.Context, cli *clientv3.Client, m *etcdproc.
 	if err != nil {
 		return err
 	}
-	var rest []string
-	for _, o := range c.members() {
-		if o != m {
-			rest = append(rest, hostOf(c.t, o.ClientURL))
-		}
-	}
-	others := c.client(rest...)
+	others := c.clientExcept(m)
 	for ctx.Err() == nil {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err = others.MemberRemove(rctx, id)
@@ -405,27 +433,32 @@ func (c *cluster) remove(ctx context.Context, cli *clientv3.Client, m *etcdproc.
 	err = c.pc.Drop(m)
 	c.mu.Unlock()
 	c.forget(m)
+	c.followMembership()
 	if err != nil && !strings.Contains(err.Error(), "did not exit") {
 		return err
 	}
 	return nil
 }
 
-// add adds a new member named name, starts it behind its proxy and waits
-// until it is healthy.
-func (c *cluster) add(ctx context.Context, cli *clientv3.Client, name string) (*etcdproc.Member, error) {
-	m, err := c.join(ctx, cli, name)
+// add adds a new member named name (through the members there are), starts
+// it behind its proxy, waits until it is healthy, and points the clients
+// that follow the membership at it.
+func (c *cluster) add(ctx context.Context, name string) (*etcdproc.Member, error) {
+	m, err := c.join(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	if err := m.WaitHealthy(ctx); err != nil {
 		return nil, err
 	}
+	c.followMembership()
 	return m, nil
 }
 
-// join adds a new member named name and starts it behind its proxy.
-func (c *cluster) join(ctx context.Context, cli *clientv3.Client, name string) (*etcdproc.Member, error) {
+// join adds a new member named name through the members there are and
+// starts it behind its proxy (a failpoint scenario's member may crash
+// before it is healthy).
+func (c *cluster) join(ctx context.Context, name string) (*etcdproc.Member, error) {
 	c.mu.Lock()
 	m, err := c.pc.Grow(name)
 	c.mu.Unlock()
@@ -433,14 +466,18 @@ func (c *cluster) join(ctx context.Context, cli *clientv3.Client, name string) (
 		return nil, err
 	}
 	c.proxy(m)
+	others := c.clientExcept(m)
 	for ctx.Err() == nil {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err = cli.MemberAdd(actx, []string{m.PeerURL})
+		_, err = others.MemberAdd(actx, []string{m.PeerURL})
 		cancel()
+		if errors.Is(err, rpctypes.ErrPeerURLExist) {
+			err = nil // an earlier try, whose answer was lost, added it: its peer URL is new
+		}
 		if err == nil {
 			break
 		}
-		sleep(ctx, 200*time.Millisecond)
+		sleep(ctx, 200*time.Millisecond) // e.g. "unhealthy cluster", or a timeout while the leader changes
 	}
 	if err != nil {
 		return nil, fmt.Errorf("adding %s: %w", name, err)

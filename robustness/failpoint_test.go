@@ -103,7 +103,7 @@ func (e *env) joinCrashAt(point string) func(*etcdproc.Member) func() {
 		e.c.mu.Lock()
 		e.c.armAtStart[name] = point + "=panic"
 		e.c.mu.Unlock()
-		nm, err := e.c.join(ctx, e.cli, name)
+		nm, err := e.c.join(ctx, name)
 		if err != nil {
 			e.t.Fatal(err)
 		}
@@ -130,7 +130,7 @@ func (e *env) replaceFollower(ctx context.Context, m *etcdproc.Member) {
 	}
 	name := fmt.Sprintf("m%d", e.faults.Load()+4)
 	e.t.Logf("add %s", name)
-	if _, err := e.c.join(ctx, e.cli, name); err != nil {
+	if _, err := e.c.join(ctx, name); err != nil {
 		e.t.Fatal(err)
 	}
 }

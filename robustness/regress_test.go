@@ -85,7 +85,7 @@ func TestMemberJoinsAfterSnapshot(t *testing.T) {
 				}
 			}
 			// Added with few entries after it, no newer snapshot holds it.
-			m, err := c.add(ctx, cli, "m4")
+			m, err := c.add(ctx, "m4")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -105,6 +105,34 @@ func TestMemberJoinsAfterSnapshot(t *testing.T) {
 					t.Fatalf("the new member did not catch up to revision %d: %v %v", want.Header.Revision, got, err)
 				}
 				sleep(cctx, 100*time.Millisecond)
+			}
+		})
+	}
+}
+
+// TestReplaceEveryOriginalMember is a regression test for a fault of the
+// harness the member-replace scenario hit: the scenario's clients were
+// made with the endpoints of the first three members and kept them, so
+// once all three had been replaced the next MemberAdd had no member to go
+// to and hung until its deadline, on etcd as on lifeboat. The harness's
+// clients follow the membership, as an operator's would.
+func TestReplaceEveryOriginalMember(t *testing.T) {
+	for _, sys := range []system{etcdSystem, lifeboatSystem} {
+		t.Run(sys.name, func(t *testing.T) {
+			c := startCluster(t, sys)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			cli := c.client()
+			for i, m := range c.members() {
+				if err := c.remove(ctx, cli, m); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.add(ctx, fmt.Sprintf("m%d", i+4)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := cli.Put(ctx, "k", "after the last original member left"); err != nil {
+				t.Fatalf("put through the first client: %v", err)
 			}
 		})
 	}

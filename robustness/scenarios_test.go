@@ -114,7 +114,7 @@ func (e *env) replace(m *etcdproc.Member) func() {
 	}
 	name := fmt.Sprintf("m%d", e.faults.Load()+4)
 	e.t.Logf("add %s", name)
-	if _, err := e.c.add(ctx, e.cli, name); err != nil {
+	if _, err := e.c.add(ctx, name); err != nil {
 		e.t.Fatal(err)
 	}
 	return func() {}

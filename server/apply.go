@@ -387,8 +387,8 @@ func (s *Server) applyConfChange(as *applyState, e *raftpb.Entry, advanced <-cha
 	case raftpb.ConfChangeRemoveNode:
 		s.tr.RemovePeer(cc.NodeID)
 		if cc.NodeID == s.id {
-			s.lg.Warn("this member was removed from the cluster; stopping")
-			go s.fail(errors.New("server: the member has been removed from the cluster"))
+			s.lg.Warn("this member was removed from the cluster; stopping", "delay", removedStopDelay.String())
+			go s.failAfter(removedStopDelay, errRemoved)
 		}
 	}
 	s.lg.Info("applied membership change", "type", cc.Type.String(), "member-id", schema.FormatID(cc.NodeID), "index", e.Index, "replay", replay)

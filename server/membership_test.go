@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -59,8 +60,9 @@ func retryWhile[T any](t *testing.T, op func(ctx context.Context) (T, error), re
 }
 
 // addMember adds a member named name through cli (as a learner if asked),
-// starts it, and returns its index in c.
-func (c *testCluster) addMember(t *testing.T, cli *clientv3.Client, name string, learner bool) int {
+// starts it, and returns its index in c. The add is tried again while it
+// fails with "unhealthy cluster" or one of the retriable errors.
+func (c *testCluster) addMember(t *testing.T, cli *clientv3.Client, name string, learner bool, retriable ...error) int {
 	t.Helper()
 	cfg := c.joinConfig(t, name)
 	add := cli.MemberAdd
@@ -69,7 +71,7 @@ func (c *testCluster) addMember(t *testing.T, cli *clientv3.Client, name string,
 	}
 	if _, err := retryWhile(t, func(ctx context.Context) (*clientv3.MemberAddResponse, error) {
 		return add(ctx, cfg.AdvertisePeerURLs)
-	}, rpctypes.ErrGRPCUnhealthy); err != nil {
+	}, append(retriable, rpctypes.ErrGRPCUnhealthy)...); err != nil {
 		t.Fatalf("add member %s: %v", name, err)
 	}
 	c.cfgs = append(c.cfgs, cfg)
@@ -183,16 +185,99 @@ func TestForceNewClusterKeepsData(t *testing.T) {
 	}
 }
 
+// TestRemovingTheLeader removes the leader under a small write load and at
+// once adds a member, through a client that still has the removed leader
+// among its endpoints, as an operator's would: the removed leader stops,
+// the others elect a leader and take the new member, and it catches up
+// with every acknowledged write.
 func TestRemovingTheLeader(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
 	lead := c.waitLeader()
-	other := (lead + 1) % 3
-	cli := c.client(other)
+	cli := c.client()
 	ctx := ctxT(t)
+
+	stop := make(chan struct{})
+	acked := make(chan string, 3000)
+	done := make(chan struct{})
+	go func() { // a put every 10ms, at most 3000, until stopped
+		defer close(done)
+		defer close(acked)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < cap(acked); i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			key := fmt.Sprintf("w%04d", i)
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := cli.Put(pctx, key, "v")
+			cancel()
+			if err == nil {
+				acked <- key
+			}
+		}
+	}()
+	putsDone := func() []string {
+		close(stop)
+		<-done
+		var keys []string
+		for k := range acked {
+			keys = append(keys, k)
+		}
+		return keys
+	}
+
 	if _, err := retryWhile(t, func(ctx context.Context) (*clientv3.MemberRemoveResponse, error) {
 		return cli.MemberRemove(ctx, c.srvs[lead].ID())
 	}, rpctypes.ErrGRPCUnhealthy); err != nil {
+		putsDone()
 		t.Fatal(err)
+	}
+	select {
+	case <-c.srvs[lead].Done():
+	case <-time.After(20 * time.Second):
+		putsDone()
+		t.Fatal("removed leader did not stop")
+	}
+	c.srvs[lead] = nil
+	// Until the others elect a leader, they forward the add to the removed
+	// one, which drops it: it times out, as on etcd, and is tried again.
+	added := c.addMember(t, cli, "m3", false,
+		rpctypes.ErrGRPCTimeout, rpctypes.ErrGRPCTimeoutDueToLeaderFail, rpctypes.ErrGRPCNoLeader, rpctypes.ErrGRPCLeaderChanged)
+	keys := putsDone()
+
+	if _, err := cli.Put(ctx, "after", "leader removal"); err != nil {
+		t.Fatal(err)
+	}
+	list, err := cli.MemberList(ctx)
+	if err != nil || len(list.Members) != 3 {
+		t.Fatalf("members after removal and add: %v %v", list, err)
+	}
+	c.waitApplied(added, c.srvs[c.waitLeader()].applied.Load())
+	nc := c.client(added)
+	for _, k := range keys {
+		g, err := nc.Get(ctx, k, clientv3.WithSerializable())
+		if err != nil || g.Count != 1 {
+			t.Fatalf("the added member has %v for acknowledged key %s: %v", g, k, err)
+		}
+	}
+	t.Logf("%d acknowledged writes during the removal and the add", len(keys))
+}
+
+// TestRemovingTheLeaderThroughItself is a regression test: a member that
+// applied its own removal stopped at once, and the MemberRemove it was
+// answering, sent to it, failed with "server stopped" though the member
+// was removed. etcd stops a removed member a moment later, after its
+// answer has gone out.
+func TestRemovingTheLeaderThroughItself(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader()
+	if _, err := retryWhile(t, func(ctx context.Context) (*clientv3.MemberRemoveResponse, error) {
+		return c.client(lead).MemberRemove(ctx, c.srvs[lead].ID())
+	}, rpctypes.ErrGRPCUnhealthy); err != nil {
+		t.Fatalf("removing the leader through itself: %v", err)
 	}
 	select {
 	case <-c.srvs[lead].Done():
@@ -201,13 +286,6 @@ func TestRemovingTheLeader(t *testing.T) {
 	}
 	c.srvs[lead] = nil
 	c.waitLeader()
-	if _, err := cli.Put(ctx, "after", "leader removal"); err != nil {
-		t.Fatal(err)
-	}
-	list, err := cli.MemberList(ctx)
-	if err != nil || len(list.Members) != 2 {
-		t.Fatalf("members after removal: %v %v", list, err)
-	}
 }
 
 // TestFollowerForwardsWithAuthOverPeerTLS: with auth enabled and peer TLS,

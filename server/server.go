@@ -266,6 +266,25 @@ func (s *Server) fail(err error) {
 	})
 }
 
+// errRemoved stops a member removed from the cluster.
+var errRemoved = errors.New("server: the member has been permanently removed from the cluster")
+
+// removedStopDelay is how long a member that applied its own removal keeps
+// running, as etcd's does, so that its answer to the MemberRemove (sent to
+// it) goes out before it stops.
+const removedStopDelay = time.Second
+
+// failAfter is fail after d, unless the member stops first.
+func (s *Server) failAfter(d time.Duration, err error) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		s.fail(err)
+	case <-s.stopping:
+	}
+}
+
 // stop shuts the member down once, whoever asks first (Stop, fail, or New
 // when the start fails): first runs before the shutdown, and cause joins
 // its errors. Every caller waits for the shutdown and gets its outcome.
@@ -390,7 +409,7 @@ func (h *raftHandler) Process(ctx context.Context, m raftpb.Message) error {
 func (h *raftHandler) IsIDRemoved(id uint64) bool { return (*Server)(h).cluster.IsRemoved(id) }
 
 func (h *raftHandler) RemovedFromCluster() {
-	(*Server)(h).fail(errors.New("server: the member has been removed from the cluster"))
+	(*Server)(h).fail(errRemoved)
 }
 
 func (h *raftHandler) ReportUnreachable(id uint64) { (*Server)(h).node.ReportUnreachable(id) }
