@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -196,21 +198,27 @@ func (c *testCluster) serveAt(urls []string, wantCompact int64) served {
 		s.KVs = append(s.KVs, formatKV(kv))
 	}
 	for _, ep := range urls {
+	wait:
 		for {
 			h, err := cli.HashKV(ctx, ep, s.Revision)
-			if err != nil {
+			var seen int64
+			switch {
+			case errors.Is(err, rpctypes.ErrFutureRev):
+				// A follower that has not applied the revision yet.
+			case err != nil:
 				c.t.Fatalf("hashkv %s: %v", ep, err)
-			}
-			if wantCompact == 0 || h.CompactRevision == wantCompact {
+			case wantCompact == 0 || h.CompactRevision == wantCompact:
 				if s.HashRevision != 0 && (h.Hash != s.Hash || h.HashRevision != s.HashRevision) {
 					c.t.Fatalf("members disagree: %s says hash %d at %d, another %d at %d", ep, h.Hash, h.HashRevision, s.Hash, s.HashRevision)
 				}
 				s.Hash, s.CompactRevision, s.HashRevision = h.Hash, h.CompactRevision, h.HashRevision
-				break
+				break wait
+			default:
+				seen = h.CompactRevision
 			}
 			select {
 			case <-ctx.Done():
-				c.t.Fatalf("%s: compaction at %d not done (hashkv says %d)", ep, wantCompact, h.CompactRevision)
+				c.t.Fatalf("%s: compaction at %d not done at revision %d (hashkv says %d, %v)", ep, wantCompact, s.Revision, seen, err)
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
