@@ -154,7 +154,7 @@ func readBack(ctx context.Context, s *store.Store, b store.Backup, o ReadOptions
 		return rep, rep.err()
 	}
 	rep.add("decode", true, "%s%s: %d bytes", m.Object.Codec, encryptedWord(m.Encrypted()), n)
-	facts, err := inspectSpool(ctx, path, lg)
+	facts, err := inspectSpool(ctx, path, lg, nil)
 	if err != nil {
 		rep.add("snapshot", false, "%v", err)
 		return rep, rep.err()
