@@ -107,27 +107,38 @@ func (c *Config) now() time.Time {
 	return c.Now()
 }
 
-// hashingWriter counts and hashes what goes through it to w.
+// hashingWriter counts and hashes what goes through it to w: SHA-256, and
+// MD5 if asked.
 type hashingWriter struct {
 	w      io.Writer
 	n      int64
 	sha, m hash.Hash
 }
 
-func newHashingWriter(w io.Writer) *hashingWriter {
-	return &hashingWriter{w: w, sha: sha256.New(), m: md5.New()}
+func newHashingWriter(w io.Writer, withMD5 bool) *hashingWriter {
+	h := &hashingWriter{w: w, sha: sha256.New()}
+	if withMD5 {
+		h.m = md5.New()
+	}
+	return h
 }
 
 func (h *hashingWriter) Write(p []byte) (int, error) {
 	n, err := h.w.Write(p)
 	h.sha.Write(p[:n])
-	h.m.Write(p[:n])
+	if h.m != nil {
+		h.m.Write(p[:n])
+	}
 	h.n += int64(n)
 	return n, err
 }
 
 func (h *hashingWriter) uploaded() store.Uploaded {
-	return store.Uploaded{Size: h.n, MD5: h.m.Sum(nil), SHA256: h.sha.Sum(nil)}
+	up := store.Uploaded{Size: h.n, SHA256: h.sha.Sum(nil)}
+	if h.m != nil {
+		up.MD5 = h.m.Sum(nil)
+	}
+	return up
 }
 
 // Backup takes one backup: it chooses a member, streams its snapshot into
@@ -202,7 +213,7 @@ func commit(ctx context.Context, cfg *Config, choice Choice, start, slot time.Ti
 		DBSize: facts.DBSize, DBSHA256: facts.DBSHA256,
 		Object: manifest.Object{
 			Key: id.Key(cfg.Store.Prefix(), objName), Size: up.Size,
-			SHA256: hex.EncodeToString(up.SHA256), MD5: hex.EncodeToString(up.MD5),
+			SHA256: hex.EncodeToString(up.SHA256), MD5: hex.EncodeToString(up.MD5), // "" without one: Commit records the store's
 			Codec: cfg.Codec.Codec, Level: cfg.Codec.Level, Recipients: cfg.Codec.RecipientNames,
 		},
 		Start: start,
@@ -239,7 +250,7 @@ func newUpload(ctx context.Context, cfg *Config, key string) (*upload, error) {
 		cancel()
 		return nil, err
 	}
-	u := &upload{cancel: cancel, w: w, hw: newHashingWriter(w), key: key}
+	u := &upload{cancel: cancel, w: w, hw: newHashingWriter(w, !cfg.Store.MD5InProcess()), key: key}
 	if u.enc, err = codec.NewWriter(u.hw, cfg.Codec); err != nil {
 		u.abort()
 		return nil, err

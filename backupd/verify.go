@@ -119,7 +119,7 @@ func readBack(ctx context.Context, s *store.Store, b store.Backup, o ReadOptions
 		return nil, err
 	}
 	defer r.Close()
-	hr := &hashingReader{r: r, h: newHashingWriter(io.Discard), progress: o.Progress, total: m.Object.Size}
+	hr := &hashingReader{r: r, h: newHashingWriter(io.Discard, false), progress: o.Progress, total: m.Object.Size}
 	dec, err := codec.NewReader(hr, m.Object.Codec, m.Encrypted(), o.Identities)
 	if errors.Is(err, codec.ErrIdentity) {
 		return nil, fmt.Errorf("backupd: %s: %w", m.ID, err)
