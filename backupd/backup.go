@@ -107,27 +107,38 @@ func (c *Config) now() time.Time {
 	return c.Now()
 }
 
-// hashingWriter counts and hashes what goes through it to w.
+// hashingWriter counts and hashes what goes through it to w: SHA-256, and
+// MD5 if asked.
 type hashingWriter struct {
 	w      io.Writer
 	n      int64
 	sha, m hash.Hash
 }
 
-func newHashingWriter(w io.Writer) *hashingWriter {
-	return &hashingWriter{w: w, sha: sha256.New(), m: md5.New()}
+func newHashingWriter(w io.Writer, withMD5 bool) *hashingWriter {
+	h := &hashingWriter{w: w, sha: sha256.New()}
+	if withMD5 {
+		h.m = md5.New()
+	}
+	return h
 }
 
 func (h *hashingWriter) Write(p []byte) (int, error) {
 	n, err := h.w.Write(p)
 	h.sha.Write(p[:n])
-	h.m.Write(p[:n])
+	if h.m != nil {
+		h.m.Write(p[:n])
+	}
 	h.n += int64(n)
 	return n, err
 }
 
 func (h *hashingWriter) uploaded() store.Uploaded {
-	return store.Uploaded{Size: h.n, MD5: h.m.Sum(nil), SHA256: h.sha.Sum(nil)}
+	up := store.Uploaded{Size: h.n, SHA256: h.sha.Sum(nil)}
+	if h.m != nil {
+		up.MD5 = h.m.Sum(nil)
+	}
+	return up
 }
 
 // Backup takes one backup: it chooses a member, streams its snapshot into
@@ -166,7 +177,7 @@ func Backup(ctx context.Context, cfg *Config, slot time.Time) (*manifest.Manifes
 	defer os.Remove(spool.Name())
 	lg.Info("backup started", "endpoint", choice.Endpoint, "member", strconv.FormatUint(choice.ID, 16), "role", choice.Role,
 		"staging", staging, "spool", spool.Name())
-	up, version, err := stream(ctx, cfg, choice.Endpoint, spool, staging)
+	up, sums, version, err := stream(ctx, cfg, choice.Endpoint, spool, staging)
 	if cerr := spool.Close(); err == nil && cerr != nil {
 		err = fail(CauseSpool, cerr)
 	}
@@ -178,15 +189,17 @@ func Backup(ctx context.Context, cfg *Config, slot time.Time) (*manifest.Manifes
 			return nil, fail(CauseSpool, err)
 		}
 	}
-	return commit(ctx, cfg, choice, start, slot, spool.Name(), staging, up, version)
+	return commit(ctx, cfg, choice, start, slot, spool.Name(), sums, staging, up, version)
 }
 
-// commit verifies a complete spool (the upload of the same bytes done),
-// then commits the backup with its manifest.
-func commit(ctx context.Context, cfg *Config, choice Choice, start, slot time.Time, spool, staging string, up store.Uploaded, version string) (*manifest.Manifest, error) {
+// commit verifies a complete spool (the upload of the same bytes done):
+// the trailer against the stream's SHA-256, the spool against the stream,
+// snapkit's walks of the spool; then it commits the backup with its
+// manifest.
+func commit(ctx context.Context, cfg *Config, choice Choice, start, slot time.Time, spool string, sums *streamSums, staging string, up store.Uploaded, version string) (*manifest.Manifest, error) {
 	lg := cfg.logger()
 	objName := manifest.ObjectName(cfg.Codec.Codec, len(cfg.Codec.Recipients) > 0)
-	facts, err := inspectSpool(ctx, spool, lg)
+	facts, err := inspectSpool(ctx, spool, lg, sums)
 	if err != nil {
 		return nil, fail(CauseVerify, fmt.Errorf("snapshot from %s (member %x): %w", choice.Endpoint, choice.ID, err))
 	}
@@ -200,7 +213,7 @@ func commit(ctx context.Context, cfg *Config, choice Choice, start, slot time.Ti
 		DBSize: facts.DBSize, DBSHA256: facts.DBSHA256,
 		Object: manifest.Object{
 			Key: id.Key(cfg.Store.Prefix(), objName), Size: up.Size,
-			SHA256: hex.EncodeToString(up.SHA256), MD5: hex.EncodeToString(up.MD5),
+			SHA256: hex.EncodeToString(up.SHA256), MD5: hex.EncodeToString(up.MD5), // "" without one: Commit records the store's
 			Codec: cfg.Codec.Codec, Level: cfg.Codec.Level, Recipients: cfg.Codec.RecipientNames,
 		},
 		Start: start,
@@ -237,7 +250,7 @@ func newUpload(ctx context.Context, cfg *Config, key string) (*upload, error) {
 		cancel()
 		return nil, err
 	}
-	u := &upload{cancel: cancel, w: w, hw: newHashingWriter(w), key: key}
+	u := &upload{cancel: cancel, w: w, hw: newHashingWriter(w, !cfg.Store.MD5InProcess()), key: key}
 	if u.enc, err = codec.NewWriter(u.hw, cfg.Codec); err != nil {
 		u.abort()
 		return nil, err
@@ -284,11 +297,12 @@ func (u *upload) finish() (store.Uploaded, error) {
 // (etcd sends 32 KiB) are gathered into writes this large.
 const spoolWriteSize = 1 << 20
 
-// tee writes each chunk of a snapshot to the spool and, through the codec,
-// to the upload.
+// tee writes each chunk of a snapshot to the spool, to its sums and,
+// through the codec, to the upload.
 type tee struct {
 	spool *bufio.Writer
 	name  string
+	sums  *streamSums
 	up    *upload
 }
 
@@ -300,6 +314,7 @@ func (t *tee) write(p []byte) error {
 	if _, err := t.spool.Write(p); err != nil {
 		return fail(CauseSpool, fmt.Errorf("spool %s: %w", t.name, err))
 	}
+	t.sums.write(p)
 	if _, err := t.up.Write(p); err != nil {
 		return fail(CauseStore, err)
 	}
@@ -315,23 +330,24 @@ func (t *tee) flush() error {
 }
 
 // stream copies the endpoint's snapshot into spool and, through the codec,
-// into the staging object, in one pass. It returns the stored object's
-// sums and the storage version the member sent.
-func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, staging string) (store.Uploaded, string, error) {
+// into the staging object, in one pass, hashing it as it arrives. It
+// returns the stored object's sums, the stream's and the storage version
+// the member sent.
+func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, staging string) (store.Uploaded, *streamSums, string, error) {
 	one := cfg.Client
 	one.Endpoints = []string{endpoint}
 	cli, err := newClient(one)
 	if err != nil {
-		return store.Uploaded{}, "", fail(CauseEndpoint, fmt.Errorf("connect %s: %w", endpoint, err))
+		return store.Uploaded{}, nil, "", fail(CauseEndpoint, fmt.Errorf("connect %s: %w", endpoint, err))
 	}
 	defer cli.Close()
 	up, err := newUpload(ctx, cfg, staging)
 	if err != nil {
-		return store.Uploaded{}, "", fail(CauseStore, err)
+		return store.Uploaded{}, nil, "", fail(CauseStore, err)
 	}
-	abort := func(err error) (store.Uploaded, string, error) {
+	abort := func(err error) (store.Uploaded, *streamSums, string, error) {
 		up.abort()
-		return store.Uploaded{}, "", err
+		return store.Uploaded{}, nil, "", err
 	}
 	ss, err := pb.NewMaintenanceClient(cli.ActiveConnection()).Snapshot(ctx, &pb.SnapshotRequest{})
 	if err != nil {
@@ -353,6 +369,7 @@ func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, s
 		if total == 0 {
 			total = int64(len(resp.Blob)) + int64(resp.RemainingBytes) + snapkit.TrailerSize
 			version = resp.Version
+			t.sums = newStreamSums(total)
 		}
 		if err := t.write(resp.Blob); err != nil {
 			return abort(err)
@@ -371,9 +388,12 @@ func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, s
 	if err := spool.Sync(); err != nil {
 		return abort(fail(CauseSpool, fmt.Errorf("spool %s: %w", spool.Name(), err)))
 	}
-	sums, err := up.finish()
+	uploaded, err := up.finish()
 	if err != nil {
-		return store.Uploaded{}, "", fail(CauseStore, err)
+		return store.Uploaded{}, nil, "", fail(CauseStore, err)
 	}
-	return sums, version, nil
+	if t.sums == nil { // an empty stream
+		t.sums = newStreamSums(0)
+	}
+	return uploaded, t.sums, version, nil
 }

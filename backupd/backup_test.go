@@ -1,9 +1,15 @@
 package backupd
 
 import (
+	"bytes"
 	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -60,8 +66,10 @@ func TestBackupVerifyFetchLifeboat(t *testing.T) {
 	if m.Role != RoleFollower || m.Revision < 301 || m.TotalKey != 300 || m.Object.Codec != "zstd" || m.Object.Size >= m.DBSize {
 		t.Errorf("manifest: role %s rev %d keys %d codec %s stored %d of %d", m.Role, m.Revision, m.TotalKey, m.Object.Codec, m.Object.Size, m.DBSize)
 	}
-	if !m.Object.StoreMD5 {
-		t.Error("file:// keeps an MD5; it was not compared")
+	// file://'s MD5 is fileblob's, computed in process over the upload's
+	// writes: not compared, recorded, and that of the stored bytes.
+	if stored := readObject(t, s, m.Object.Key); m.Object.StoreMD5 || m.Object.MD5 != fmt.Sprintf("%x", md5.Sum(stored)) {
+		t.Errorf("file:// MD5: compared %v, manifest %s, stored bytes %x", m.Object.StoreMD5, m.Object.MD5, md5.Sum(stored))
 	}
 	l, err := s.List(testCtx(t))
 	if err != nil {
@@ -96,27 +104,94 @@ func TestBackupVerifyFetchLifeboat(t *testing.T) {
 
 // A spool corrupted on purpose between the stream and its verification
 // fails the backup with cause verify, and leaves no backup, only a staging
-// orphan.
+// orphan: a bit flipped in a meta page, in the last byte of the db (the
+// unused end of a page, which no walk reads) or in the trailer. The
+// trailer is checked on the stream, so only the read-back of the spool
+// against the stream sees the last two.
 func TestCorruptSpoolCountsNothing(t *testing.T) {
 	c := startLifeboat(t, 1)
 	put(t, c.Endpoints, clientv3.Config{}, "k", 50)
-	s := openStore(t, "mem://", "p")
-	cfg := testConfig(t, c.Endpoints, s)
-	cfg.AfterSpool = func(path string) error { return flipByte(path, 5000) }
-	_, err := Backup(testCtx(t), cfg, time.Time{})
-	if CauseOf(err) != CauseVerify || !errors.Is(err, ErrSnapshot) {
-		t.Fatalf("backup of a corrupt spool: cause %q, %v", CauseOf(err), err)
+	for _, tc := range []struct {
+		name string
+		off  func(size int64) int64
+	}{
+		{"meta page", func(int64) int64 { return 5000 }},
+		{"end of the db", func(size int64) int64 { return size - snapkit.TrailerSize - 1 }},
+		{"trailer", func(size int64) int64 { return size - 1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openStore(t, "mem://", "p")
+			cfg := testConfig(t, c.Endpoints, s)
+			cfg.AfterSpool = func(path string) error {
+				fi, err := os.Stat(path)
+				if err != nil {
+					return err
+				}
+				return flipByte(path, tc.off(fi.Size()))
+			}
+			_, err := Backup(testCtx(t), cfg, time.Time{})
+			if CauseOf(err) != CauseVerify || !errors.Is(err, ErrSnapshot) {
+				t.Fatalf("backup of a corrupt spool: cause %q, %v", CauseOf(err), err)
+			}
+			l, err := s.List(testCtx(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(l.Backups) != 0 || len(l.Orphans) != 1 {
+				t.Fatalf("after a failed backup: %d backups, %d orphans", len(l.Backups), len(l.Orphans))
+			}
+		})
 	}
-	l, err := s.List(testCtx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(l.Backups) != 0 || len(l.Orphans) != 1 {
-		t.Fatalf("after a failed backup: %d backups, %d orphans", len(l.Backups), len(l.Orphans))
+}
+
+// The stream's sums: the trailer must be the SHA-256 of what precedes it,
+// whatever the chunks, and a stream without one fails.
+func TestStreamSumsCheck(t *testing.T) {
+	db := bytes.Repeat([]byte("lifeboat"), 512) // 4096 bytes, as a page
+	sum := sha256.Sum256(db)
+	good := append(slices.Clone(db), sum[:]...)
+	bad := slices.Clone(good)
+	bad[len(bad)-3] ^= 1
+	for _, tc := range []struct {
+		name   string
+		stream []byte
+		total  int64
+		chunk  int
+		ok     bool
+	}{
+		{"whole", good, int64(len(good)), len(good), true},
+		{"chunks across the trailer", good, int64(len(good)), 1000, true},
+		{"byte by byte", good, int64(len(good)), 1, true},
+		{"bad trailer", bad, int64(len(bad)), 1000, false},
+		{"no trailer", db, int64(len(db)), 1000, false},
+		{"short", good[:len(good)-1], int64(len(good)), 1000, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStreamSums(tc.total)
+			for p := tc.stream; len(p) > 0; p = p[min(tc.chunk, len(p)):] {
+				s.write(p[:min(tc.chunk, len(p))])
+			}
+			got, err := s.check()
+			if tc.ok != (err == nil) || err != nil && !errors.Is(err, ErrSnapshot) {
+				t.Fatalf("check: %q, %v", got, err)
+			}
+			if tc.ok && got != hex.EncodeToString(sum[:]) {
+				t.Errorf("db SHA-256 %s, want %x", got, sum)
+			}
+		})
 	}
 }
 
 func clientv3Config() clientv3.Config { return clientv3.Config{} }
+
+func readObject(t *testing.T, s *store.Store, key string) []byte {
+	t.Helper()
+	b, err := s.ReadAll(testCtx(t), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
 
 func putRandom(endpoints []string, n, size int) error {
 	return clustertest.PutRandom(clientv3.Config{Endpoints: endpoints}, "r", n, size)

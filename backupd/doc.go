@@ -4,10 +4,12 @@
 // One backup (Backup): choose an up-to-date follower, else the leader
 // (ChooseMember); stream its Maintenance.Snapshot into a spool file and, in
 // the same pass, through the codec (zstd/gzip/none, then age) into a
-// staging object; verify the spool with snapkit (the SHA-256 trailer, the
-// bbolt structure and schema, the status, hashkv at its revision); then
-// commit: copy the staging object to its final name, compare sizes and the
-// store's MD5 where it keeps one, and write the manifest last (package
+// staging object, hashing it as it arrives (its SHA-256 against its
+// trailer); verify the spool: read back, it must match the stream, and
+// snapkit checks the bbolt structure and schema, the status and hashkv at
+// its revision; then commit: copy the staging object to its final name (on
+// file:// a hard link), compare sizes and the store's MD5 where it keeps
+// one computed on its side, and write the manifest last (package
 // manifest has the layout and the commit rule). A failure at any step
 // leaves no manifest, so nothing counts; the staging object is an orphan
 // that prune removes after a grace period.

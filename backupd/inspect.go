@@ -1,10 +1,18 @@
 package backupd
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
 	"log/slog"
+	"os"
+
+	sysunix "golang.org/x/sys/unix"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 )
@@ -24,16 +32,122 @@ type facts struct {
 	StorageVersion            string
 }
 
-// inspectSpool runs snapkit on a snapshot file: the SHA-256 trailer, the
-// bbolt structure and the schema, and HashKV at the current revision, all
-// with snapkit's bounded walks (Inspect with HashKV). Any finding is an
+// streamSums hashes a snapshot as it arrives: SHA-256 of its db part,
+// which the trailer at its end must equal, and CRC-32C of all of it,
+// which the spool must match when it is read back.
+type streamSums struct {
+	total   int64 // the stream's size, trailer included
+	n       int64
+	sha     hash.Hash
+	crc     uint32
+	trailer [snapkit.TrailerSize]byte
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func newStreamSums(total int64) *streamSums { return &streamSums{total: total, sha: sha256.New()} }
+
+func (s *streamSums) write(p []byte) {
+	s.crc = crc32.Update(s.crc, castagnoli, p)
+	db := s.total - snapkit.TrailerSize
+	if s.n < db {
+		s.sha.Write(p[:min(int64(len(p)), db-s.n)])
+	}
+	if end := s.n + int64(len(p)); end > db && s.n < s.total {
+		from := max(s.n, db)
+		copy(s.trailer[from-db:], p[from-s.n:min(end, s.total)-s.n])
+	}
+	s.n += int64(len(p))
+}
+
+// check compares the streamed db's SHA-256 with the streamed trailer and
+// returns it (hex). Any mismatch is an error wrapping ErrSnapshot.
+func (s *streamSums) check() (string, error) {
+	if s.n != s.total || !snapkit.HasTrailer(s.total) {
+		return "", fmt.Errorf("%w: %d bytes streamed of %d: no SHA-256 trailer", ErrSnapshot, s.n, s.total)
+	}
+	got := s.sha.Sum(nil)
+	if !bytes.Equal(got, s.trailer[:]) {
+		return "", fmt.Errorf("%w: SHA-256 mismatch as streamed: trailer %x, computed %x", ErrSnapshot, s.trailer, got)
+	}
+	return hex.EncodeToString(got), nil
+}
+
+// checkSpool reads the spool whole and compares its size and CRC-32C with
+// the stream's: the walk's facts are then those of the bytes the trailer
+// covered and the upload was made of. It maps the file a window at a time
+// (cheaper than copying it out with read), dropping each window after use.
+func (s *streamSums) checkSpool(ctx context.Context, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	var crc uint32
+	for off := int64(0); off < fi.Size(); off += spoolWindow {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := int(min(spoolWindow, fi.Size()-off))
+		m, err := sysunix.Mmap(int(f.Fd()), off, n, sysunix.PROT_READ, sysunix.MAP_SHARED)
+		if err != nil {
+			return fmt.Errorf("spool %s: map %d bytes at %d: %w", path, n, off, err)
+		}
+		_ = sysunix.Madvise(m, sysunix.MADV_SEQUENTIAL)
+		crc = crc32.Update(crc, castagnoli, m)
+		if err := sysunix.Munmap(m); err != nil {
+			return fmt.Errorf("spool %s: %w", path, err)
+		}
+	}
+	if fi.Size() != s.total || crc != s.crc {
+		return fmt.Errorf("%w: spool %s differs from the stream: %d bytes, CRC-32C %08x; streamed %d bytes, %08x",
+			ErrSnapshot, path, fi.Size(), crc, s.total, s.crc)
+	}
+	return nil
+}
+
+// spoolWindow is how much of the spool checkSpool maps at a time.
+const spoolWindow = 4 << 20
+
+// inspectSpool runs snapkit on a snapshot file: the bbolt structure and
+// the schema, and HashKV at the current revision, all with snapkit's
+// bounded walks (Inspect with HashKV). The SHA-256 trailer is checked by
+// snapkit beside the walks when streamed is nil; else it was checked on
+// the stream (streamed.check) and the spool is read back beside the walks
+// and compared with the stream (streamed.checkSpool). Any finding is an
 // error wrapping ErrSnapshot.
-func inspectSpool(ctx context.Context, path string, lg *slog.Logger) (facts, error) {
-	rep, err := snapkit.Inspect(ctx, path, snapkit.Options{Logger: lg, HashKV: true})
+func inspectSpool(ctx context.Context, path string, lg *slog.Logger, streamed *streamSums) (facts, error) {
+	if streamed == nil {
+		return walkSpool(ctx, path, lg, false)
+	}
+	dbSHA, err := streamed.check()
+	if err != nil {
+		return facts{}, err
+	}
+	// A spool that differs from the stream explains any finding of the
+	// walk, so its error comes first.
+	spoolCh := make(chan error, 1)
+	go func() { spoolCh <- streamed.checkSpool(ctx, path) }()
+	f, err := walkSpool(ctx, path, lg, true)
+	if serr := <-spoolCh; serr != nil {
+		return facts{}, serr
+	}
+	f.DBSHA256 = dbSHA
+	return f, err
+}
+
+// walkSpool is snapkit's Inspect with HashKV, and its trailer check unless
+// skipTrailer.
+func walkSpool(ctx context.Context, path string, lg *slog.Logger, skipTrailer bool) (facts, error) {
+	rep, err := snapkit.Inspect(ctx, path, snapkit.Options{Logger: lg, HashKV: true, SkipTrailer: skipTrailer})
 	if err != nil {
 		return facts{}, fmt.Errorf("%w: %v", ErrSnapshot, err)
 	}
-	if !rep.Trailer.Present {
+	if !skipTrailer && !rep.Trailer.Present {
 		return facts{}, fmt.Errorf("%w: %d bytes: no SHA-256 trailer", ErrSnapshot, rep.FileSize)
 	}
 	if !rep.OK() {

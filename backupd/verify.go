@@ -119,7 +119,7 @@ func readBack(ctx context.Context, s *store.Store, b store.Backup, o ReadOptions
 		return nil, err
 	}
 	defer r.Close()
-	hr := &hashingReader{r: r, h: newHashingWriter(io.Discard), progress: o.Progress, total: m.Object.Size}
+	hr := &hashingReader{r: r, h: newHashingWriter(io.Discard, false), progress: o.Progress, total: m.Object.Size}
 	dec, err := codec.NewReader(hr, m.Object.Codec, m.Encrypted(), o.Identities)
 	if errors.Is(err, codec.ErrIdentity) {
 		return nil, fmt.Errorf("backupd: %s: %w", m.ID, err)
@@ -154,7 +154,7 @@ func readBack(ctx context.Context, s *store.Store, b store.Backup, o ReadOptions
 		return rep, rep.err()
 	}
 	rep.add("decode", true, "%s%s: %d bytes", m.Object.Codec, encryptedWord(m.Encrypted()), n)
-	facts, err := inspectSpool(ctx, path, lg)
+	facts, err := inspectSpool(ctx, path, lg, nil)
 	if err != nil {
 		rep.add("snapshot", false, "%v", err)
 		return rep, rep.err()

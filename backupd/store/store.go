@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -213,31 +215,38 @@ func (s *Store) NewReader(ctx context.Context, key string) (*blob.Reader, error)
 	return r, err
 }
 
-// Uploaded is what the uploader computed over the bytes it sent.
+// Uploaded is what the uploader computed over the bytes it sent; MD5 is
+// nil where the store's own MD5 is computed in process (MD5InProcess).
 type Uploaded struct {
 	Size   int64
 	MD5    []byte
 	SHA256 []byte
 }
 
+// MD5InProcess reports whether the store's MD5 of an object is computed in
+// this process over the very writes of the upload (gocloud's fileblob for
+// file:// and memblob for mem://): comparing it with an MD5 of the
+// uploader's proves nothing, so the uploader need not compute one. S3,
+// GCS and Azure compute theirs on the server, over what they received.
+func (s *Store) MD5InProcess() bool {
+	return strings.HasPrefix(s.url, "file://") || strings.HasPrefix(s.url, "mem://")
+}
+
 // CheckStored compares an object's size, and its MD5 where the store keeps
-// one, with what was uploaded. It reports whether the store's MD5 was
-// compared.
-func (s *Store) CheckStored(ctx context.Context, key string, up Uploaded) (bool, error) {
+// one and the upload has one, with what was uploaded. It returns the
+// store's MD5 (nil if it keeps none).
+func (s *Store) CheckStored(ctx context.Context, key string, up Uploaded) ([]byte, error) {
 	a, err := s.Attributes(ctx, key)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	if a.Size != up.Size {
-		return false, fmt.Errorf("%w: %s: %d bytes stored, %d uploaded", ErrChecksum, key, a.Size, up.Size)
+		return nil, fmt.Errorf("%w: %s: %d bytes stored, %d uploaded", ErrChecksum, key, a.Size, up.Size)
 	}
-	if len(a.MD5) == 0 {
-		return false, nil
+	if len(a.MD5) > 0 && len(up.MD5) > 0 && !bytes.Equal(a.MD5, up.MD5) {
+		return nil, fmt.Errorf("%w: %s: store's MD5 %x, uploaded %x", ErrChecksum, key, a.MD5, up.MD5)
 	}
-	if hex.EncodeToString(a.MD5) != hex.EncodeToString(up.MD5) {
-		return true, fmt.Errorf("%w: %s: store's MD5 %x, uploaded %x", ErrChecksum, key, a.MD5, up.MD5)
-	}
-	return true, nil
+	return a.MD5, nil
 }
 
 // Object is a listed key.
@@ -392,24 +401,72 @@ func (l *Listing) Find(ref string) (Backup, error) {
 	return Backup{}, fmt.Errorf("%w: %s names a backup of %d clusters; give <cluster>/%s", ErrNoBackup, ref, len(found), ref)
 }
 
+// commitCopy copies the staged object to its final key. On file:// it links
+// the file and its attributes (fileblob's sidecar, with the MD5 fileblob
+// computed as it was written) under the final name instead of copying the
+// bytes (gocloud's fileblob Copy reads and rewrites them); Commit then
+// deletes the staging names as after a copy, so that a crash at any point
+// leaves what a copy would have left: objects without a manifest, which
+// are orphans. Elsewhere, and for keys fileblob would escape, it is the
+// store's Copy (server-side on S3, GCS and Azure).
+func (s *Store) commitCopy(ctx context.Context, dst, src string) error {
+	if s.lockDir == "" || !plainKey(dst) || !plainKey(src) {
+		return s.Copy(ctx, dst, src)
+	}
+	from, to := filepath.Join(s.lockDir, filepath.FromSlash(src)), filepath.Join(s.lockDir, filepath.FromSlash(dst))
+	if err := os.MkdirAll(filepath.Dir(to), 0o777); err != nil {
+		return fmt.Errorf("store: copy %s to %s in %s: %w", src, dst, s.url, err)
+	}
+	// The sidecar first: the object is never seen without its attributes.
+	if err := os.Link(from+fileblobAttrs, to+fileblobAttrs); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("store: copy %s to %s in %s: %w", src, dst, s.url, err)
+	}
+	if err := os.Link(from, to); err != nil {
+		_ = os.Remove(to + fileblobAttrs)
+		return fmt.Errorf("store: copy %s to %s in %s: %w", src, dst, s.url, err)
+	}
+	return nil
+}
+
+// fileblobAttrs ends the name of fileblob's attributes sidecar.
+const fileblobAttrs = ".attrs"
+
+// plainKey says whether fileblob stores key under its own name (it escapes
+// control characters, "//", "../" and a trailing slash).
+func plainKey(key string) bool {
+	if key != path.Clean(key) || strings.HasPrefix(key, "/") || strings.HasSuffix(key, fileblobAttrs) {
+		return false
+	}
+	for _, c := range key {
+		if c < 32 || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
 // Commit makes a staged upload a backup: it checks the staged object, copies
-// it to the manifest's object key, checks the copy, writes the manifest
+// it to the manifest's object key (hard links on file://, see commitCopy), checks the copy, writes the manifest
 // (conditionally: an existing backup of the same name is never replaced) and
 // removes the staging object. m.Object.StoreMD5 records whether the store's
-// MD5 was compared.
+// MD5 was compared; an upload without an MD5 (MD5InProcess) records the
+// store's as m.Object.MD5.
 func (s *Store) Commit(ctx context.Context, staging string, up Uploaded, m *manifest.Manifest) error {
-	checked, err := s.CheckStored(ctx, staging, up)
+	stagedMD5, err := s.CheckStored(ctx, staging, up)
 	if err != nil {
 		return err
 	}
-	if err := s.Copy(ctx, m.Object.Key, staging); err != nil {
+	if err := s.commitCopy(ctx, m.Object.Key, staging); err != nil {
 		return err
 	}
-	copyChecked, err := s.CheckStored(ctx, m.Object.Key, up)
+	storedMD5, err := s.CheckStored(ctx, m.Object.Key, up)
 	if err != nil {
 		return err
 	}
-	m.Object.StoreMD5 = checked || copyChecked
+	m.Object.StoreMD5 = len(up.MD5) > 0 && (len(stagedMD5) > 0 || len(storedMD5) > 0)
+	if m.Object.MD5 == "" && len(storedMD5) > 0 {
+		m.Object.MD5 = hex.EncodeToString(storedMD5)
+	}
 	b, err := m.Marshal()
 	if err != nil {
 		return err
