@@ -70,7 +70,7 @@ func (fs *findings) structural() bool {
 	return fs.suppressed > 0 || slices.ContainsFunc(fs.list, func(f Finding) bool { return f.Check == CheckBolt && !f.metaFallback })
 }
 
-// checkSchema reads meta, cluster, members and leases through schema and
+// checkSchema reads meta, cluster, members, leases and auth through schema and
 // checks them against what the walk saw. It does nothing when the
 // structure is damaged: bbolt must not read such a file.
 func checkSchema(src Source, st *Status, kb *keyBucket, fs *findings) error {
@@ -100,6 +100,7 @@ func checkSchema(src Source, st *Status, kb *keyBucket, fs *findings) error {
 		kb.checkSubRevisions(max(st.Meta.CompactRevision, st.Meta.ScheduledCompactRevision))
 		checkMembers(tx, st, fs)
 		checkLeases(tx, st, kb, fs)
+		checkAuth(tx, st, fs)
 		return nil
 	})
 }
@@ -199,6 +200,28 @@ func checkMembers(tx *bolt.Tx, st *Status, fs *findings) {
 			fs.add(Finding{Check: CheckMembers, Bucket: string(schema.MembersBucket), Key: schema.FormatID(id), Message: "member is also in members_removed"})
 		}
 	}
+}
+
+// checkAuth reads the auth buckets into st.Auth, and reports a value that
+// does not decode (etcd would not start on it).
+func checkAuth(tx *bolt.Tx, st *Status, fs *findings) {
+	a := &st.Auth
+	var err error
+	if a.Enabled, err = schema.AuthEnabled(tx); err != nil {
+		fs.add(Finding{Check: CheckSchema, Bucket: string(schema.AuthBucket), Key: string(schema.AuthEnabledKey), Message: err.Error()})
+	}
+	if a.Revision, err = schema.AuthRevision(tx); err != nil {
+		fs.add(Finding{Check: CheckSchema, Bucket: string(schema.AuthBucket), Key: string(schema.AuthRevisionKey), Message: err.Error()})
+	}
+	users, err := schema.Users(tx)
+	if err != nil {
+		fs.add(Finding{Check: CheckSchema, Bucket: string(schema.AuthUsersBucket), Message: err.Error()})
+	}
+	roles, err := schema.Roles(tx)
+	if err != nil {
+		fs.add(Finding{Check: CheckSchema, Bucket: string(schema.AuthRolesBucket), Message: err.Error()})
+	}
+	a.Users, a.Roles = len(users), len(roles)
 }
 
 // checkLeases reports live keys whose lease is not in the lease bucket,

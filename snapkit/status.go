@@ -41,6 +41,16 @@ type Status struct {
 	Members   []MemberStatus  `json:"members"`
 	Removed   []string        `json:"removedMembers,omitempty"` // hex IDs
 	Leases    int             `json:"leases"`
+	Auth      AuthStatus      `json:"auth"`
+}
+
+// AuthStatus is the auth buckets: auth enabled and the auth revision (auth),
+// and how many users (authUsers) and roles (authRoles) there are.
+type AuthStatus struct {
+	Enabled  bool   `json:"enabled"`
+	Revision uint64 `json:"revision"`
+	Users    int    `json:"users"`
+	Roles    int    `json:"roles"`
 }
 
 // BucketStatus sizes one root bucket.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/authpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/lifeboat-dev/lifeboat/internal/fixture"
@@ -190,5 +191,99 @@ func TestInspectHashKVLeftOutOnFindings(t *testing.T) {
 	}
 	if rep.OK() || rep.HashKV != nil {
 		t.Fatalf("findings %v, hashkv %v: want findings and no hashkv", rep.Findings, rep.HashKV)
+	}
+}
+
+// Status reports the auth buckets: enabled, the auth revision, and how many
+// users and roles; a value that does not decode is a finding.
+func TestStatusReportsAuth(t *testing.T) {
+	users := func(names ...string) func(tx *bolt.Tx) error {
+		return func(tx *bolt.Tx) error {
+			for _, n := range names {
+				if err := schema.PutUser(tx, &authpb.User{Name: []byte(n), Roles: []string{"root"}}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	roles := func(names ...string) func(tx *bolt.Tx) error {
+		return func(tx *bolt.Tx) error {
+			for _, n := range names {
+				if err := schema.PutRole(tx, &authpb.Role{Name: []byte(n)}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	tests := []struct {
+		name    string
+		mutate  []func(tx *bolt.Tx) error
+		want    AuthStatus
+		finding string // the key or bucket of the finding expected, if any
+	}{
+		{name: "no auth buckets", want: AuthStatus{}},
+		{name: "enabled", mutate: []func(tx *bolt.Tx) error{
+			func(tx *bolt.Tx) error { return schema.SetAuthEnabled(tx, true) },
+			func(tx *bolt.Tx) error { return schema.SetAuthRevision(tx, 17) },
+			users("root", "alice", "bob"), roles("root", "r1"),
+		}, want: AuthStatus{Enabled: true, Revision: 17, Users: 3, Roles: 2}},
+		{name: "disabled with users", mutate: []func(tx *bolt.Tx) error{
+			func(tx *bolt.Tx) error { return schema.SetAuthEnabled(tx, false) },
+			func(tx *bolt.Tx) error { return schema.SetAuthRevision(tx, 4) },
+			users("carol"),
+		}, want: AuthStatus{Revision: 4, Users: 1}},
+		{name: "bad enabled value", mutate: []func(tx *bolt.Tx) error{
+			func(tx *bolt.Tx) error {
+				b, err := tx.CreateBucketIfNotExists(schema.AuthBucket)
+				if err != nil {
+					return err
+				}
+				return b.Put(schema.AuthEnabledKey, []byte{7})
+			},
+		}, want: AuthStatus{}, finding: string(schema.AuthEnabledKey)},
+		{name: "bad user", mutate: []func(tx *bolt.Tx) error{
+			func(tx *bolt.Tx) error {
+				b, err := tx.CreateBucketIfNotExists(schema.AuthUsersBucket)
+				if err != nil {
+					return err
+				}
+				return b.Put([]byte("x"), []byte{0xff, 0xff})
+			},
+		}, want: AuthStatus{}, finding: string(schema.AuthUsersBucket)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := genSmall(t, func(s *genSpec) {
+				s.Revisions, s.Keys = 50, 10
+				s.CompactAt = 0
+				s.Mutate = func(tx *bolt.Tx) error {
+					for _, m := range tc.mutate {
+						if err := m(tx); err != nil {
+							return err
+						}
+					}
+					return nil
+				}
+			})
+			rep, err := Inspect(context.Background(), path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Auth != tc.want {
+				t.Errorf("auth %+v, want %+v", rep.Auth, tc.want)
+			}
+			var found []string
+			for _, f := range rep.Findings {
+				found = append(found, f.String())
+			}
+			switch {
+			case tc.finding == "" && len(found) > 0:
+				t.Errorf("findings %q, want none", found)
+			case tc.finding != "" && (len(found) != 1 || rep.Findings[0].Check != CheckSchema || (rep.Findings[0].Key != tc.finding && rep.Findings[0].Bucket != tc.finding)):
+				t.Errorf("findings %q, want one schema finding on %s", found, tc.finding)
+			}
+		})
 	}
 }

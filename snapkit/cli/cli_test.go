@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,10 +15,13 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/authpb"
 
 	"github.com/lifeboat-dev/lifeboat/internal/fixture"
 	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
 	"github.com/lifeboat-dev/lifeboat/internal/scripttest"
+	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
 
 func TestMain(m *testing.M) {
@@ -37,7 +41,8 @@ func run(t *testing.T, argv ...string) (int, string, string) {
 // the v3.6 snapshot), flipped.db (the snapshot with one byte changed),
 // meta.db (the snapshot with its newer bbolt meta page damaged), bad.snap
 // (a .snap of m1 with a byte changed), the same .snap misnamed,
-// notbolt.db (text) and empty.db.
+// notbolt.db (text), empty.db, and auth.db (m1's db with auth enabled at
+// auth revision 5, users root and alice, role root).
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
@@ -70,6 +75,9 @@ func TestScripts(t *testing.T) {
 			}
 			badSnap := bytes.Clone(snapFile)
 			badSnap[len(badSnap)/2] ^= 0x01
+			if err := writeAuthDB(filepath.Join(env.WorkDir, "m1", "member", "snap", "db"), filepath.Join(env.WorkDir, "auth.db")); err != nil {
+				return err
+			}
 			for name, data := range map[string][]byte{
 				"bad.snap":                               badSnap,
 				"0000000000000002-0000000000000001.snap": snapFile,
@@ -90,6 +98,31 @@ func TestScripts(t *testing.T) {
 			"exits": scripttest.Exits("snapkit"),
 		},
 	})
+}
+
+// writeAuthDB copies the db at src to dst and enables auth in the copy,
+// at auth revision 5, with users root and alice and the role root.
+func writeAuthDB(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(dst, b, 0o600); err != nil {
+		return err
+	}
+	db, err := schema.Open(dst, schema.Options{})
+	if err != nil {
+		return err
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		return errors.Join(
+			schema.SetAuthEnabled(tx, true),
+			schema.SetAuthRevision(tx, 5),
+			schema.PutUser(tx, &authpb.User{Name: []byte("root"), Roles: []string{"root"}}),
+			schema.PutUser(tx, &authpb.User{Name: []byte("alice")}),
+			schema.PutRole(tx, &authpb.Role{Name: []byte("root")}))
+	})
+	return errors.Join(err, db.Close())
 }
 
 // etcdutlStatus runs `etcdutl snapshot status -w json` on a copy of db.

@@ -31,7 +31,8 @@ func newStatusCommand(e *env) *cobra.Command {
 		Long: `status prints what 'etcdutl snapshot status' prints (hash, revision,
 totalKey, totalSize, version; JSON fields named the same, and -w simple and
 -w fields as etcdutl's), then the compaction marks, consistent index and term,
-members and the SHA-256 trailer. It exits 1 if any check found a problem (run
+leases, auth (enabled, auth revision, users and roles), members and the SHA-256
+trailer. It exits 1 if any check found a problem (run
 verify to list them all). When the bbolt structure is damaged, it prints only
 what it could read (the file, the trailer, the meta page): no numbers from a
 db it could not read whole.
@@ -130,8 +131,19 @@ func renderStatus(e *env, r *snapkit.Report) error {
 	d.Add("cluster version", m.ClusterVersion)
 	d.Add("revisions", fmt.Sprintf("%d (%d tombstones)", r.KeyBucket.Revisions, r.KeyBucket.Tombstones))
 	d.Add("leases", fmt.Sprintf("%d (%d live keys hold one)", r.Leases, r.KeyBucket.LiveWithLease))
+	d.Add("auth", authText(r.Auth))
 	addMembers(d, r.Members, r.Removed)
 	return d.Render(e.stdout)
+}
+
+// authText says whether auth is enabled, at which auth revision, and how
+// many users and roles there are.
+func authText(a snapkit.AuthStatus) string {
+	state := "disabled"
+	if a.Enabled {
+		state = "enabled"
+	}
+	return fmt.Sprintf("%s, revision %d, %d users, %d roles", state, a.Revision, a.Users, a.Roles)
 }
 
 // addMembers adds a row per member, and one for the removed ones.
