@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 
-	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/raft/v3/raftpb"
 	"golang.org/x/sys/unix"
 
@@ -40,8 +39,8 @@ type MemberReport struct {
 	// Errors are the parts that could not be read at all.
 	Errors []string `json:"errors,omitempty"`
 
-	// dbReport is snapkit.Inspect's report of the db (SkipHashKV), which
-	// describing the db as a backup reuses.
+	// dbReport is snapkit.Inspect's report of the db, which describing
+	// the db as a backup reuses.
 	dbReport *snapkit.Report
 }
 
@@ -108,15 +107,17 @@ type Check struct {
 type InspectOptions struct {
 	// WALDir is the member's --wal-dir; "" means <data-dir>/member/wal.
 	WALDir string
-	// SkipHashKV does not rebuild the key index nor compute HashKV: the db
-	// is read in one streaming walk (snapkit.Inspect: its structure, meta,
-	// members and latest revision), its memory bounded whatever its size.
+	// SkipHashKV does not compute HashKV: the db is read in one streaming
+	// walk (snapkit.Inspect: its structure, meta, members and latest
+	// revision), not two; either way its memory is bounded whatever its
+	// size, unless the walk finds something (then HashKV goes through the
+	// key index).
 	SkipHashKV bool
 }
 
 // Inspect reads one member's data dir without changing it: the WAL up to
 // its first damage (with walkit.Verify and walkit.PlanRepair), the newest
-// usable .snap, and the db (through snapkit.OpenDB). An error means the
+// usable .snap, and the db (through snapkit.Inspect). An error means the
 // path is not a data dir at all.
 func Inspect(ctx context.Context, lg *slog.Logger, dataDir string, o InspectOptions) (*MemberReport, error) {
 	if lg == nil {
@@ -276,56 +277,31 @@ func readSnapState(lg *slog.Logger, dir string, walSnaps []walkit.Snapshot) (*Sn
 	return &SnapState{File: name, Index: s.Metadata.Index, Term: s.Metadata.Term, ConfState: s.Metadata.ConfState, Broken: broken}, nil
 }
 
-// readDBState opens the db read-only through snapkit: with SkipHashKV,
-// its one walk (whose report it returns too); otherwise OpenDB and HashKV.
+// readDBState reads the db read-only in snapkit.Inspect's bounded walk
+// (whose report it returns too) and, unless SkipHashKV, its HashKV in a
+// second walk of the same kind. A db with findings gets no HashKV from the
+// walk: it is then computed through bbolt and the key index (OpenDB).
 func readDBState(ctx context.Context, lg *slog.Logger, l datadir.Layout, o InspectOptions) (*DBState, *snapkit.Report, error) {
 	src, err := snapkit.Resolve(l.DBPath())
 	if err != nil {
 		return nil, nil, err
 	}
-	if o.SkipHashKV {
-		rep, err := snapkit.Inspect(ctx, src.DBPath, snapkit.Options{Logger: lg})
-		if err != nil {
-			return nil, nil, err
-		}
-		d, err := dbStateOf(src, rep)
+	rep, err := snapkit.Inspect(ctx, src.DBPath, snapkit.Options{Logger: lg, HashKV: !o.SkipHashKV})
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := dbStateOf(src, rep)
+	if err != nil || o.SkipHashKV {
 		return d, rep, err
 	}
-	d := &DBState{Path: src.DBPath, Size: src.DBSize}
-	db, err := snapkit.OpenDB(ctx, src.DBPath, lg)
-	if err != nil {
+	if rep.HashKV != nil {
+		d.HashKV = *rep.HashKV
+		return d, rep, nil
+	}
+	if d.HashKV, err = snapkit.HashKVFile(ctx, src.DBPath, 0, lg); err != nil {
 		return nil, nil, err
 	}
-	defer db.Close()
-	d.Revision, d.CompactRevision = db.Current, db.CompactRev
-	err = db.View(func(tx *bolt.Tx) error {
-		var err error
-		if d.ConsistentIndex, err = schema.ConsistentIndex(tx); err != nil {
-			return err
-		}
-		if d.Term, err = schema.Term(tx); err != nil {
-			return err
-		}
-		if d.Members, err = schema.Members(tx); err != nil {
-			return err
-		}
-		removed, err := schema.RemovedMembers(tx)
-		if err != nil {
-			return err
-		}
-		for _, id := range removed {
-			d.Removed = append(d.Removed, schema.FormatID(id))
-		}
-		d.StorageVersion, err = schema.StorageVersion(tx)
-		return err
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	if d.HashKV, err = db.HashKV(0); err != nil {
-		return nil, nil, err
-	}
-	return d, nil, nil
+	return d, rep, nil
 }
 
 // dbStateOf is the DBState that snapkit.Inspect's report gives, without

@@ -106,33 +106,51 @@ func TestInspectFixtures(t *testing.T) {
 	}
 }
 
-// The db read in snapkit.Inspect's one walk (SkipHashKV, as the plan
-// reads its sources) says what OpenDB says, but for HashKV; a compaction
-// scheduled and not finished counts as OpenDB counts it.
-func TestInspectSkipHashKVReadsTheSame(t *testing.T) {
+// The db read in snapkit.Inspect's walks says what OpenDB and its key
+// index say, HashKV included (none with SkipHashKV, as the plan reads its
+// sources); a compaction scheduled and not finished counts as OpenDB
+// counts it, and so does a restore bumped and marked compacted (what
+// apply checks).
+func TestInspectReadsWhatOpenDBReads(t *testing.T) {
+	fixtureDir := func(set, member string, schedule int64) func(t *testing.T) string {
+		return func(t *testing.T) string {
+			dir := fixture.DataDir(t, set, member)
+			if schedule == 0 {
+				return dir
+			}
+			db, err := schema.Open(datadir.New(dir, "").DBPath(), schema.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = db.Update(func(tx *bolt.Tx) error { return schema.SetScheduledCompactRev(tx, schedule) })
+			if cerr := db.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}
+	}
 	for _, tt := range []struct {
-		name, set, member string
-		schedule          int64 // a compaction scheduled above the finished one
+		name     string
+		dir      func(t *testing.T) string
+		schedule int64 // the compaction in effect, if not the finished one
 	}{
-		{name: "v3.5", set: "v3.5", member: "m1"},
-		{name: "v3.6", set: "v3.6", member: "m2"},
-		{name: "unfinished compaction", set: "v3.6", member: "m3", schedule: 600},
+		{name: "v3.5", dir: fixtureDir("v3.5", "m1", 0)},
+		{name: "v3.6", dir: fixtureDir("v3.6", "m2", 0)},
+		{name: "unfinished compaction", dir: fixtureDir("v3.6", "m3", 600), schedule: 600},
+		{name: "bumped restore", dir: func(t *testing.T) string {
+			dir := filepath.Join(t.TempDir(), "m1")
+			if _, err := Snapshot(context.Background(), nil, SnapshotOptions{Path: fixture.Path("v3.6", "snapshot.db"), Name: "m1", DataDir: dir,
+				BumpRevision: 1000, MarkCompacted: true}); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}, schedule: 1657},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := fixture.DataDir(t, tt.set, tt.member)
-			if tt.schedule > 0 {
-				db, err := schema.Open(datadir.New(dir, "").DBPath(), schema.Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				err = db.Update(func(tx *bolt.Tx) error { return schema.SetScheduledCompactRev(tx, tt.schedule) })
-				if cerr := db.Close(); err == nil {
-					err = cerr
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
+			dir := tt.dir(t)
 			full, err := Inspect(context.Background(), nil, dir, InspectOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -144,10 +162,22 @@ func TestInspectSkipHashKVReadsTheSame(t *testing.T) {
 			if full.DB == nil || quick.DB == nil {
 				t.Fatalf("errors %q, %q", full.Errors, quick.Errors)
 			}
+			db, err := snapkit.OpenDB(context.Background(), datadir.New(dir, "").DBPath(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			hash, err := db.HashKV(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if full.DB.Revision != db.Current || full.DB.CompactRevision != db.CompactRev || full.DB.HashKV != hash {
+				t.Errorf("Inspect: revision %d compact %d HashKV %+v; OpenDB: %d %d %+v", full.DB.Revision, full.DB.CompactRevision, full.DB.HashKV, db.Current, db.CompactRev, hash)
+			}
 			want := *full.DB
 			want.HashKV = snapkit.HashKVResult{}
 			if got := *quick.DB; fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
-				t.Errorf("SkipHashKV reads\n  %+v\nOpenDB\n  %+v", got, want)
+				t.Errorf("SkipHashKV reads\n  %+v\nwith HashKV\n  %+v", got, want)
 			}
 			if tt.schedule > 0 && quick.DB.CompactRevision != tt.schedule {
 				t.Errorf("compaction %d, want the scheduled %d", quick.DB.CompactRevision, tt.schedule)

@@ -21,7 +21,6 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit"
@@ -950,29 +949,27 @@ func (p *Plan) rollForward(o PlanOptions, cs []*candidate, rf *rollForwardChoice
 
 // expectedHashKV is the HashKV that a member restored from s with bump
 // answers at its new revision: the source's key bucket hashed with the
-// compaction at the new revision (what the key index keeps there), then,
-// with a bump, the marker pair that the restore writes last.
+// compaction at the new revision (the last put of each live key), then,
+// with a bump, the marker pair that the restore writes last (its key the
+// new revision, its value empty). It is snapkit.Inspect's bounded walk,
+// without bbolt or a key index; a source with findings has none.
 func expectedHashKV(ctx context.Context, lg *slog.Logger, s *candidate, bump int64) (uint32, error) {
-	db, err := snapkit.OpenDB(ctx, s.Backup.Location, lg)
-	if err != nil {
-		return 0, err
+	var at int64
+	if bump > 0 {
+		at = s.Revision + bump
 	}
-	defer db.Close()
+	rep, err := snapkit.Inspect(ctx, s.Backup.Location, snapkit.Options{Logger: lg, SkipTrailer: true, HashKV: true, HashKVCompactAt: at})
+	if err != nil {
+		return 0, fmt.Errorf("restore: hashkv of %s: %w", s.Backup.Location, err)
+	}
+	if rep.HashKV == nil {
+		return 0, fmt.Errorf("restore: hashkv of %s: %w: %v", s.Backup.Location, snapkit.ErrDamaged, rep.Findings)
+	}
 	if bump == 0 {
-		res, err := db.HashKV(0)
-		return res.Hash, err
+		return rep.HashKV.Hash, nil
 	}
-	rev := db.Current + bump
-	var res snapkit.HashKVResult
-	err = db.View(func(tx *bolt.Tx) error {
-		res, err = snapkit.HashKV(tx, db.Index, rev, rev)
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	marker := schema.RevisionBytes(schema.Revision{Main: rev})
-	return crc32.Update(res.Hash, crc32.MakeTable(crc32.Castagnoli), marker), nil
+	marker := schema.RevisionBytes(schema.Revision{Main: at})
+	return crc32.Update(rep.HashKV.Hash, crc32.MakeTable(crc32.Castagnoli), marker), nil
 }
 
 func fenceStep(name, dir string) Step {

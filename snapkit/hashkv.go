@@ -181,12 +181,21 @@ func (h *hashKVVisitor) kv(_, k, v []byte) {
 
 // hashKVWalk walks d again for HashKV at the current revision, once
 // Inspect's first walk (kb, finished with wantPos) and the meta checks
-// (st) are done on a sound file.
-func hashKVWalk(ctx context.Context, d *dbFile, st *Status, kb *keyBucket) (HashKVResult, error) {
+// (st) are done on a sound file; with compactAt (> 0, at or above the
+// current revision) at compactAt, the db taken as compacted there. Above
+// the current revision the keep set is the current one: the last put of
+// each live key.
+func hashKVWalk(ctx context.Context, d *dbFile, st *Status, kb *keyBucket, compactAt int64) (HashKVResult, error) {
 	if kb.st.Revisions > math.MaxUint32 {
 		return HashKVResult{}, fmt.Errorf("snapkit: hashkv: %d pairs in the key bucket", kb.st.Revisions)
 	}
 	compactRev := max(st.Meta.CompactRevision, st.Meta.ScheduledCompactRevision)
+	if compactAt > 0 {
+		if current := max(st.Revision, compactRev); compactAt < current {
+			return HashKVResult{}, fmt.Errorf("%w: hashkv compacted at %d, below the current revision %d", ErrBadRevision, compactAt, current)
+		}
+		compactRev = compactAt
+	}
 	// No live key: etcd's keep set is empty and filters nothing.
 	h := &hashKVVisitor{crc: crc32.Update(0, castagnoli, schema.KeyBucket), compactRev: compactRev,
 		filter: len(kb.livePos) > 0, keep: kb.livePos}

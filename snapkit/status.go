@@ -111,6 +111,13 @@ type Options struct {
 	// with the walk's bounded resident set), while the trailer is hashed.
 	// It is left out when the first walk found anything.
 	HashKV bool
+	// HashKVCompactAt, with HashKV, is a revision at or above the current
+	// one: HashKV is then computed at it, as if the db were compacted there
+	// (every pair but the last put of each live key left out): what a db
+	// restored from this one with its revision bumped to HashKVCompactAt
+	// and marked compacted answers there, before its bump marker pair.
+	// 0 is the current revision and the db's own compaction.
+	HashKVCompactAt int64
 }
 
 // statusVisitor computes etcdutl's numbers from the walk, and hands the
@@ -201,7 +208,7 @@ func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
 		return nil, err
 	}
 	if opts.HashKV && len(fs.list) == 0 && fs.suppressed == 0 {
-		hk, err := hashKVWalk(ctx, d, &r.Status, kb)
+		hk, err := hashKVWalk(ctx, d, &r.Status, kb, opts.HashKVCompactAt)
 		if err != nil {
 			wg.Wait()
 			return nil, err

@@ -2,6 +2,7 @@ package snapkit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"testing"
@@ -175,6 +176,28 @@ func TestInspectHashKVMatchesIndex(t *testing.T) {
 			}
 			if *rep.HashKV != want {
 				t.Errorf("Inspect's HashKV %+v, through the index %+v", *rep.HashKV, want)
+			}
+			// Compacted at or above the current revision, as restore's
+			// plan asks for a bumped restore.
+			for _, at := range []int64{db.Current, db.Current + 1000} {
+				rep, err := Inspect(ctx, path, Options{HashKV: true, HashKVCompactAt: at, SkipTrailer: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var want HashKVResult
+				if err := db.View(func(tx *bolt.Tx) error {
+					want, err = HashKV(tx, db.Index, at, at)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				want.Revision = at
+				if rep.HashKV == nil || *rep.HashKV != want {
+					t.Errorf("compacted at %d: Inspect's HashKV %+v, through the index %+v", at, rep.HashKV, want)
+				}
+			}
+			if _, err := Inspect(ctx, path, Options{HashKV: true, HashKVCompactAt: db.Current - 1, SkipTrailer: true}); !errors.Is(err, ErrBadRevision) {
+				t.Errorf("compacted below the current revision: %v, want ErrBadRevision", err)
 			}
 		})
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
 	"github.com/lifeboat-dev/lifeboat/server/backend"
+	"github.com/lifeboat-dev/lifeboat/server/lease"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
@@ -496,5 +497,66 @@ func TestHashKVDuringCompaction(t *testing.T) {
 				t.Errorf("hashkv during the compaction at %d: %+v; want %+v (before it) or %+v, %v (after it)", tt.during, got, old, after, afterErr)
 			}
 		})
+	}
+}
+
+// A restart attaches each live key to the lease of its last put, and no
+// key whose last put had no lease, or that was deleted, to any; the
+// leases are read in the key index's one pass over the key bucket.
+func TestRestartReattachesLeases(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	open := func() (*Store, *lease.Lessor, *backend.Backend) {
+		be := openBackend(t, path)
+		le, err := lease.New(be, lease.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(be, Config{Lessor: le})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, le, be
+	}
+	s, le, be := open()
+	for _, id := range []int64{1, 2} {
+		if _, err := le.Grant(id, 3600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, op := range []struct {
+		key   string
+		lease int64
+		del   bool
+	}{
+		{key: "a", lease: 1}, {key: "b", lease: 1}, {key: "b"}, {key: "c", lease: 1}, {key: "c", del: true},
+		{key: "d", lease: 1}, {key: "d", lease: 2}, {key: "e"}, {key: "f", lease: 2}, {key: "f", del: true}, {key: "f", lease: 1},
+	} {
+		var err error
+		if op.del {
+			_, err = s.DeleteRange(&pb.DeleteRangeRequest{Key: []byte(op.key)})
+		} else {
+			_, err = s.Put(&pb.PutRequest{Key: []byte(op.key), Value: []byte("v"), Lease: op.lease})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	le.Stop()
+	be.Close()
+
+	s, le, be = open()
+	defer func() { s.Close(); le.Stop(); be.Close() }()
+	want := map[string]int64{"a": 1, "b": 0, "c": 0, "d": 2, "e": 0, "f": 1}
+	for key, id := range want {
+		if got := le.LeaseOf([]byte(key)); got != id {
+			t.Errorf("key %s attached to lease %d after restart, want %d", key, got, id)
+		}
+	}
+	for id, keys := range map[int64]string{1: "[a f]", 2: "[d]"} {
+		got, _ := le.Keys(id)
+		if fmt.Sprintf("%s", got) != keys {
+			t.Errorf("lease %d keys %s after restart, want %s", id, got, keys)
+		}
 	}
 }

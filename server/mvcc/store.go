@@ -4,13 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/lifeboat-dev/lifeboat/server/backend"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
@@ -168,8 +169,22 @@ func New(be *backend.Backend, cfg Config) (*Store, error) {
 func (s *Store) restore() (int64, error) {
 	start := time.Now()
 	var scheduled int64
+	// The lease of each key whose last pair is a put with a lease, read in
+	// the index's pass over the key bucket (not looked up again after).
+	leased := map[string]int64{}
+	each := func(e schema.KeyEntry) {
+		switch {
+		case !e.Tombstone && e.KV.Lease != 0:
+			leased[string(e.KV.Key)] = e.KV.Lease
+		case len(leased) > 0:
+			delete(leased, string(e.KV.Key))
+		}
+	}
+	if s.le == nil {
+		each = nil
+	}
 	err := s.be.View(func(tx *bolt.Tx) error {
-		idx, cur, err := keyindex.Restore(s.lg, tx)
+		idx, cur, err := keyindex.RestoreFunc(s.lg, tx, each)
 		if err != nil {
 			return err
 		}
@@ -209,47 +224,23 @@ func (s *Store) restore() (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("mvcc: restore from %s: %w", s.be.Path(), err)
 	}
-	if err := s.attachLeases(); err != nil {
-		return 0, err
-	}
-	live, _ := s.idx.LiveKeys(s.currentRev.Load())
-	s.liveKeys.Store(int64(len(live)))
-	s.lg.Info("restored", "path", s.be.Path(), "keys", len(live), "revision", s.currentRev.Load(),
+	s.attachLeases(leased)
+	live := s.idx.CountRevisions(nil, []byte{}, s.currentRev.Load())
+	s.liveKeys.Store(int64(live))
+	s.lg.Info("restored", "path", s.be.Path(), "keys", live, "revision", s.currentRev.Load(),
 		"compact-revision", s.compactRev.Load(), "consistent-index", s.ci, "took", time.Since(start))
 	return scheduled, nil
 }
 
-// attachLeases attaches every live key with a lease to it.
-func (s *Store) attachLeases() error {
-	if s.le == nil {
-		return nil
-	}
-	rtx, err := s.be.ReadTx()
-	if err != nil {
-		return fmt.Errorf("mvcc: restore leases: %w", err)
-	}
-	defer rtx.End()
-	keys, revs := s.idx.LiveKeys(s.currentRev.Load())
-	revKey := make([]byte, 0, schema.RevisionSize)
-	var kv mvccpb.KeyValue
-	for i, r := range revs {
-		revKey = schema.AppendRevision(revKey[:0], r, false)
-		v := rtx.GetKey(revKey)
-		if v == nil {
-			return fmt.Errorf("%w: restore leases: key %q revision %s missing", ErrCorrupt, keys[i], r)
-		}
-		kv.Reset()
-		if err := kv.Unmarshal(v); err != nil {
-			return fmt.Errorf("mvcc: restore leases: key %q revision %s: %w", keys[i], r, err)
-		}
-		if kv.Lease == 0 {
-			continue
-		}
-		if err := s.le.Attach(kv.Lease, keys[i]); err != nil {
-			s.lg.Warn("key attached to a missing lease", "key", string(keys[i]), "lease", fmt.Sprintf("%x", kv.Lease), "error", err)
+// attachLeases attaches every live key with a lease (leased: key to
+// lease) to it, in key order.
+func (s *Store) attachLeases(leased map[string]int64) {
+	for _, key := range slices.Sorted(maps.Keys(leased)) {
+		lease := leased[key]
+		if err := s.le.Attach(lease, []byte(key)); err != nil {
+			s.lg.Warn("key attached to a missing lease", "key", key, "lease", fmt.Sprintf("%x", lease), "error", err)
 		}
 	}
-	return nil
 }
 
 // Rev returns the current revision: the main revision of the last write,

@@ -16,6 +16,13 @@ import (
 // decode is an error naming its revision; a tombstone of a key that is not
 // live is logged at warn level and skipped, as etcd does. lg may be nil.
 func Restore(lg *slog.Logger, tx *bolt.Tx) (*Index, int64, error) {
+	return RestoreFunc(lg, tx, nil)
+}
+
+// RestoreFunc is Restore that also hands each pair, decoded, to each
+// (if not nil) in the same pass, for what the caller rebuilds beside the
+// index (a server's lease attachments). e.KV is valid only during the call.
+func RestoreFunc(lg *slog.Logger, tx *bolt.Tx, each func(e schema.KeyEntry)) (*Index, int64, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
@@ -24,6 +31,9 @@ func Restore(lg *slog.Logger, tx *bolt.Tx) (*Index, int64, error) {
 	var current int64
 	err := schema.ForEachKey(tx, Revision{}, func(e schema.KeyEntry) error {
 		current = e.Rev.Main
+		if each != nil {
+			each(e)
+		}
 		ki, ok := seen[string(e.KV.Key)]
 		if !ok {
 			ki = &keyIndex{key: bytes.Clone(e.KV.Key)}
