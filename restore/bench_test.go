@@ -1,8 +1,8 @@
 package restore
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/lifeboat-dev/lifeboat/internal/benchkit"
 	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
@@ -82,9 +82,17 @@ func benchSnapshot(tb testing.TB) (snap, bin string) {
 				return
 			}
 		}
-		var start time.Time
-		bench.snap, start, bench.err = cachedSnapshot(mb)
-		if bench.err == nil && !start.IsZero() {
+		start := time.Now()
+		var made bool
+		bench.snap, made, bench.err = benchkit.Cached(fmt.Sprintf("restore-snapshot-%dMB.db", mb), func(path string) error {
+			tmp, err := os.MkdirTemp(filepath.Dir(path), "gen-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			return genSnapshot(filepath.Join(tmp, "db"), path, int64(mb)<<20)
+		})
+		if made {
 			tb.Logf("generated a %d MB snapshot in %v: %s", mb, time.Since(start), bench.snap)
 		}
 	})
@@ -92,35 +100,6 @@ func benchSnapshot(tb testing.TB) (snap, bin string) {
 		tb.Fatal(bench.err)
 	}
 	return bench.snap, restoreBinary(tb)
-}
-
-// cachedSnapshot is <user cache dir>/lifeboat-restore-bench/snapshot-<mb>MB.db,
-// generated (then start is when) if it is not there yet. The file is written
-// under another name and renamed, so a cut run leaves no half file.
-func cachedSnapshot(mb int) (path string, start time.Time, err error) {
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", start, err
-	}
-	dir := filepath.Join(cache, "lifeboat-restore-bench")
-	path = filepath.Join(dir, fmt.Sprintf("snapshot-%dMB.db", mb))
-	if _, err := os.Stat(path); err == nil {
-		return path, start, nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", start, err
-	}
-	start = time.Now()
-	tmp, err := os.MkdirTemp(dir, "gen-")
-	if err != nil {
-		return "", start, err
-	}
-	defer os.RemoveAll(tmp)
-	part := filepath.Join(tmp, "snapshot.db")
-	if err := genSnapshot(filepath.Join(tmp, "db"), part, int64(mb)<<20); err != nil {
-		return "", start, err
-	}
-	return path, start, os.Rename(part, path)
 }
 
 func TestMain(m *testing.M) {
@@ -248,42 +227,33 @@ func BenchmarkSnapshotVsEtcdutl(b *testing.B) {
 }
 
 // runRestore runs the command argv(out) b.N times into fresh dirs and
-// reports the child's peak RSS and CPU time. (Go's rusage of a child is no
-// use for the RSS: a vforked child inherits this process's high-water mark.)
+// reports the child's peak RSS and CPU time (benchkit.Run).
 func runRestore(b *testing.B, size int64, argv func(out string) []string) {
-	const timeBin = "/usr/bin/time"
-	if _, err := os.Stat(timeBin); err != nil {
-		b.Skipf("%s is needed to measure the child's RSS: %v", timeBin, err)
-	}
 	b.SetBytes(size)
 	var (
-		peakKB int64
-		cpu    float64
-		n      int
+		peak int64
+		cpu  time.Duration
+		n    int
 	)
 	for b.Loop() {
 		b.StopTimer()
 		out := filepath.Join(b.TempDir(), "out")
-		var stderr bytes.Buffer
-		cmd := exec.Command(timeBin, append([]string{"-f", "%M %U %S"}, argv(out)...)...)
-		cmd.Stderr = &stderr
+		args := argv(out)
 		b.StartTimer()
-		if err := cmd.Run(); err != nil {
-			b.Fatalf("%v: %v\n%s", cmd.Args, err, stderr.String())
-		}
+		u, err := benchkit.Run(context.Background(), exec.Command(args[0], args[1:]...))
 		b.StopTimer()
-		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-		var kb int64
-		var user, sys float64
-		if _, err := fmt.Sscan(lines[len(lines)-1], &kb, &user, &sys); err != nil {
-			b.Fatalf("%s output %q: %v", timeBin, stderr.String(), err)
+		if errors.Is(err, benchkit.ErrNoTime) {
+			b.Skip(err)
 		}
-		peakKB, cpu, n = max(peakKB, kb), cpu+user+sys, n+1
+		if err != nil {
+			b.Fatal(err)
+		}
+		peak, cpu, n = max(peak, u.PeakRSS), cpu+u.CPU, n+1
 		os.RemoveAll(out)
 		b.StartTimer()
 	}
-	b.ReportMetric(float64(peakKB)/1024, "peakRSS-MiB")
-	b.ReportMetric(cpu/float64(n), "cpu-s/op")
+	b.ReportMetric(float64(peak)/(1<<20), "peakRSS-MiB")
+	b.ReportMetric(cpu.Seconds()/float64(n), "cpu-s/op")
 }
 
 // Drill C end to end on the benchmark snapshot: the plan (new-cluster),
