@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"net/http"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -37,20 +35,7 @@ func TestAuthSessionMatchesEtcd(t *testing.T) {
 	cfg := c.cfgs[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, etcdBin,
-		"--name", cfg.Name, "--data-dir", cfg.DataDir,
-		"--listen-client-urls", cfg.ListenClientURLs[0], "--advertise-client-urls", cfg.AdvertiseClientURLs[0],
-		"--listen-peer-urls", cfg.ListenPeerURLs[0], "--initial-advertise-peer-urls", cfg.AdvertisePeerURLs[0],
-		"--initial-cluster", formatInitialCluster(cfg.InitialCluster), "--initial-cluster-token", cfg.InitialClusterToken)
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}()
+	logs := startEtcdOn(ctx, t, etcdBin, cfg)
 	for {
 		resp, err := http.Get(cfg.AdvertiseClientURLs[0] + "/health")
 		if err == nil {

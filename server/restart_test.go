@@ -233,20 +233,7 @@ func TestRealEtcdStartsOnLifeboatDataDir(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, etcd,
-		"--name", cfg.Name, "--data-dir", cfg.DataDir,
-		"--listen-client-urls", cfg.ListenClientURLs[0], "--advertise-client-urls", cfg.AdvertiseClientURLs[0],
-		"--listen-peer-urls", cfg.ListenPeerURLs[0], "--initial-advertise-peer-urls", cfg.AdvertisePeerURLs[0],
-		"--initial-cluster", formatInitialCluster(cfg.InitialCluster), "--initial-cluster-token", cfg.InitialClusterToken)
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}()
+	logs := startEtcdOn(ctx, t, etcd, cfg)
 	cli := c.client(0)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -262,6 +249,28 @@ func TestRealEtcdStartsOnLifeboatDataDir(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// startEtcdOn starts real etcd (the binary etcd) as the member cfg
+// describes, on its data dir, until the test ends or ctx does, and returns
+// its log.
+func startEtcdOn(ctx context.Context, t *testing.T, etcd string, cfg Config) *strings.Builder {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, etcd,
+		"--name", cfg.Name, "--data-dir", cfg.DataDir,
+		"--listen-client-urls", cfg.ListenClientURLs[0], "--advertise-client-urls", cfg.AdvertiseClientURLs[0],
+		"--listen-peer-urls", cfg.ListenPeerURLs[0], "--initial-advertise-peer-urls", cfg.AdvertisePeerURLs[0],
+		"--initial-cluster", formatInitialCluster(cfg.InitialCluster), "--initial-cluster-token", cfg.InitialClusterToken)
+	logs := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return logs
 }
 
 // formatInitialCluster renders m as --initial-cluster, sorted by name.
