@@ -1,9 +1,11 @@
 package backupd
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -120,9 +122,12 @@ func TestTwoDaemonsOneSlot(t *testing.T) {
 			}
 			b.Setenv(t)
 			var ds []*Daemon
+			var errorLog lockedBuffer
 			for _, holder := range []string{"a", "b"} {
 				s := openStore(t, b.URL, "shared")
-				ds = append(ds, newDaemon(t, testConfig(t, c.Endpoints, s), holder, "@every 2s", retention.Policy{Within: time.Hour}))
+				cfg := testConfig(t, c.Endpoints, s)
+				cfg.Logger = slog.New(slog.NewTextHandler(&errorLog, &slog.HandlerOptions{Level: slog.LevelError})).With("holder", holder)
+				ds = append(ds, newDaemon(t, cfg, holder, "@every 2s", retention.Policy{Within: time.Hour}))
 			}
 			ctx, cancel := context.WithCancel(testCtx(t))
 			var wg sync.WaitGroup
@@ -151,10 +156,28 @@ func TestTwoDaemonsOneSlot(t *testing.T) {
 				slots[*bk.Manifest.Slot] = bk.Manifest.ID
 			}
 			if float64(len(l.Backups)) != total("ok") || total("failed") != 0 || total("skipped") < total("ok")-1 {
-				t.Errorf("%d backups; ok %v failed %v skipped %v", len(l.Backups), total("ok"), total("failed"), total("skipped"))
+				t.Errorf("%d backups; ok %v failed %v skipped %v; the daemons' errors:\n%s", len(l.Backups), total("ok"), total("failed"), total("skipped"), errorLog.String())
 			}
 		})
 	}
+}
+
+// lockedBuffer is a log's destination shared by goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // clock is a wall clock that a test can move forward.

@@ -72,6 +72,7 @@ var conformance = []struct {
 	{"ConditionalWrite", testConditionalWrite},
 	{"ListCountsOnlyManifests", testListCountsOnlyManifests},
 	{"LockIsExclusive", testLockIsExclusive},
+	{"LockContended", testLockContended},
 	{"LockExpires", testLockExpires},
 	{"DeleteBackupManifestFirst", testDeleteBackup},
 	{"MissingIsNotFound", testMissing},
@@ -273,6 +274,41 @@ func testLockIsExclusive(t *testing.T, s *Store) {
 	if err := l.Release(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Two holders that take and release the lock in a loop only ever hear
+// ErrLocked from each other: a lock released between another's create and
+// its read is no error (CI once saw "not found" fail a daemon's slot).
+func testLockContended(t *testing.T, s *Store) {
+	const rounds = 60
+	var wg sync.WaitGroup
+	taken := make([]int, 2)
+	for h := range taken {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				l, err := s.Lock(ctx(t), fmt.Sprintf("holder-%d", h), "backup", time.Minute)
+				if errors.Is(err, ErrLocked) {
+					continue
+				}
+				if err != nil {
+					t.Errorf("holder-%d: %v, want the lock or ErrLocked", h, err)
+					return
+				}
+				taken[h]++
+				if err := l.Release(ctx(t)); err != nil {
+					t.Errorf("holder-%d: release: %v", h, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if taken[0]+taken[1] == 0 {
+		t.Fatalf("in %d rounds each, neither holder took the lock", rounds)
+	}
+	t.Logf("taken %d and %d times", taken[0], taken[1])
 }
 
 // An expired lock is taken over, and its old holder learns it lost it.

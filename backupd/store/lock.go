@@ -43,7 +43,8 @@ func (s *Store) lockKey() string { return manifest.PrefixKey(s.prefix, manifest.
 func (s *Store) Lock(ctx context.Context, holder, purpose string, ttl time.Duration) (*Lock, error) {
 	key := s.lockKey()
 	obj := s.lockObject()
-	for attempt := 0; ; attempt++ {
+	broke := false
+	for attempt := 0; attempt < lockAttempts; attempt++ {
 		now := s.Now().UTC()
 		info := LockInfo{Holder: holder, Purpose: purpose, Acquired: now, Expires: now.Add(ttl)}
 		b, err := json.Marshal(info)
@@ -59,15 +60,16 @@ func (s *Store) Lock(ctx context.Context, holder, purpose string, ttl time.Durat
 			return nil, err
 		}
 		raw, cur, err := s.readLock(ctx)
-		if errors.Is(err, ErrNotFound) && attempt == 0 {
-			continue // released meanwhile
+		if errors.Is(err, ErrNotFound) {
+			continue // released between the create and the read
 		}
 		if err != nil {
 			return nil, err
 		}
 		// A lock of the same holder is this process's, left by a release
-		// that failed (the store was down): take it over.
-		if (now.Before(cur.Expires) && cur.Holder != holder) || attempt > 0 {
+		// that failed (the store was down): take it over. After breaking
+		// one, a lock found again is another holder's.
+		if (now.Before(cur.Expires) && cur.Holder != holder) || broke {
 			return nil, fmt.Errorf("%w: held by %s for %s since %s, until %s", ErrLocked, cur.Holder, cur.Purpose,
 				cur.Acquired.Format(time.RFC3339), cur.Expires.Format(time.RFC3339))
 		}
@@ -77,8 +79,14 @@ func (s *Store) Lock(ctx context.Context, holder, purpose string, ttl time.Durat
 		} else if err != nil {
 			return nil, err
 		}
+		broke = true
 	}
+	return nil, fmt.Errorf("%w: %s was taken and released by others %d times while this holder tried", ErrLocked, key, lockAttempts)
 }
+
+// lockAttempts bounds Lock's creates: a lock that others keep taking and
+// releasing between its create and its read counts as held.
+const lockAttempts = 8
 
 // readLock reads the lock object, as it is and as it says.
 func (s *Store) readLock(ctx context.Context) ([]byte, LockInfo, error) {
