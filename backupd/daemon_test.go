@@ -1,7 +1,6 @@
 package backupd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -20,6 +19,7 @@ import (
 	"github.com/lifeboat-dev/lifeboat/backupd/retention"
 	"github.com/lifeboat-dev/lifeboat/backupd/store"
 	"github.com/lifeboat-dev/lifeboat/internal/interoptest"
+	"github.com/lifeboat-dev/lifeboat/internal/syncbuf"
 )
 
 // waitFor polls cond every 100ms until it holds or the deadline passes.
@@ -122,7 +122,7 @@ func TestTwoDaemonsOneSlot(t *testing.T) {
 			}
 			b.Setenv(t)
 			var ds []*Daemon
-			var errorLog lockedBuffer
+			var errorLog syncbuf.Buffer
 			for _, holder := range []string{"a", "b"} {
 				s := openStore(t, b.URL, "shared")
 				cfg := testConfig(t, c.Endpoints, s)
@@ -160,24 +160,6 @@ func TestTwoDaemonsOneSlot(t *testing.T) {
 			}
 		})
 	}
-}
-
-// lockedBuffer is a log's destination shared by goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // clock is a wall clock that a test can move forward.
