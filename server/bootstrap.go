@@ -168,32 +168,11 @@ func (s *Server) bootJoin(ctx context.Context) (*bootState, error) {
 
 // fetchMembers gets membersInfo from the first peer URL that answers.
 func fetchMembers(ctx context.Context, client *http.Client, urls []string) (*membersInfo, error) {
-	var errs []error
-	for _, u := range urls {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(u, "/")+membersPath, nil)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		var info membersInfo
-		err = json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&info)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			errs = append(errs, fmt.Errorf("%s: %s", u, resp.Status))
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: decode members: %w", u, err))
-			continue
-		}
-		return &info, nil
+	info, err := getJSON[membersInfo](ctx, client, urls, membersPath, 4<<20)
+	if err != nil {
+		return nil, fmt.Errorf("server: cannot fetch the cluster membership from %s: %w", strings.Join(urls, ","), err)
 	}
-	return nil, fmt.Errorf("server: cannot fetch the cluster membership from %s: %w", strings.Join(urls, ","), errors.Join(errs...))
+	return &info, nil
 }
 
 // bootRestart opens the WAL at the newest usable snapshot and reads it,

@@ -2,14 +2,10 @@ package server
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -58,29 +54,11 @@ func (s *Server) serveHashKV(w http.ResponseWriter, r *http.Request) {
 func (s *Server) fetchPeerHashKV(ctx context.Context, m schema.Member, rev int64) (peerHashKV, error) {
 	client := s.peerHTTPClient(5 * time.Second)
 	defer client.CloseIdleConnections()
-	var errs []error
-	for _, u := range m.PeerURLs {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-			strings.TrimSuffix(u, "/")+hashKVPath+"?rev="+url.QueryEscape(strconv.FormatInt(rev, 10)), nil)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		var h peerHashKV
-		err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&h)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			errs = append(errs, fmt.Errorf("%s: %s: %v", u, resp.Status, err))
-			continue
-		}
-		return h, nil
+	h, err := getJSON[peerHashKV](ctx, client, m.PeerURLs, hashKVPath+"?rev="+url.QueryEscape(strconv.FormatInt(rev, 10)), 1<<20)
+	if err != nil {
+		return peerHashKV{}, fmt.Errorf("server: hashkv of member %s: %w", schema.FormatID(m.ID), err)
 	}
-	return peerHashKV{}, fmt.Errorf("server: hashkv of member %s: %w", schema.FormatID(m.ID), errors.Join(errs...))
+	return h, nil
 }
 
 // initialCorruptCheck compares this member's hashkv at its revision with

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -388,6 +389,38 @@ func (s *Server) httpHandler() (http.Handler, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"etcdserver": Version, "etcdcluster": ClusterVersion})
 	})
 	return mux, nil
+}
+
+// getJSON decodes the JSON answer (at most limit bytes) to GET path from
+// the first of urls (a member's peer URLs) that answers 200.
+func getJSON[T any](ctx context.Context, client *http.Client, urls []string, path string, limit int64) (T, error) {
+	var errs []error
+	for _, u := range urls {
+		var out T
+		target := strings.TrimSuffix(u, "/") + path
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		err = json.NewDecoder(io.LimitReader(resp.Body, limit)).Decode(&out)
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode != http.StatusOK:
+			errs = append(errs, fmt.Errorf("GET %s: %s", target, resp.Status))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("GET %s: decode: %w", target, err))
+		default:
+			return out, nil
+		}
+	}
+	var zero T
+	return zero, errors.Join(errs...)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
