@@ -285,9 +285,7 @@ func (p *peer) sendSnapshot(m raftpb.Message) {
 	}
 	p.sending = true
 	p.mu.Unlock()
-	p.t.wg.Add(1)
-	go func() {
-		defer p.t.wg.Done()
+	started := p.t.goTracked(func() {
 		defer func() {
 			p.mu.Lock()
 			p.sending = false
@@ -304,5 +302,11 @@ func (p *peer) sendSnapshot(m raftpb.Message) {
 		}
 		lg.Info("sent snapshot", "db-bytes", n, "took", time.Since(start).String())
 		p.t.cfg.Raft.ReportSnapshot(p.id, raft.SnapshotFinish)
-	}()
+	})
+	if !started { // the transport is closed
+		p.mu.Lock()
+		p.sending = false
+		p.mu.Unlock()
+		p.t.cfg.Raft.ReportSnapshot(p.id, raft.SnapshotFailure)
+	}
 }

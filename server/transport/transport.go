@@ -102,7 +102,14 @@ type Transport struct {
 
 	mu    sync.RWMutex
 	peers map[uint64]*peer
-	wg    sync.WaitGroup
+
+	// goMu orders the goroutines' start against Close: once closed is
+	// set, none starts, so that Close's wait sees every one (a peer's
+	// stream handler may still learn a peer, and raft send a snapshot,
+	// while the member shuts down).
+	goMu   sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
 }
 
 // New returns a transport with no peers.
@@ -213,15 +220,9 @@ func (t *Transport) AddPeer(id uint64, urls []string) {
 	t.m.sentBytes.WithLabelValues(to)
 	t.m.sentFailures.WithLabelValues(to)
 	t.m.receivedBytes.WithLabelValues(to)
-	t.wg.Add(2)
-	go func() {
-		defer t.wg.Done()
-		p.run()
-	}()
-	go func() {
-		defer t.wg.Done()
-		p.probe()
-	}()
+	if !t.goTracked(p.run) || !t.goTracked(p.probe) {
+		return // closed: p.run and p.probe would have returned at once
+	}
 	t.lg.Info("added peer", "peer-id", strconv.FormatUint(id, 16), "peer-urls", urls)
 }
 
@@ -286,6 +287,9 @@ func (t *Transport) ActiveSince(id uint64) time.Time {
 // Close stops every peer stream and waits for them.
 func (t *Transport) Close() {
 	t.cancel()
+	t.goMu.Lock()
+	t.closed = true
+	t.goMu.Unlock()
 	t.mu.Lock()
 	peers := t.peers
 	t.peers = make(map[uint64]*peer)
@@ -295,6 +299,22 @@ func (t *Transport) Close() {
 	}
 	t.wg.Wait()
 	t.client.CloseIdleConnections()
+}
+
+// goTracked runs fn in a goroutine that Close waits for; after Close it
+// runs nothing and returns false.
+func (t *Transport) goTracked(fn func()) bool {
+	t.goMu.Lock()
+	defer t.goMu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		fn()
+	}()
+	return true
 }
 
 // checkRequest validates the sender headers of a peer request.

@@ -234,3 +234,40 @@ func TestRemovedMemberIsTold(t *testing.T) {
 		return rec.removed
 	})
 }
+
+// Peers learned and snapshots sent while the transport closes start no
+// goroutine that Close misses: CI's race run once saw a stream handler
+// add a peer during Close's wait ("WaitGroup is reused before previous
+// Wait has returned"), which panicked the member's shutdown.
+func TestCloseWhilePeersAreAdded(t *testing.T) {
+	for round := range 20 {
+		rec := newRecorder([]byte("db"))
+		tr, _ := serve(t, 1, 7, rec)
+		const peers = 50
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := uint64(2); id < 2+peers; id++ {
+				tr.AddPeer(id, []string{"http://127.0.0.1:1"})
+				tr.Send([]raftpb.Message{{Type: raftpb.MsgSnap, To: id, Snapshot: &raftpb.Snapshot{}}})
+			}
+		}()
+		tr.Close()
+		wg.Wait()
+		// Every snapshot send is answered once, as failed: the ones Close
+		// cut short (port 1 refuses) and the ones refused after it.
+		tr.wg.Wait()
+		rec.mu.Lock()
+		statuses := append([]raft.SnapshotStatus(nil), rec.snapStatus...)
+		rec.mu.Unlock()
+		if len(statuses) != peers {
+			t.Fatalf("round %d: %d snapshot reports for %d sends", round, len(statuses), peers)
+		}
+		for _, st := range statuses {
+			if st != raft.SnapshotFailure {
+				t.Fatalf("round %d: a snapshot to a closed transport's peer reported %v", round, st)
+			}
+		}
+	}
+}
