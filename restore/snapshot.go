@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
@@ -138,6 +140,15 @@ func (o *SnapshotOptions) normalize() error {
 // temporary dir inside it and renamed into place: an interrupted restore
 // leaves no member dir, and the next one clears its leftovers.
 func Snapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions) (*SnapshotResult, error) {
+	return snapshot(ctx, lg, o, "")
+}
+
+// snapshot is Snapshot; with sibling, the db file that Snapshot wrote for
+// another member of the same new cluster (options that differ only in
+// Name, PeerURLs, DataDir, WALDir), it copies that db instead of
+// restoring the snapshot file again: every member's db is the same, the
+// member's identity is in its WAL and .snap only.
+func snapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions, sibling string) (*SnapshotResult, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
@@ -160,7 +171,12 @@ func Snapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions) (*Snapsho
 	if err != nil {
 		return nil, err
 	}
-	res, err := restoreSnapshot(ctx, lg, o, src, st)
+	var res *SnapshotResult
+	if sibling != "" {
+		res, err = copySibling(ctx, lg, o, src, st, sibling)
+	} else {
+		res, err = restoreSnapshot(ctx, lg, o, src, st)
+	}
 	if err != nil {
 		st.abort()
 		return nil, err
@@ -246,6 +262,62 @@ func restoreSnapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions, sr
 	res.MemberID, res.ClusterID = schema.FormatID(self.ID), cl.ClusterIDHex()
 	res.Members, res.OldMembers = cl.Members, facts.OldMembers
 	res.Revision, res.RestoredRevision, res.CompactRevision = facts.Revision, facts.Restored, facts.CompactRevision
+	res.ConsistentIndex, res.Term = nm.index(), 1
+	return res, nil
+}
+
+// copySibling makes the member's dir in st from sibling, the db that
+// Snapshot restored from src for another member of the same cluster: a
+// plain copy of it, the member's WAL and .snap. The old members and the
+// SHA-256 are not known (the sibling's restore had them); the token must
+// be given, as the sibling's was.
+func copySibling(ctx context.Context, lg *slog.Logger, o SnapshotOptions, src snapkit.Source, st *stage, sibling string) (*SnapshotResult, error) {
+	if o.Token == "" {
+		return nil, usageErr("copying another member's db needs the cluster token")
+	}
+	res := &SnapshotResult{Source: src, DataDir: o.DataDir, WALDir: st.final.WALDir(), Name: o.Name, DBSize: src.DBSize, Token: o.Token}
+	cl, err := NewCluster(o.Cluster, o.Token)
+	if err != nil {
+		return nil, err
+	}
+	self, _ := cl.Member(o.Name)
+	nm := &newMember{cluster: cl, self: self}
+	from, err := snapkit.Resolve(sibling)
+	if err != nil {
+		return nil, err
+	}
+	phase := time.Now()
+	dbPath := st.tmp.DBPath()
+	if _, err := copyDB(ctx, from, dbPath, false, o.Progress); err != nil {
+		return nil, err
+	}
+	if err := syncFile(dbPath); err != nil {
+		return nil, err
+	}
+	lg.Info("copied another member's restored db", "from", from.DBPath, "bytes", from.DBSize, "took", time.Since(phase))
+	db, err := schema.Open(dbPath, schema.Options{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		res.RestoredRevision, res.CompactRevision, err = storeRevision(tx)
+		return err
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("restore: %s: %w", dbPath, err)
+	}
+	if err := nm.writeRaft(lg, st.tmp); err != nil {
+		return nil, err
+	}
+	if err := st.commit(); err != nil {
+		return nil, err
+	}
+	res.MemberID, res.ClusterID = schema.FormatID(self.ID), cl.ClusterIDHex()
+	res.Members = cl.Members
+	res.Revision = res.RestoredRevision - o.BumpRevision
 	res.ConsistentIndex, res.Term = nm.index(), 1
 	return res, nil
 }
