@@ -1,12 +1,15 @@
 package restore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,5 +143,77 @@ func TestApplyRefusals(t *testing.T) {
 	// An unknown member.
 	if _, err := Apply(context.Background(), nil, p, ApplyOptions{Members: []string{"zz"}}); !errors.Is(err, ErrUsage) {
 		t.Errorf("unknown member: %v", err)
+	}
+}
+
+// Apply restores the first new member from the plan's source and copies
+// its checked db for the others (every member's db is the same): each dir
+// then holds that db byte for byte, its own identity in its WAL, and
+// passes its check. A run for one member alone restores from the source.
+func TestApplyCopiesTheFirstMembersDB(t *testing.T) {
+	dir := t.TempDir()
+	specs, err := ParseInitialCluster("a=http://127.0.0.1:2380,b=http://127.0.0.1:2381,c=http://127.0.0.1:2382", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]string{}
+	for _, s := range specs {
+		dirs[s.Name] = filepath.Join(dir, s.Name+".etcd")
+	}
+	src := fixture.Path("v3.6", "snapshot.db")
+	p, err := MakePlan(context.Background(), nil, PlanOptions{From: []string{src}, Cluster: specs, MemberDirs: dirs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		members []string
+		copied  []bool // per member applied, whether its db was copied
+	}{
+		{"one member", []string{"b"}, []bool{false}},
+		{"all", nil, []bool{false, true, true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, m := range p.Members {
+				os.RemoveAll(m.DataDir)
+				os.Remove(statePath(p, m))
+			}
+			res, err := Apply(context.Background(), nil, p, ApplyOptions{Members: tc.members})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Members) != len(tc.copied) {
+				t.Fatalf("%d members applied, want %d", len(res.Members), len(tc.copied))
+			}
+			first, err := os.ReadFile(filepath.Join(p.Members[0].DataDir, "member", "snap", "db"))
+			if err != nil && tc.members == nil {
+				t.Fatal(err)
+			}
+			for i, mr := range res.Members {
+				var write StepRecord
+				for _, r := range mr.Steps {
+					if r.Name == "write" {
+						write = r
+					}
+				}
+				if got := strings.HasPrefix(write.Detail, "copied "); got != tc.copied[i] {
+					t.Errorf("member %s: write %q, copied %v, want %v", mr.Name, write.Detail, got, tc.copied[i])
+				}
+				m := p.Members[slices.IndexFunc(p.Members, func(m PlanMember) bool { return m.Name == mr.Name })]
+				if v := viewDir(t, m.DataDir); schema.FormatID(v.Metadata.NodeID) != m.ID {
+					t.Errorf("member %s: WAL of node %x, want %s", m.Name, v.Metadata.NodeID, m.ID)
+				}
+				if !tc.copied[i] {
+					continue
+				}
+				db, err := os.ReadFile(filepath.Join(m.DataDir, "member", "snap", "db"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(db, first) {
+					t.Errorf("member %s: db differs from member %s's", m.Name, p.Members[0].Name)
+				}
+			}
+		})
 	}
 }

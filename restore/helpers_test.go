@@ -42,6 +42,21 @@ type snapView struct {
 
 func viewDir(t *testing.T, dataDir string) dirView {
 	t.Helper()
+	return viewDirAs(t, dataDir, false)
+}
+
+// viewDirStarted is viewDir of the db as a member holds it once it has
+// finished the compaction it starts with (one scheduled above the finished
+// one, as etcdutl's --mark-compacted leaves it): of the key bucket only
+// the revisions that snapkit's key index keeps there, the compaction
+// recorded as finished.
+func viewDirStarted(t *testing.T, dataDir string) dirView {
+	t.Helper()
+	return viewDirAs(t, dataDir, true)
+}
+
+func viewDirAs(t *testing.T, dataDir string, started bool) dirView {
+	t.Helper()
 	l := datadir.New(dataDir, "")
 	var v dirView
 	w, err := walkit.OpenForRead(nil, l.WALDir(), walkit.Snapshot{})
@@ -85,10 +100,36 @@ func viewDir(t *testing.T, dataDir string) dirView {
 		t.Fatal(err)
 	}
 	err = db.View(func(tx *bolt.Tx) error {
+		var keep map[schema.Revision]struct{}
+		finished, _, err := schema.FinishedCompactRev(tx)
+		if err != nil {
+			return err
+		}
+		if started && db.CompactRev > finished {
+			keep = db.Index.Keep(db.CompactRev)
+		}
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			return b.ForEach(func(k, val []byte) error {
 				if bytes.Equal(name, schema.MetaBucket) && bytes.Equal(k, schema.ConfStateKey) {
 					return nil
+				}
+				if keep != nil && bytes.Equal(name, schema.KeyBucket) {
+					r, _, err := schema.ParseRevision(k)
+					if err != nil {
+						return err
+					}
+					if _, ok := keep[r]; !ok {
+						return nil
+					}
+				}
+				if keep != nil && bytes.Equal(name, schema.MetaBucket) {
+					// finishedCompactRev sorts just before scheduledCompactRev.
+					switch {
+					case bytes.Equal(k, schema.FinishedCompactRevKey):
+						return nil
+					case bytes.Equal(k, schema.ScheduledCompactRevKey):
+						v.Pairs = append(v.Pairs, fmt.Sprintf("%s/%x=%x", name, schema.FinishedCompactRevKey, val))
+					}
 				}
 				v.Pairs = append(v.Pairs, fmt.Sprintf("%s/%x=%x", name, k, val))
 				return nil

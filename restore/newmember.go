@@ -24,6 +24,14 @@ type newMember struct {
 	// bump is how far to raise the revision (--bump-revision); when > 0 the
 	// new revision is also marked compacted (--mark-compacted).
 	bump int64
+	// compacted says the db holds what the compaction at the bumped
+	// revision keeps already (compactCheckedDB): the compaction is then
+	// recorded as finished too, and the member does not run it on start.
+	compacted bool
+	// lastRevision is the main revision of the source's last key bucket
+	// pair, which a compacted db may no longer hold (a tombstone, a key
+	// deleted since): the store's revision is at least that.
+	lastRevision int64
 }
 
 // dbFacts is what rewriting a db learnt about it.
@@ -77,6 +85,7 @@ func (nm *newMember) rewriteDB(path string, check func(old []schema.Member) erro
 		if f.Revision, f.CompactRevision, err = storeRevision(tx); err != nil {
 			return err
 		}
+		f.Revision = max(f.Revision, nm.lastRevision)
 		f.Restored = f.Revision
 		if nm.bump > 0 {
 			f.Restored += nm.bump
@@ -88,6 +97,11 @@ func (nm *newMember) rewriteDB(path string, check func(old []schema.Member) erro
 			}
 			if err := schema.SetScheduledCompactRev(tx, f.Restored); err != nil {
 				return err
+			}
+			if nm.compacted {
+				if err := schema.SetFinishedCompactRev(tx, f.Restored); err != nil {
+					return err
+				}
 			}
 			f.CompactRevision = f.Restored
 		}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
@@ -138,6 +140,15 @@ func (o *SnapshotOptions) normalize() error {
 // temporary dir inside it and renamed into place: an interrupted restore
 // leaves no member dir, and the next one clears its leftovers.
 func Snapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions) (*SnapshotResult, error) {
+	return snapshot(ctx, lg, o, "")
+}
+
+// snapshot is Snapshot; with sibling, the db file that Snapshot wrote for
+// another member of the same new cluster (options that differ only in
+// Name, PeerURLs, DataDir, WALDir), it copies that db instead of
+// restoring the snapshot file again: every member's db is the same, the
+// member's identity is in its WAL and .snap only.
+func snapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions, sibling string) (*SnapshotResult, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
@@ -160,7 +171,12 @@ func Snapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions) (*Snapsho
 	if err != nil {
 		return nil, err
 	}
-	res, err := restoreSnapshot(ctx, lg, o, src, st)
+	var res *SnapshotResult
+	if sibling != "" {
+		res, err = copySibling(ctx, lg, o, src, st, sibling)
+	} else {
+		res, err = restoreSnapshot(ctx, lg, o, src, st)
+	}
 	if err != nil {
 		st.abort()
 		return nil, err
@@ -177,31 +193,19 @@ func restoreSnapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions, sr
 	dbPath := st.tmp.DBPath()
 	// Hash what is copied also when the token needs a seed and there is
 	// no trailer to take it from.
-	// The source's free pages, found while it is copied, are written into
-	// the copy: bbolt's read-write open would otherwise walk every page to
-	// find them, mapping the whole db into this process.
-	type found struct {
-		fp  *snapkit.FreePages
-		err error
+	hash := o.Token == "" && !src.HasTrailer
+	var (
+		sum, trailer []byte
+		last         int64
+		err          error
+	)
+	if o.BumpRevision > 0 && o.MarkCompacted {
+		sum, trailer, last, err = compactCheckedDB(ctx, lg, src, dbPath, check, hash, o.Progress)
+	} else {
+		sum, trailer, err = copyWithFreePages(ctx, lg, src, dbPath, check, hash, o.Progress)
 	}
-	free := make(chan found, 1)
-	go func() {
-		fp, err := snapkit.FindFreePages(ctx, src.Path)
-		free <- found{fp, err}
-	}()
-	sum, trailer, err := copyCheckedDB(ctx, lg, src, dbPath, check, o.Token == "" && !src.HasTrailer, o.Progress)
-	f := <-free
 	if err != nil {
 		return nil, err
-	}
-	if f.err != nil {
-		return nil, fmt.Errorf("restore: %s: %w", src.Path, f.err)
-	}
-	if f.fp != nil {
-		if err := f.fp.Write(dbPath); err != nil {
-			return nil, fmt.Errorf("restore: %w", err)
-		}
-		lg.Info("wrote the free page list", "db", dbPath, "pages", f.fp.Len())
 	}
 	res.HashChecked = check
 	if sum != nil {
@@ -223,7 +227,7 @@ func restoreSnapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions, sr
 		return nil, err
 	}
 	self, _ := cl.Member(o.Name)
-	nm := &newMember{cluster: cl, self: self, bump: o.BumpRevision}
+	nm := &newMember{cluster: cl, self: self, bump: o.BumpRevision, compacted: o.MarkCompacted, lastRevision: last}
 	facts, err := nm.rewriteDB(dbPath, func(old []schema.Member) error {
 		if o.AllowSameClusterID || len(old) == 0 {
 			return nil
@@ -262,6 +266,145 @@ func restoreSnapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions, sr
 	return res, nil
 }
 
+// copySibling makes the member's dir in st from sibling, the db that
+// Snapshot restored from src for another member of the same cluster: a
+// plain copy of it, the member's WAL and .snap. The old members and the
+// SHA-256 are not known (the sibling's restore had them); the token must
+// be given, as the sibling's was.
+func copySibling(ctx context.Context, lg *slog.Logger, o SnapshotOptions, src snapkit.Source, st *stage, sibling string) (*SnapshotResult, error) {
+	if o.Token == "" {
+		return nil, usageErr("copying another member's db needs the cluster token")
+	}
+	res := &SnapshotResult{Source: src, DataDir: o.DataDir, WALDir: st.final.WALDir(), Name: o.Name, DBSize: src.DBSize, Token: o.Token}
+	cl, err := NewCluster(o.Cluster, o.Token)
+	if err != nil {
+		return nil, err
+	}
+	self, _ := cl.Member(o.Name)
+	nm := &newMember{cluster: cl, self: self}
+	from, err := snapkit.Resolve(sibling)
+	if err != nil {
+		return nil, err
+	}
+	phase := time.Now()
+	dbPath := st.tmp.DBPath()
+	if _, err := copyDB(ctx, from, dbPath, false, o.Progress); err != nil {
+		return nil, err
+	}
+	if err := syncFile(dbPath); err != nil {
+		return nil, err
+	}
+	lg.Info("copied another member's restored db", "from", from.DBPath, "bytes", from.DBSize, "took", time.Since(phase))
+	db, err := schema.Open(dbPath, schema.Options{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		res.RestoredRevision, res.CompactRevision, err = storeRevision(tx)
+		return err
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("restore: %s: %w", dbPath, err)
+	}
+	if err := nm.writeRaft(lg, st.tmp); err != nil {
+		return nil, err
+	}
+	if err := st.commit(); err != nil {
+		return nil, err
+	}
+	res.MemberID, res.ClusterID = schema.FormatID(self.ID), cl.ClusterIDHex()
+	res.Members = cl.Members
+	res.Revision = res.RestoredRevision - o.BumpRevision
+	res.ConsistentIndex, res.Term = nm.index(), 1
+	return res, nil
+}
+
+// copyWithFreePages is copyCheckedDB, and writes the source's free pages,
+// found while it is copied, into the copy: bbolt's read-write open would
+// otherwise walk every page to find them, mapping the whole db into this
+// process.
+func copyWithFreePages(ctx context.Context, lg *slog.Logger, src snapkit.Source, dst string, check, hash bool, progress Progress) (sum, trailer []byte, err error) {
+	type found struct {
+		fp  *snapkit.FreePages
+		err error
+	}
+	free := make(chan found, 1)
+	go func() {
+		fp, err := snapkit.FindFreePages(ctx, src.Path)
+		free <- found{fp, err}
+	}()
+	sum, trailer, err = copyCheckedDB(ctx, lg, src, dst, check, hash, progress)
+	f := <-free
+	if err != nil {
+		return nil, nil, err
+	}
+	if f.err != nil {
+		return nil, nil, fmt.Errorf("restore: %s: %w", src.Path, f.err)
+	}
+	if f.fp != nil {
+		if err := f.fp.Write(dst); err != nil {
+			return nil, nil, fmt.Errorf("restore: %w", err)
+		}
+		lg.Info("wrote the free page list", "db", dst, "pages", f.fp.Len())
+	}
+	return sum, trailer, nil
+}
+
+// compactCheckedDB writes to dst the db of src compacted at or above its
+// current revision (snapkit.WriteCompacted: the key bucket holds the last
+// put of each live key), which is what a member restored with
+// --bump-revision and --mark-compacted holds once it has finished the
+// compaction it starts with. With check it hashes the source beside it and
+// compares the sum with the trailer (snapkit.ErrSnapshotHash); hash asks
+// for the sum without the check. It returns the sum (nil when not hashed),
+// the trailer (nil if none) and the main revision of the source's last
+// key bucket pair.
+func compactCheckedDB(ctx context.Context, lg *slog.Logger, src snapkit.Source, dst string, check, hash bool, progress Progress) (sum, trailer []byte, last int64, err error) {
+	if trailer, err = snapkit.ReadTrailer(src); err != nil {
+		return nil, nil, 0, err
+	}
+	type summed struct {
+		sum []byte
+		err error
+	}
+	sums := make(chan summed, 1)
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	hashing := check || hash
+	if hashing {
+		go func() {
+			s, err := snapkit.SumDB(hctx, src, progress)
+			sums <- summed{s, err}
+		}()
+	}
+	phase := time.Now()
+	res, werr := snapkit.WriteCompacted(ctx, src.Path, dst)
+	if werr == nil {
+		lg.Info("wrote the compacted db", "from", src.DBPath, "to", dst, "revisions", res.Revisions, "kept", res.Kept, "took", time.Since(phase))
+	}
+	if hashing {
+		if werr != nil {
+			cancel()
+		}
+		s := <-sums
+		// A sum that does not match explains any damage the walk found.
+		if s.err == nil && check && !bytes.Equal(s.sum, trailer) {
+			return nil, nil, 0, hashMismatch(src, trailer, s.sum)
+		}
+		if werr == nil && s.err != nil {
+			return nil, nil, 0, s.err
+		}
+		sum = s.sum
+	}
+	if werr != nil {
+		return nil, nil, 0, fmt.Errorf("restore: %w", werr)
+	}
+	return sum, trailer, res.LastRevision, nil
+}
+
 // copyCheckedDB copies the db part of src to a new file at dst. With
 // check it hashes the bytes on the way and compares them with src's
 // SHA-256 trailer (snapkit.ErrSnapshotHash); without, nothing vouches for
@@ -280,12 +423,17 @@ func copyCheckedDB(ctx context.Context, lg *slog.Logger, src snapkit.Source, dst
 	lg.Info("copied db", "from", src.DBPath, "bytes", src.DBSize, "hashed", hashing, "took", time.Since(phase))
 	if check {
 		if !bytes.Equal(sum, trailer) {
-			return nil, nil, fmt.Errorf("%w: %s: trailer %x, computed %x (pass --skip-hash-check to restore it anyway)", snapkit.ErrSnapshotHash, src.Path, trailer, sum)
+			return nil, nil, hashMismatch(src, trailer, sum)
 		}
 	} else if err := checkStructure(ctx, lg, dst); err != nil {
 		return nil, nil, fmt.Errorf("restore: %s: %w", src.Path, err)
 	}
 	return sum, trailer, nil
+}
+
+// hashMismatch is the error of a db whose SHA-256 is not its trailer's.
+func hashMismatch(src snapkit.Source, trailer, sum []byte) error {
+	return fmt.Errorf("%w: %s: trailer %x, computed %x (pass --skip-hash-check to restore it anyway)", snapkit.ErrSnapshotHash, src.Path, trailer, sum)
 }
 
 // checkStructure walks a db that no hash vouches for and refuses it if

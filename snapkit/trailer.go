@@ -51,6 +51,21 @@ func VerifyTrailer(ctx context.Context, src Source, progress Progress) (Trailer,
 	}, nil
 }
 
+// SumDB streams the db part of src (never the trailer) through SHA-256
+// with a 1 MiB buffer and returns the sum.
+func SumDB(ctx context.Context, src Source, progress Progress) ([]byte, error) {
+	f, err := os.Open(src.DBPath)
+	if err != nil {
+		return nil, fmt.Errorf("snapkit: %w", err)
+	}
+	defer f.Close()
+	sum, err := sha256Prefix(ctx, f, src.DBSize, progress)
+	if err != nil {
+		return nil, fmt.Errorf("snapkit: %s: %w", src.DBPath, err)
+	}
+	return sum, nil
+}
+
 // ReadTrailer returns the SHA-256 stored at the end of a snapshot file, as
 // it is written, without checking it; a source without one gives nil.
 func ReadTrailer(src Source) ([]byte, error) {

@@ -39,7 +39,9 @@ would make the old cluster ID again unless --allow-same-cluster-id.
 --bump-revision N --mark-compacted raises the revision by N and marks it
 compacted: clients watching from before the restore are told so, instead of
 being sent events again (Kubernetes wants this; use more than the writes the
-cluster took after the snapshot).
+cluster took after the snapshot). The db then holds only what that compaction
+keeps, the last put of each live key: the revisions before it, which a member
+would delete on start, are not written (the snapshot file still has them).
 
 --bucket URL restores a backupd backup instead (s3://, gs://, azblob://,
 file://): the argument names it, "latest" or an ID 'backupd list' shows; it

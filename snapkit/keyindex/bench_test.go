@@ -2,7 +2,14 @@ package keyindex
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"path/filepath"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
 
 // benchIndex holds n keys /registry/pods/nsX/pod-Y, each written twice.
@@ -55,6 +62,47 @@ func BenchmarkPut(b *testing.B) {
 		main++
 		i++
 		if err := ix.Put([]byte(fmt.Sprintf("/registry/pods/ns%d/pod-%06d", i%10, i%10_000)), rev(main)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRestore275kKeys rebuilds the index of a key bucket that holds
+// one put of each of 275k keys in random key order: a db restored with
+// --bump-revision --mark-compacted from the restore benchmark's snapshot.
+func BenchmarkRestore275kKeys(b *testing.B) {
+	const n = 275_000
+	db, err := schema.Open(filepath.Join(b.TempDir(), "db"), schema.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	rng := rand.New(rand.NewPCG(1, 1))
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := schema.CreateBuckets(tx); err != nil {
+			return err
+		}
+		for i, k := range rng.Perm(n) {
+			r := int64(i + 2)
+			kv := &mvccpb.KeyValue{Key: fmt.Appendf(nil, "/registry/pods/ns-%d/pod-%d", k%100, k), CreateRevision: r, ModRevision: r, Version: 1, Value: []byte("v")}
+			if err := schema.PutKeyValue(tx, schema.Revision{Main: r}, kv); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		err := db.View(func(tx *bolt.Tx) error {
+			ix, _, err := Restore(nil, tx)
+			if err == nil && ix.Len() != n {
+				err = fmt.Errorf("%d keys, want %d", ix.Len(), n)
+			}
+			return err
+		})
+		if err != nil {
 			b.Fatal(err)
 		}
 	}

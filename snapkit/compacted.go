@@ -1,0 +1,237 @@
+package snapkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
+)
+
+// CompactedResult says what WriteCompacted read and wrote.
+type CompactedResult struct {
+	// LastRevision is the main revision of the last pair of the source's
+	// key bucket (0 if it is empty): the store's revision, unless its
+	// compaction is higher (the meta bucket, copied, says so).
+	LastRevision int64 `json:"lastRevision"`
+	// Revisions are the pairs of the source's key bucket, Kept those
+	// written: the last put of each live key.
+	Revisions int `json:"revisions"`
+	Kept      int `json:"kept"`
+}
+
+// compactedBatch is how many bytes of pairs one bbolt transaction of
+// WriteCompacted puts, which bounds what the transaction holds in memory.
+const compactedBatch = 32 << 20
+
+// WriteCompacted writes a new db at dst (which must not exist) that holds
+// every root bucket of the db at path (a snapshot file, a db file or a data
+// dir) with all its pairs, except that of the key bucket it keeps only
+// what etcd's compaction at or above the current revision keeps: the last
+// pair of each key whose last pair is a put. It is the key bucket a member
+// holds once it has finished that compaction, minus what the compaction
+// itself writes to meta. The source is read with the bounded walk, twice
+// (the first finds the last pair of each key, the second writes), and
+// must be sound: damage to its structure, or a key bucket pair that does
+// not decode, is ErrDamaged. The SHA-256 trailer is not read. Nothing is
+// synced; dst has its free page list on disk.
+func WriteCompacted(ctx context.Context, path, dst string) (*CompactedResult, error) {
+	return writeCompacted(ctx, path, dst, compactedBatch)
+}
+
+// writeCompacted is WriteCompacted with batch bytes of pairs per bbolt
+// transaction.
+func writeCompacted(ctx context.Context, path, dst string, batch int) (*CompactedResult, error) {
+	src, err := Resolve(path)
+	if err != nil {
+		return nil, err
+	}
+	d, err := openDBFile(src)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	fs := &findings{}
+	kb := newKeyBucket(fs)
+	kb.wantPos = true
+	if _, err := walk(ctx, d, &keyBucketVisitor{keys: kb}, fs, nil); err != nil {
+		return nil, err
+	}
+	if n := fs.damage(); n > 0 {
+		return nil, fmt.Errorf("%w: %s: %d findings; run snapkit verify", ErrDamaged, path, n)
+	}
+	if kb.st.Revisions > math.MaxUint32 {
+		return nil, fmt.Errorf("snapkit: %s: %d pairs in the key bucket", path, kb.st.Revisions)
+	}
+	var st Status
+	kb.finish(&st)
+	res := &CompactedResult{LastRevision: st.Revision, Revisions: kb.st.Revisions, Kept: len(kb.livePos)}
+
+	out, err := bolt.Open(dst, 0o600, &bolt.Options{NoSync: true, NoGrowSync: true, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return nil, fmt.Errorf("snapkit: open %s: %w", dst, err)
+	}
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w := &compactWriter{db: out, batch: batch, keep: kb.livePos, cancel: cancel}
+	again := &findings{}
+	_, err = walk(wctx, d, w, again, nil)
+	err = errors.Join(w.finish(err), out.Close())
+	if err == nil && (w.pos != uint32(kb.st.Revisions) || again.damage() > 0) {
+		err = fmt.Errorf("%w: %s: the key bucket changed between two walks", ErrDamaged, path)
+	}
+	if err != nil {
+		os.Remove(dst)
+		return nil, fmt.Errorf("snapkit: compacted copy of %s to %s: %w", path, dst, err)
+	}
+	return res, nil
+}
+
+// damage counts the findings, but an invalid meta page beside the valid
+// one, which bbolt and the walk pass over to read the valid one.
+func (fs *findings) damage() int {
+	n := fs.suppressed
+	for _, f := range fs.list {
+		if !f.metaFallback {
+			n++
+		}
+	}
+	return n
+}
+
+// keyBucketVisitor hands the key bucket's pairs to a keyBucket.
+type keyBucketVisitor struct {
+	keys  *keyBucket
+	isKey bool
+}
+
+func (v *keyBucketVisitor) start(bucket []byte) { v.isKey = string(bucket) == bucketKey }
+func (v *keyBucketVisitor) data([]byte)         {}
+
+func (v *keyBucketVisitor) kv(_, k, val []byte) {
+	if v.isKey {
+		v.keys.add(k, val)
+	}
+}
+
+// compactWriter puts what the walk visits into a new db, in batches of
+// about batch bytes, the key bucket's pairs only at the positions
+// of keep. The first error cancels the walk.
+type compactWriter struct {
+	db     *bolt.DB
+	batch  int
+	cancel context.CancelCauseFunc
+	tx     *bolt.Tx
+	b      *bolt.Bucket
+	name   []byte
+	isKey  bool
+	keep   []uint32 // ascending positions in the key bucket still to come
+	pos    uint32   // of the next pair of the key bucket
+	bytes  int
+	err    error
+}
+
+func (w *compactWriter) fail(err error) {
+	if w.err == nil {
+		w.err = err
+		w.cancel(err)
+	}
+}
+
+func (w *compactWriter) start(bucket []byte) {
+	if w.err != nil {
+		return
+	}
+	if w.tx == nil {
+		tx, err := w.db.Begin(true)
+		if err != nil {
+			w.fail(err)
+			return
+		}
+		w.tx = tx
+	}
+	w.name, w.isKey = bucket, string(bucket) == bucketKey
+	b, err := w.tx.CreateBucket(bucket)
+	if err != nil {
+		w.fail(fmt.Errorf("create bucket %q: %w", bucket, err))
+		return
+	}
+	w.setBucket(b)
+}
+
+func (w *compactWriter) setBucket(b *bolt.Bucket) {
+	w.b = b
+	if w.isKey {
+		// Appended in order, as etcd's defragmentation fills it.
+		w.b.FillPercent = schema.KeyBucketFillPercent
+	}
+}
+
+func (w *compactWriter) data([]byte) {}
+
+func (w *compactWriter) kv(bucket, k, v []byte) {
+	if w.err != nil {
+		return
+	}
+	if v == nil {
+		w.fail(fmt.Errorf("bucket %q holds a nested bucket %q: not an etcd db", bucket, Printable(k)))
+		return
+	}
+	if w.isKey {
+		pos := w.pos
+		w.pos++
+		if len(w.keep) == 0 || w.keep[0] != pos {
+			return
+		}
+		w.keep = w.keep[1:]
+	}
+	if err := w.b.Put(k, v); err != nil {
+		w.fail(fmt.Errorf("bucket %q: put %s: %w", bucket, Printable(k), err))
+		return
+	}
+	if w.bytes += len(k) + len(v); w.bytes >= w.batch {
+		w.commit()
+	}
+}
+
+// commit ends the transaction and, inside a bucket, opens the next one
+// there.
+func (w *compactWriter) commit() {
+	w.bytes = 0
+	if err := w.tx.Commit(); err != nil {
+		w.tx = nil
+		w.fail(fmt.Errorf("commit: %w", err))
+		return
+	}
+	var err error
+	if w.tx, err = w.db.Begin(true); err != nil {
+		w.tx = nil
+		w.fail(err)
+		return
+	}
+	w.setBucket(w.tx.Bucket(w.name))
+}
+
+// finish commits the last transaction after a walk that ended with
+// walkErr, or rolls it back after any error.
+func (w *compactWriter) finish(walkErr error) error {
+	err := w.err
+	if err == nil {
+		err = walkErr
+	}
+	if w.tx == nil {
+		return err
+	}
+	if err != nil {
+		_ = w.tx.Rollback()
+		return err
+	}
+	if err := w.tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
