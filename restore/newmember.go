@@ -32,6 +32,10 @@ type newMember struct {
 	// pair, which a compacted db may no longer hold (a tombstone, a key
 	// deleted since): the store's revision is at least that.
 	lastRevision int64
+	// oldMarker is the bump marker that a compacted db holds from an
+	// earlier restore (snapkit.CompactedResult.Marker): the new marker
+	// supersedes it, and the compaction at the new one drops it.
+	oldMarker *schema.Revision
 }
 
 // dbFacts is what rewriting a db learnt about it.
@@ -101,6 +105,11 @@ func (nm *newMember) rewriteDB(path string, check func(old []schema.Member) erro
 			if nm.compacted {
 				if err := schema.SetFinishedCompactRev(tx, f.Restored); err != nil {
 					return err
+				}
+				if nm.oldMarker != nil {
+					if err := schema.Key(tx).Delete(schema.AppendRevision(nil, *nm.oldMarker, false)); err != nil {
+						return fmt.Errorf("delete the bump marker at %s: %w", nm.oldMarker, err)
+					}
 				}
 			}
 			f.CompactRevision = f.Restored

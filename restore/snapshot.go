@@ -196,11 +196,11 @@ func restoreSnapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions, sr
 	hash := o.Token == "" && !src.HasTrailer
 	var (
 		sum, trailer []byte
-		last         int64
+		compacted    *snapkit.CompactedResult
 		err          error
 	)
 	if o.BumpRevision > 0 && o.MarkCompacted {
-		sum, trailer, last, err = compactCheckedDB(ctx, lg, src, dbPath, check, hash, o.Progress)
+		sum, trailer, compacted, err = compactCheckedDB(ctx, lg, src, dbPath, check, hash, o.Progress)
 	} else {
 		sum, trailer, err = copyWithFreePages(ctx, lg, src, dbPath, check, hash, o.Progress)
 	}
@@ -227,7 +227,10 @@ func restoreSnapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions, sr
 		return nil, err
 	}
 	self, _ := cl.Member(o.Name)
-	nm := &newMember{cluster: cl, self: self, bump: o.BumpRevision, compacted: o.MarkCompacted, lastRevision: last}
+	nm := &newMember{cluster: cl, self: self, bump: o.BumpRevision}
+	if compacted != nil {
+		nm.compacted, nm.lastRevision, nm.oldMarker = true, compacted.LastRevision, compacted.Marker
+	}
 	facts, err := nm.rewriteDB(dbPath, func(old []schema.Member) error {
 		if o.AllowSameClusterID || len(old) == 0 {
 			return nil
@@ -360,11 +363,10 @@ func copyWithFreePages(ctx context.Context, lg *slog.Logger, src snapkit.Source,
 // compaction it starts with. With check it hashes the source beside it and
 // compares the sum with the trailer (snapkit.ErrSnapshotHash); hash asks
 // for the sum without the check. It returns the sum (nil when not hashed),
-// the trailer (nil if none) and the main revision of the source's last
-// key bucket pair.
-func compactCheckedDB(ctx context.Context, lg *slog.Logger, src snapkit.Source, dst string, check, hash bool, progress Progress) (sum, trailer []byte, last int64, err error) {
+// the trailer (nil if none) and what WriteCompacted found.
+func compactCheckedDB(ctx context.Context, lg *slog.Logger, src snapkit.Source, dst string, check, hash bool, progress Progress) (sum, trailer []byte, res *snapkit.CompactedResult, err error) {
 	if trailer, err = snapkit.ReadTrailer(src); err != nil {
-		return nil, nil, 0, err
+		return nil, nil, nil, err
 	}
 	type summed struct {
 		sum []byte
@@ -392,17 +394,17 @@ func compactCheckedDB(ctx context.Context, lg *slog.Logger, src snapkit.Source, 
 		s := <-sums
 		// A sum that does not match explains any damage the walk found.
 		if s.err == nil && check && !bytes.Equal(s.sum, trailer) {
-			return nil, nil, 0, hashMismatch(src, trailer, s.sum)
+			return nil, nil, nil, hashMismatch(src, trailer, s.sum)
 		}
 		if werr == nil && s.err != nil {
-			return nil, nil, 0, s.err
+			return nil, nil, nil, s.err
 		}
 		sum = s.sum
 	}
 	if werr != nil {
-		return nil, nil, 0, fmt.Errorf("restore: %w", werr)
+		return nil, nil, nil, fmt.Errorf("restore: %w", werr)
 	}
-	return sum, trailer, res.LastRevision, nil
+	return sum, trailer, res, nil
 }
 
 // copyCheckedDB copies the db part of src to a new file at dst. With

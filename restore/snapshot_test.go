@@ -3,9 +3,12 @@ package restore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/lifeboat-dev/lifeboat/internal/fixture"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
@@ -161,5 +164,64 @@ func TestSnapshotFromDataDir(t *testing.T) {
 	l := datadir.New(out, wal)
 	if _, err := os.Stat(filepath.Join(l.WALDir(), "0000000000000000-0000000000000000.wal")); err != nil {
 		t.Error(err)
+	}
+}
+
+// A restore with --bump-revision and --mark-compacted writes the db as the
+// compaction at the bumped revision leaves it: that compaction, were it run
+// again, would delete nothing. A source restored so once already holds
+// etcdutl's bump marker (a put of the key "", which etcd keeps): the new
+// marker supersedes it, and the compaction at the new revision drops it.
+func TestSnapshotCompactedIsWhatTheCompactionKeeps(t *testing.T) {
+	const bump = 1000
+	restored := func(t *testing.T) string {
+		dir := filepath.Join(t.TempDir(), "once")
+		if _, err := Snapshot(context.Background(), nil, SnapshotOptions{Path: fixture.Path("v3.6", "snapshot.db"), DataDir: dir,
+			BumpRevision: bump, MarkCompacted: true}); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	for _, tc := range []struct {
+		name string
+		src  func(t *testing.T) string
+		skip bool // --skip-hash-check
+		rev  int64
+	}{
+		{"snapshot file", func(*testing.T) string { return fixture.Path("v3.6", "snapshot.db") }, false, 657 + bump},
+		{"restored with a bump before", restored, true, 657 + 2*bump},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			res, err := Snapshot(context.Background(), nil, SnapshotOptions{Path: tc.src(t), DataDir: out, SkipHashCheck: tc.skip,
+				BumpRevision: bump, MarkCompacted: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.RestoredRevision != tc.rev || res.CompactRevision != tc.rev {
+				t.Fatalf("restored at %d compacted at %d, want %d", res.RestoredRevision, res.CompactRevision, tc.rev)
+			}
+			db, err := snapkit.OpenDB(context.Background(), out, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			keep := db.Index.Keep(db.CompactRev)
+			var dropped []string
+			err = db.View(func(tx *bolt.Tx) error {
+				return schema.ForEachKey(tx, schema.Revision{}, func(e schema.KeyEntry) error {
+					if _, ok := keep[e.Rev]; !ok {
+						dropped = append(dropped, fmt.Sprintf("%s %q", e.Rev, e.KV.Key))
+					}
+					return nil
+				})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if db.CompactRev != tc.rev || len(dropped) > 0 {
+				t.Errorf("compacted at %d (want %d); the compaction there would drop %q", db.CompactRev, tc.rev, dropped)
+			}
+		})
 	}
 }

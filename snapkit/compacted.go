@@ -22,22 +22,32 @@ type CompactedResult struct {
 	// written: the last put of each live key.
 	Revisions int `json:"revisions"`
 	Kept      int `json:"kept"`
+	// Marker is the revision of the bump marker written (the empty value
+	// that `etcdutl snapshot restore --bump-revision` puts, the key "" to
+	// the key index), if the source holds one: the last put of that key.
+	// A new marker above it supersedes it, and the compaction at the new
+	// marker's revision drops it.
+	Marker *schema.Revision `json:"marker,omitempty"`
 }
 
 // compactedBatch is how many bytes of pairs one bbolt transaction of
 // WriteCompacted puts, which bounds what the transaction holds in memory.
 const compactedBatch = 32 << 20
 
-// WriteCompacted writes a new db at dst (which must not exist) that holds
-// every root bucket of the db at path (a snapshot file, a db file or a data
-// dir) with all its pairs, except that of the key bucket it keeps only
-// what etcd's compaction at or above the current revision keeps: the last
-// pair of each key whose last pair is a put. It is the key bucket a member
-// holds once it has finished that compaction, minus what the compaction
-// itself writes to meta. The source is read with the bounded walk, twice
-// (the first finds the last pair of each key, the second writes), and
-// must be sound: damage to its structure, or a key bucket pair that does
-// not decode, is ErrDamaged. The SHA-256 trailer is not read. Nothing is
+// WriteCompacted writes a new db at dst (which must not exist: it is
+// created, and removed on failure; an existing file is os.ErrExist) that
+// holds every root bucket of the db at path (a snapshot file, a db file or
+// a data dir) with all its pairs, except that of the key bucket it keeps
+// only what etcd's compaction above the current revision keeps: the last
+// pair of each key whose last pair is a put. (At the current revision
+// itself etcd would keep a tombstone there too.) It is the key bucket a
+// member holds once it has finished that compaction, minus what the
+// compaction itself writes to meta, and with a bump marker of the source
+// (CompactedResult.Marker) that a new one at the compaction's revision
+// would supersede. The source is read with the bounded walk, twice (the
+// first finds the last pair of each key, the second writes), and must be
+// sound: damage to its structure, or a key bucket pair that does not
+// decode, is ErrDamaged. The SHA-256 trailer is not read. Nothing is
 // synced; dst has its free page list on disk.
 func WriteCompacted(ctx context.Context, path, dst string) (*CompactedResult, error) {
 	return writeCompacted(ctx, path, dst, compactedBatch)
@@ -71,8 +81,19 @@ func writeCompacted(ctx context.Context, path, dst string, batch int) (*Compacte
 	kb.finish(&st)
 	res := &CompactedResult{LastRevision: st.Revision, Revisions: kb.st.Revisions, Kept: len(kb.livePos)}
 
+	// Created here, so that what is there already is never opened, nor
+	// removed on failure.
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("snapkit: compacted copy of %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(dst)
+		return nil, fmt.Errorf("snapkit: compacted copy of %s: %w", path, err)
+	}
 	out, err := bolt.Open(dst, 0o600, &bolt.Options{NoSync: true, NoGrowSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
+		os.Remove(dst)
 		return nil, fmt.Errorf("snapkit: open %s: %w", dst, err)
 	}
 	wctx, cancel := context.WithCancelCause(ctx)
@@ -81,6 +102,7 @@ func writeCompacted(ctx context.Context, path, dst string, batch int) (*Compacte
 	again := &findings{}
 	_, err = walk(wctx, d, w, again, nil)
 	err = errors.Join(w.finish(err), out.Close())
+	res.Marker = w.marker
 	if err == nil && (w.pos != uint32(kb.st.Revisions) || again.damage() > 0) {
 		err = fmt.Errorf("%w: %s: the key bucket changed between two walks", ErrDamaged, path)
 	}
@@ -131,6 +153,7 @@ type compactWriter struct {
 	isKey  bool
 	keep   []uint32 // ascending positions in the key bucket still to come
 	pos    uint32   // of the next pair of the key bucket
+	marker *schema.Revision
 	bytes  int
 	err    error
 }
@@ -188,6 +211,16 @@ func (w *compactWriter) kv(bucket, k, v []byte) {
 			return
 		}
 		w.keep = w.keep[1:]
+		if len(v) == 0 {
+			// Only a bump marker is empty: a put holds its key, a
+			// tombstone too and is not kept.
+			rev, _, err := schema.ParseRevision(k)
+			if err != nil {
+				w.fail(fmt.Errorf("bucket %q: %w", bucket, err))
+				return
+			}
+			w.marker = &rev
+		}
 	}
 	if err := w.b.Put(k, v); err != nil {
 		w.fail(fmt.Errorf("bucket %q: put %s: %w", bucket, Printable(k), err))

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/lifeboat-dev/lifeboat/internal/fixture"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
@@ -148,6 +150,160 @@ func TestWriteCompactedRefusesDamage(t *testing.T) {
 			}
 			if _, err := os.Stat(dst); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("%s left behind: %v", dst, err)
+			}
+		})
+	}
+}
+
+// WriteCompacted refuses a destination that exists, and leaves it as it
+// was: a db there is not opened, written or removed.
+func TestWriteCompactedRefusesAnExistingDst(t *testing.T) {
+	src := fixture.Path("v3.6", "snapshot.db")
+	for _, tc := range []struct {
+		name string
+		dst  func(t *testing.T) string
+	}{
+		{"a db", func(t *testing.T) string {
+			return copyFile(t, filepath.Join(fixture.DataDir(t, "v3.6", "m1"), "member", "snap", "db"))
+		}},
+		{"an empty file", func(t *testing.T) string {
+			p := filepath.Join(t.TempDir(), "db")
+			if err := os.WriteFile(p, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := tc.dst(t)
+			before, err := os.ReadFile(dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := WriteCompacted(context.Background(), src, dst); !errors.Is(err, os.ErrExist) {
+				t.Errorf("err %v, want os.ErrExist", err)
+			}
+			if after, err := os.ReadFile(dst); err != nil || !bytes.Equal(after, before) {
+				t.Errorf("%s changed (%d bytes, was %d): %v", dst, len(after), len(before), err)
+			}
+		})
+	}
+}
+
+// WriteCompacted keeps, of each key, the last pair if it is a put, named
+// here pair by pair (not by the key index): the last of several puts in
+// one transaction, a key deleted and created again, none of a key whose
+// last pair is a tombstone, at the store's revision too, and an earlier
+// bump marker (reported). The lease that only dropped keys held stays.
+func TestWriteCompactedKeepsTheLastPutOfEachLiveKey(t *testing.T) {
+	type op struct {
+		main, sub int64
+		key       string
+		tomb      bool
+		lease     int64
+		kept      bool
+	}
+	for _, tc := range []struct {
+		name   string
+		ops    []op
+		last   int64
+		marker *schema.Revision
+	}{
+		{"several puts in one transaction", []op{
+			{main: 2, key: "a"}, {main: 3, key: "a"}, {main: 3, sub: 1, key: "a"}, {main: 3, sub: 2, key: "a", kept: true},
+			{main: 3, sub: 3, key: "b", kept: true},
+		}, 3, nil},
+		{"deleted and created again", []op{
+			{main: 2, key: "a", lease: 7}, {main: 3, key: "a", tomb: true}, {main: 4, key: "a", kept: true},
+			{main: 5, key: "b"}, {main: 6, key: "b", tomb: true}, {main: 7, key: "b", lease: 7}, {main: 8, key: "b", tomb: true},
+		}, 8, nil},
+		{"created and deleted in one transaction", []op{
+			{main: 2, key: "a"}, {main: 2, sub: 1, key: "a", tomb: true}, {main: 2, sub: 2, key: "c", kept: true},
+		}, 2, nil},
+		{"last pair a tombstone at the store's revision", []op{
+			{main: 2, key: "a", kept: true}, {main: 3, key: "b", lease: 7}, {main: 4, key: "b", tomb: true},
+		}, 4, nil},
+		{"bump marker", []op{
+			{main: 2, key: "a"}, {main: 1002, key: "", kept: true}, {main: 1003, key: "a", kept: true},
+		}, 1003, &schema.Revision{Main: 1002}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := filepath.Join(t.TempDir(), "src")
+			db, err := schema.Open(src, schema.Options{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			create, version := map[string]int64{}, map[string]int64{}
+			var want []string
+			err = db.Update(func(tx *bolt.Tx) error {
+				if err := schema.CreateBuckets(tx); err != nil {
+					return err
+				}
+				if err := schema.PutLease(tx, schema.Lease{ID: 7, TTL: 60}); err != nil {
+					return err
+				}
+				for _, o := range tc.ops {
+					rev := schema.Revision{Main: o.main, Sub: o.sub}
+					var err error
+					switch {
+					case o.key == "":
+						err = tx.Bucket(schema.KeyBucket).Put(schema.AppendRevision(nil, rev, false), nil)
+					case o.tomb:
+						err = schema.PutTombstone(tx, rev, []byte(o.key))
+						delete(create, o.key)
+						version[o.key] = 0
+					default:
+						if create[o.key] == 0 {
+							create[o.key] = o.main
+						}
+						version[o.key]++
+						err = schema.PutKeyValue(tx, rev, &mvccpb.KeyValue{Key: []byte(o.key), Value: []byte("v"),
+							CreateRevision: create[o.key], ModRevision: o.main, Version: version[o.key], Lease: o.lease})
+					}
+					if err != nil {
+						return err
+					}
+					if o.kept {
+						want = append(want, rev.String())
+					}
+				}
+				return nil
+			})
+			if cerr := db.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst := filepath.Join(t.TempDir(), "db")
+			res, err := WriteCompacted(context.Background(), src, dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.LastRevision != tc.last || res.Revisions != len(tc.ops) || res.Kept != len(want) || !reflect.DeepEqual(res.Marker, tc.marker) {
+				t.Errorf("result %+v (marker %v), want last revision %d, %d revisions, %d kept, marker %v", *res, res.Marker, tc.last, len(tc.ops), len(want), tc.marker)
+			}
+			var got []string
+			out, err := schema.Open(dst, schema.Options{ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Close()
+			err = out.View(func(tx *bolt.Tx) error {
+				if tx.Bucket(schema.LeaseBucket).Get(schema.LeaseKey(7)) == nil {
+					t.Error("lease 7 dropped")
+				}
+				return tx.Bucket(schema.KeyBucket).ForEach(func(k, _ []byte) error {
+					r, _, err := schema.ParseRevision(k)
+					got = append(got, r.String())
+					return err
+				})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("kept %q, want %q", got, want)
 			}
 		})
 	}
