@@ -143,28 +143,36 @@ func Apply(ctx context.Context, lg *slog.Logger, p *Plan, o ApplyOptions) (*Appl
 		}
 	}
 	res := &ApplyResult{PlanID: p.ID}
-	// sibling is the db of a member that this run restored from the
-	// plan's source and then checked: the members after it copy it.
-	var sibling string
+	var sib sibling
 	for _, m := range p.Members {
 		if o.Members != nil && !slices.Contains(o.Members, m.Name) {
 			continue
 		}
-		mr, err := applyMember(ctx, lg, p, m, o, sibling)
+		mr, err := applyMember(ctx, lg, p, m, o, &sib)
 		if mr != nil {
 			res.Members = append(res.Members, *mr)
 		}
 		if err != nil {
 			return res, fmt.Errorf("member %s: %w", m.Name, err)
 		}
-		if sibling == "" && !m.Survivor && slices.ContainsFunc(mr.Steps, func(r StepRecord) bool { return r.Name == "write" && r.Now }) {
-			sibling = datadir.New(m.DataDir, "").DBPath()
+		// Its check step, after the write, passed.
+		if sib.checked == "" {
+			sib.checked = sib.restored
 		}
 	}
 	return res, nil
 }
 
-func applyMember(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, o ApplyOptions, sibling string) (*MemberResult, error) {
+// sibling is, within one Apply, the db of the first member that this run
+// restored from the plan's source: restored once its write step wrote it,
+// checked once its check step passed too. The members after it copy the
+// checked one. A db found written already (by an earlier run, perhaps
+// started since) is never copied.
+type sibling struct {
+	restored, checked string
+}
+
+func applyMember(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, o ApplyOptions, sib *sibling) (*MemberResult, error) {
 	path := statePath(p, m)
 	st, err := readState(path)
 	if err != nil {
@@ -182,7 +190,7 @@ func applyMember(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, o 
 			mr.Steps = append(mr.Steps, *rec)
 			continue
 		}
-		detail, err := runStep(ctx, lg, p, m, step, o, sibling)
+		detail, err := runStep(ctx, lg, p, m, step, o, sib)
 		if err != nil {
 			return mr, fmt.Errorf("step %s: %w", step.Name, err)
 		}
@@ -240,9 +248,10 @@ func (st *memberState) write(path string) error {
 }
 
 // runStep carries out one step, or finds it done, and says what it found.
-// A member restored from the plan's source copies sibling's db instead,
-// if given: the db of another member that this run restored and checked.
-func runStep(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, step Step, o ApplyOptions, sibling string) (string, error) {
+// A member restored from the plan's source copies sib.checked instead, if
+// set: the db of another member that this run restored and checked; else
+// it sets sib.restored to the db it restored.
+func runStep(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, step Step, o ApplyOptions, sib *sibling) (string, error) {
 	dir, moved := m.DataDir, aside(m.DataDir, p)
 	switch step.Name {
 	case "fence":
@@ -300,12 +309,15 @@ func runStep(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, step S
 			return fmt.Sprintf("forced a new cluster: removed %v, commit %d", r.Removed, r.LastIndex), nil
 		}
 		r, err := snapshot(ctx, lg, SnapshotOptions{Path: p.SourcePath, Name: m.Name, Cluster: p.specs(), Token: p.Token,
-			DataDir: dir, SkipHashCheck: p.SkipHashCheck, BumpRevision: p.BumpRevision, MarkCompacted: p.BumpRevision > 0}, sibling)
+			DataDir: dir, SkipHashCheck: p.SkipHashCheck, BumpRevision: p.BumpRevision, MarkCompacted: p.BumpRevision > 0}, sib.checked)
 		if err != nil {
 			return "", err
 		}
-		if sibling != "" {
-			return fmt.Sprintf("copied %s, restored from %s by this run and checked: member %s, revision %d", sibling, p.SourcePath, r.MemberID, r.RestoredRevision), nil
+		if sib.checked != "" {
+			return fmt.Sprintf("copied %s, restored from %s by this run and checked: member %s, revision %d", sib.checked, p.SourcePath, r.MemberID, r.RestoredRevision), nil
+		}
+		if sib.restored == "" {
+			sib.restored = datadir.New(dir, "").DBPath()
 		}
 		return fmt.Sprintf("restored %s: member %s, revision %d", p.SourcePath, r.MemberID, r.RestoredRevision), nil
 	case "check":

@@ -149,7 +149,9 @@ func TestApplyRefusals(t *testing.T) {
 // Apply restores the first new member from the plan's source and copies
 // its checked db for the others (every member's db is the same): each dir
 // then holds that db byte for byte, its own identity in its WAL, and
-// passes its check. A run for one member alone restores from the source.
+// passes its check. A run for one member alone restores from the source,
+// and a member dir that an earlier run wrote (stopped before it recorded
+// the write) is not copied: the next member restores from the source.
 func TestApplyCopiesTheFirstMembersDB(t *testing.T) {
 	dir := t.TempDir()
 	specs, err := ParseInitialCluster("a=http://127.0.0.1:2380,b=http://127.0.0.1:2381,c=http://127.0.0.1:2382", nil)
@@ -165,18 +167,41 @@ func TestApplyCopiesTheFirstMembersDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// writtenBefore applies the plan for the first member, then forgets that its
+	// write and check were done, as a run stopped between the rename of
+	// the member dir and the record of the step leaves it.
+	writtenBefore := func(t *testing.T) {
+		if _, err := Apply(context.Background(), nil, p, ApplyOptions{Members: []string{p.Members[0].Name}}); err != nil {
+			t.Fatal(err)
+		}
+		path := statePath(p, p.Members[0])
+		st, err := readState(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Steps = slices.DeleteFunc(st.Steps, func(r StepRecord) bool { return r.Name == "write" || r.Name == "check" })
+		if err := st.write(path); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, tc := range []struct {
 		name    string
+		before  func(t *testing.T)
 		members []string
 		copied  []bool // per member applied, whether its db was copied
+		from    int    // the member whose db the copies hold
 	}{
-		{"one member", []string{"b"}, []bool{false}},
-		{"all", nil, []bool{false, true, true}},
+		{"one member", nil, []string{"b"}, []bool{false}, 0},
+		{"all", nil, nil, []bool{false, true, true}, 0},
+		{"the first written by an earlier run", writtenBefore, nil, []bool{false, false, true}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, m := range p.Members {
 				os.RemoveAll(m.DataDir)
 				os.Remove(statePath(p, m))
+			}
+			if tc.before != nil {
+				tc.before(t)
 			}
 			res, err := Apply(context.Background(), nil, p, ApplyOptions{Members: tc.members})
 			if err != nil {
@@ -185,7 +210,7 @@ func TestApplyCopiesTheFirstMembersDB(t *testing.T) {
 			if len(res.Members) != len(tc.copied) {
 				t.Fatalf("%d members applied, want %d", len(res.Members), len(tc.copied))
 			}
-			first, err := os.ReadFile(filepath.Join(p.Members[0].DataDir, "member", "snap", "db"))
+			first, err := os.ReadFile(filepath.Join(p.Members[tc.from].DataDir, "member", "snap", "db"))
 			if err != nil && tc.members == nil {
 				t.Fatal(err)
 			}
@@ -211,7 +236,7 @@ func TestApplyCopiesTheFirstMembersDB(t *testing.T) {
 					t.Fatal(err)
 				}
 				if !bytes.Equal(db, first) {
-					t.Errorf("member %s: db differs from member %s's", m.Name, p.Members[0].Name)
+					t.Errorf("member %s: db differs from member %s's", m.Name, p.Members[tc.from].Name)
 				}
 			}
 		})

@@ -64,6 +64,10 @@ func TestSnapshotRefusals(t *testing.T) {
 		{"peer URLs differ", SnapshotOptions{Path: good, Name: "m1", Cluster: oldCluster, PeerURLs: []string{"http://127.0.0.1:1"}}, ErrUsage},
 		{"old cluster ID", SnapshotOptions{Path: good, Name: "m1", Cluster: oldCluster, Token: "lifeboat-fixture-v3.6"}, ErrSameClusterID},
 		{"missing file", SnapshotOptions{Path: filepath.Join(t.TempDir(), "nope")}, os.ErrNotExist},
+		// A bump writes the compacted db (WriteCompacted), not a copy.
+		{"bad trailer, bumped", SnapshotOptions{Path: badTrailer, BumpRevision: 5, MarkCompacted: true}, snapkit.ErrSnapshotHash},
+		{"no trailer, bumped", SnapshotOptions{Path: noTrailer, BumpRevision: 5, MarkCompacted: true}, ErrNoHash},
+		{"not bbolt, unchecked, bumped", SnapshotOptions{Path: notBolt, SkipHashCheck: true, BumpRevision: 5, MarkCompacted: true}, snapkit.ErrNotBolt},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.o
@@ -221,6 +225,36 @@ func TestSnapshotCompactedIsWhatTheCompactionKeeps(t *testing.T) {
 			}
 			if db.CompactRev != tc.rev || len(dropped) > 0 {
 				t.Errorf("compacted at %d (want %d); the compaction there would drop %q", db.CompactRev, tc.rev, dropped)
+			}
+		})
+	}
+}
+
+// A restore cancelled while it reads the source (a copy, or the compacted
+// write beside the hash: cancelled after the first MiB of 8) fails with
+// the cancellation and leaves nothing: not the data dir it made, nor a
+// half-written db.
+func TestSnapshotCancelled(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "snapshot.db")
+	if err := genSnapshot(filepath.Join(dir, "db"), src, 8<<20); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		bump int64
+	}{{"copy", 0}, {"compacted", 1000}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			out := filepath.Join(t.TempDir(), "out")
+			_, err := Snapshot(ctx, nil, SnapshotOptions{Path: src, DataDir: out,
+				BumpRevision: tc.bump, MarkCompacted: tc.bump > 0, Progress: func(done, total int64) { cancel() }})
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("err %v, want context.Canceled", err)
+			}
+			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("after a cancelled restore %s exists (%v)", out, err)
 			}
 		})
 	}
