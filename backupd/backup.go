@@ -370,6 +370,7 @@ func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, s
 			total = int64(len(resp.Blob)) + int64(resp.RemainingBytes) + snapkit.TrailerSize
 			version = resp.Version
 			t.sums = newStreamSums(total)
+			preallocate(spool, total)
 		}
 		if err := t.write(resp.Blob); err != nil {
 			return abort(err)
@@ -382,11 +383,12 @@ func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, s
 	if done != total {
 		return abort(fail(CauseEndpoint, fmt.Errorf("snapshot from %s: stream ended after %d of %d bytes", endpoint, done, total)))
 	}
+	// The spool is not synced to disk: it is scratch, read back from the
+	// page cache (checkSpool) and removed once the backup is verified; the
+	// stored object is the backup. (An fsync of it cost 1.5 s of wall
+	// time on the benchmark's 820 MB.)
 	if err := t.flush(); err != nil {
 		return abort(err)
-	}
-	if err := spool.Sync(); err != nil {
-		return abort(fail(CauseSpool, fmt.Errorf("spool %s: %w", spool.Name(), err)))
 	}
 	uploaded, err := up.finish()
 	if err != nil {
