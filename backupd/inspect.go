@@ -143,7 +143,7 @@ func inspectSpool(ctx context.Context, path string, lg *slog.Logger, streamed *s
 // walkSpool is snapkit's Inspect with HashKV, and its trailer check unless
 // skipTrailer.
 func walkSpool(ctx context.Context, path string, lg *slog.Logger, skipTrailer bool) (facts, error) {
-	rep, err := snapkit.Inspect(ctx, path, snapkit.Options{Logger: lg, HashKV: true, SkipTrailer: skipTrailer})
+	rep, err := snapkit.Inspect(ctx, path, snapkit.Options{Logger: lg, HashKV: true, SkipTrailer: skipTrailer, SkipHash: true})
 	if err != nil {
 		return facts{}, fmt.Errorf("%w: %v", ErrSnapshot, err)
 	}
