@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -336,6 +337,7 @@ func (t *tee) flush() error {
 func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, staging string) (store.Uploaded, *streamSums, string, error) {
 	one := cfg.Client
 	one.Endpoints = []string{endpoint}
+	one.DialOptions = append(slices.Clip(one.DialOptions), snapshotDialOption)
 	cli, err := newClient(one)
 	if err != nil {
 		return store.Uploaded{}, nil, "", fail(CauseEndpoint, fmt.Errorf("connect %s: %w", endpoint, err))
