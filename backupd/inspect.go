@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 )
@@ -141,9 +142,11 @@ func inspectSpool(ctx context.Context, path string, lg *slog.Logger, streamed *s
 }
 
 // walkSpool is snapkit's Inspect with HashKV, and its trailer check unless
-// skipTrailer.
+// skipTrailer; the walk spills what it records of the key bucket, past
+// its budget, beside the spool.
 func walkSpool(ctx context.Context, path string, lg *slog.Logger, skipTrailer bool) (facts, error) {
-	rep, err := snapkit.Inspect(ctx, path, snapkit.Options{Logger: lg, HashKV: true, SkipTrailer: skipTrailer, SkipHash: true})
+	rep, err := snapkit.Inspect(ctx, path, snapkit.Options{Logger: lg, HashKV: true, SkipTrailer: skipTrailer, SkipHash: true,
+		TempDir: filepath.Dir(path)})
 	if err != nil {
 		return facts{}, fmt.Errorf("%w: %v", ErrSnapshot, err)
 	}

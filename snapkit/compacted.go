@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -38,7 +39,8 @@ const compactedBatch = 32 << 20
 // (the first finds the last pair of each key, the second writes), and
 // must be sound: damage to its structure, or a key bucket pair that does
 // not decode, is ErrDamaged. The SHA-256 trailer is not read. Nothing is
-// synced; dst has its free page list on disk.
+// synced; dst has its free page list on disk. The first walk's record of
+// the key bucket spills, past its budget, to a file beside dst.
 func WriteCompacted(ctx context.Context, path, dst string) (*CompactedResult, error) {
 	return writeCompacted(ctx, path, dst, compactedBatch)
 }
@@ -56,7 +58,8 @@ func writeCompacted(ctx context.Context, path, dst string, batch int) (*Compacte
 	}
 	defer d.Close()
 	fs := &findings{}
-	kb := newKeyBucket(fs)
+	kb := newKeyBucket(fs, filepath.Dir(dst))
+	defer kb.close()
 	kb.wantPos = true
 	if _, err := walk(ctx, d, &keyBucketVisitor{keys: kb}, fs, nil); err != nil {
 		return nil, err
@@ -68,7 +71,9 @@ func writeCompacted(ctx context.Context, path, dst string, batch int) (*Compacte
 		return nil, fmt.Errorf("snapkit: %s: %d pairs in the key bucket", path, kb.st.Revisions)
 	}
 	var st Status
-	kb.finish(&st)
+	if err := kb.finish(&st); err != nil {
+		return nil, err
+	}
 	res := &CompactedResult{LastRevision: st.Revision, Revisions: kb.st.Revisions, Kept: len(kb.livePos)}
 
 	out, err := bolt.Open(dst, 0o600, &bolt.Options{NoSync: true, NoGrowSync: true, FreelistType: bolt.FreelistMapType})

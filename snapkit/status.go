@@ -106,6 +106,10 @@ type Options struct {
 	Progress Progress
 	// SkipTrailer does not verify the SHA-256 trailer.
 	SkipTrailer bool
+	// TempDir is where the walk spills its record of the key bucket when
+	// that outgrows 8 MiB (a db of more than about 130,000 distinct keys),
+	// in a file removed as soon as it is created; "" is os.TempDir().
+	TempDir string
 	// SkipHash leaves Report.Hash, etcdutl's CRC-32C of every pair (no
 	// check: a figure to report), out: 0. The walk's checks are the same.
 	SkipHash bool
@@ -192,7 +196,8 @@ func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
 		}()
 	}
 	fs := &findings{}
-	kb := newKeyBucket(fs)
+	kb := newKeyBucket(fs, opts.TempDir)
+	defer kb.close()
 	kb.wantPos = opts.HashKV
 	v := &statusVisitor{st: &r.Status, keys: kb}
 	if !opts.SkipHash {
@@ -205,7 +210,10 @@ func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
 		wg.Wait()
 		return nil, err
 	}
-	kb.finish(&r.Status)
+	if err := kb.finish(&r.Status); err != nil {
+		wg.Wait()
+		return nil, err
+	}
 	lg.Debug("walked", "path", src.DBPath, "pages", stats.ReachablePages, "took", time.Since(start))
 	if v.crc != nil {
 		r.Hash = v.crc.Sum32()
