@@ -74,7 +74,7 @@ func writeCompacted(ctx context.Context, path, dst string, batch int) (*Compacte
 	if err := kb.finish(&st); err != nil {
 		return nil, err
 	}
-	res := &CompactedResult{LastRevision: st.Revision, Revisions: kb.st.Revisions, Kept: len(kb.livePos)}
+	res := &CompactedResult{LastRevision: st.Revision, Revisions: kb.st.Revisions, Kept: st.TotalKey}
 
 	out, err := bolt.Open(dst, 0o600, &bolt.Options{NoSync: true, NoGrowSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
@@ -134,8 +134,8 @@ type compactWriter struct {
 	b      *bolt.Bucket
 	name   []byte
 	isKey  bool
-	keep   []uint32 // ascending positions in the key bucket still to come
-	pos    uint32   // of the next pair of the key bucket
+	keep   bitset // the positions in the key bucket to write
+	pos    uint32 // of the next pair of the key bucket
 	bytes  int
 	err    error
 }
@@ -189,10 +189,9 @@ func (w *compactWriter) kv(bucket, k, v []byte) {
 	if w.isKey {
 		pos := w.pos
 		w.pos++
-		if len(w.keep) == 0 || w.keep[0] != pos {
+		if !w.keep.has(uint64(pos)) {
 			return
 		}
-		w.keep = w.keep[1:]
 	}
 	if err := w.b.Put(k, v); err != nil {
 		w.fail(fmt.Errorf("bucket %q: put %s: %w", bucket, Printable(k), err))

@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/maphash"
-	"slices"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
@@ -56,10 +55,10 @@ type keyBucket struct {
 	liveLeased []leasedKey
 	// wantPos asks finish for livePos.
 	wantPos bool
-	// livePos are the positions in the bucket (0 for its first pair) of
-	// the last pair of each live key, ascending, once finished: the pairs
-	// that HashKV's keep set holds (see hashKVWalk).
-	livePos []uint32
+	// livePos has a bit set at the position in the bucket (0 for its
+	// first pair) of the last pair of each live key, once finished: the
+	// pairs that HashKV's keep set holds (see hashKVWalk). One bit a pair.
+	livePos bitset
 	// subGaps are revisions whose sub revision does not follow on; they
 	// are findings only above the compaction, known once meta is read.
 	subGaps []subGap
@@ -267,6 +266,9 @@ func (kb *keyBucket) finish(st *Status) error {
 		pos   uint32
 	}
 	heads := map[keyID]head{}
+	if kb.wantPos {
+		kb.livePos = make(bitset, (kb.st.Revisions+63)/64)
+	}
 	var spilled []keyEvent
 	for i, events := range kb.parts {
 		if kb.spill != nil {
@@ -288,14 +290,13 @@ func (kb *keyBucket) finish(st *Status) error {
 			}
 			st.TotalKey++
 			if kb.wantPos {
-				kb.livePos = append(kb.livePos, h.pos)
+				kb.livePos.set(uint64(h.pos))
 			}
 			if h.lease != 0 {
 				kb.liveLeased = append(kb.liveLeased, leasedKey{id: id, lease: h.lease})
 			}
 		}
 	}
-	slices.Sort(kb.livePos)
 	kb.st.LiveWithLease = len(kb.liveLeased)
 	st.KeyBucket = kb.st
 	return nil

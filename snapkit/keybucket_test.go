@@ -72,6 +72,7 @@ func TestKeyBucketSpillsPastItsBudget(t *testing.T) {
 			if !tomb && n%3 == 0 {
 				kv.Lease = n
 			}
+			kb.st.Revisions++
 			kb.record(uint32(r-2), schema.Revision{Main: r}, tomb, &kv)
 			maxHeld = max(maxHeld, kb.held)
 		}
@@ -97,9 +98,9 @@ func TestKeyBucketSpillsPastItsBudget(t *testing.T) {
 	sortLeased := func(l []leasedKey) []leasedKey {
 		return slices.SortedFunc(slices.Values(l), func(a, b leasedKey) int { return cmp.Compare(a.lease, b.lease) })
 	}
-	if sts[0].TotalKey == 0 || sts[0].TotalKey != sts[1].TotalKey || sts[0].KeyBucket != sts[1].KeyBucket ||
+	if sts[0].TotalKey == 0 || sts[0].TotalKey != sts[1].TotalKey || sts[0].KeyBucket != sts[1].KeyBucket || len(kbs[0].livePos) == 0 ||
 		!slices.Equal(kbs[0].livePos, kbs[1].livePos) || !slices.Equal(sortLeased(kbs[0].liveLeased), sortLeased(kbs[1].liveLeased)) {
-		t.Fatalf("spilled: totalKey %d %+v, %d live positions, %d live leased; in memory: %d %+v, %d, %d",
+		t.Fatalf("spilled: totalKey %d %+v, live positions %d words, %d live leased; in memory: %d %+v, %d, %d",
 			sts[1].TotalKey, sts[1].KeyBucket, len(kbs[1].livePos), len(kbs[1].liveLeased),
 			sts[0].TotalKey, sts[0].KeyBucket, len(kbs[0].livePos), len(kbs[0].liveLeased))
 	}
