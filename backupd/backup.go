@@ -351,7 +351,7 @@ func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, s
 		up.abort()
 		return store.Uploaded{}, nil, "", err
 	}
-	ss, err := pb.NewMaintenanceClient(cli.ActiveConnection()).Snapshot(ctx, &pb.SnapshotRequest{})
+	ss, err := pb.NewMaintenanceClient(cli.ActiveConnection()).Snapshot(ctx, &pb.SnapshotRequest{}, snapshotCallOption)
 	if err != nil {
 		return abort(fail(CauseEndpoint, fmt.Errorf("snapshot from %s: %w", endpoint, err)))
 	}

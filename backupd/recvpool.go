@@ -5,15 +5,18 @@ import (
 	"sync"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/mem"
 )
 
-// recvPool is the buffer pool of the snapshot stream's connection: gRPC's
-// default pool's tiers, but its buffers are not cleared when taken. gRPC
-// fills each buffer it takes before it reads it (the frames of the
-// stream, then the messages), so clearing only costs: about 0.8 cpu-s of
-// the stream's 820 MB in the benchmark (BENCHMARKS.md, backupd).
+// recvPool is the buffer pool of the snapshot stream's connection and of
+// its codec: gRPC's default pool's tiers, but its buffers are not cleared
+// when taken. gRPC fills each buffer it takes before it reads it (the
+// frames of the stream; the messages, gathered from the frames), so
+// clearing only costs: about 0.8 cpu-s each for the frames and the
+// messages of the benchmark's 820 MB (BENCHMARKS.md, backupd).
 type recvPool struct {
 	tiers [recvPoolMaxShift - recvPoolMinShift + 1]sync.Pool
 }
@@ -26,8 +29,23 @@ const (
 
 var snapshotRecvPool mem.BufferPool = &recvPool{}
 
-// snapshotDialOption is what the snapshot stream's client dials with.
-var snapshotDialOption grpc.DialOption = experimental.WithBufferPool(snapshotRecvPool)
+// snapshotDialOption is what the snapshot stream's client dials with, and
+// snapshotCallOption what its call is made with.
+var (
+	snapshotDialOption grpc.DialOption = experimental.WithBufferPool(snapshotRecvPool)
+	snapshotCallOption grpc.CallOption = grpc.ForceCodecV2(snapshotCodec{encoding.GetCodecV2(proto.Name)})
+)
+
+// snapshotCodec is gRPC's proto codec, but it gathers a message received
+// in several buffers into one of recvPool's: gRPC's codec takes it from
+// gRPC's default pool, whatever the connection's, and clears it.
+type snapshotCodec struct{ encoding.CodecV2 }
+
+func (c snapshotCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	buf := data.MaterializeToBuffer(snapshotRecvPool)
+	defer buf.Free()
+	return c.CodecV2.Unmarshal(mem.BufferSlice{buf}, v)
+}
 
 // Get returns a buffer of length n, not cleared.
 func (p *recvPool) Get(n int) *[]byte {
