@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -336,6 +337,7 @@ func (t *tee) flush() error {
 func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, staging string) (store.Uploaded, *streamSums, string, error) {
 	one := cfg.Client
 	one.Endpoints = []string{endpoint}
+	one.DialOptions = append(slices.Clip(one.DialOptions), snapshotDialOption)
 	cli, err := newClient(one)
 	if err != nil {
 		return store.Uploaded{}, nil, "", fail(CauseEndpoint, fmt.Errorf("connect %s: %w", endpoint, err))
@@ -349,7 +351,7 @@ func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, s
 		up.abort()
 		return store.Uploaded{}, nil, "", err
 	}
-	ss, err := pb.NewMaintenanceClient(cli.ActiveConnection()).Snapshot(ctx, &pb.SnapshotRequest{})
+	ss, err := pb.NewMaintenanceClient(cli.ActiveConnection()).Snapshot(ctx, &pb.SnapshotRequest{}, snapshotCallOption)
 	if err != nil {
 		return abort(fail(CauseEndpoint, fmt.Errorf("snapshot from %s: %w", endpoint, err)))
 	}
@@ -370,6 +372,7 @@ func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, s
 			total = int64(len(resp.Blob)) + int64(resp.RemainingBytes) + snapkit.TrailerSize
 			version = resp.Version
 			t.sums = newStreamSums(total)
+			preallocate(spool, total)
 		}
 		if err := t.write(resp.Blob); err != nil {
 			return abort(err)
@@ -382,11 +385,12 @@ func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, s
 	if done != total {
 		return abort(fail(CauseEndpoint, fmt.Errorf("snapshot from %s: stream ended after %d of %d bytes", endpoint, done, total)))
 	}
+	// The spool is not synced to disk: it is scratch, read back from the
+	// page cache (checkSpool) and removed once the backup is verified; the
+	// stored object is the backup. (An fsync of it cost 1.5 s of wall
+	// time on the benchmark's 820 MB.)
 	if err := t.flush(); err != nil {
 		return abort(err)
-	}
-	if err := spool.Sync(); err != nil {
-		return abort(fail(CauseSpool, fmt.Errorf("spool %s: %w", spool.Name(), err)))
 	}
 	uploaded, err := up.finish()
 	if err != nil {

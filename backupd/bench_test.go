@@ -37,6 +37,10 @@ import (
 const (
 	benchSizeEnv     = "LIFEBOAT_BENCH_BACKUP_MB"
 	benchSnapshotEnv = "LIFEBOAT_BENCH_BACKUP_SNAPSHOT"
+	// benchBeforeEnv names another backupd binary (an earlier build) that
+	// BenchmarkOnceVsEtcdctl runs in the same rounds, for a comparison
+	// that the load of a shared machine disturbs less than two runs.
+	benchBeforeEnv = "LIFEBOAT_BENCH_BACKUPD_BEFORE"
 )
 
 var benchSpool struct {
@@ -420,7 +424,9 @@ func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); re
 // with etcdutl): each round `etcdctl snapshot save` then `backupd once`
 // (zstd, file://), each a child under /usr/bin/time. It reports the
 // medians of the rounds: each one's wall time and peak RSS, and backupd's
-// time over etcdctl's in the same round (the target is <= 1.25).
+// time over etcdctl's in the same round (the target is <= 1.25). With
+// benchBeforeEnv, each round then runs that binary the same way too, and
+// its figures are reported beside (before-*).
 func BenchmarkOnceVsEtcdctl(b *testing.B) {
 	snap, size := spoolForBench(b)
 	etcdctl, etcdutl := interoptest.Binary(b, "etcdctl"), interoptest.Binary(b, "etcdutl")
@@ -443,7 +449,19 @@ func BenchmarkOnceVsEtcdctl(b *testing.B) {
 	}
 	defer c.Stop()
 	ep := c.Endpoints()[0]
-	var etcdctlT, backupdT, ratios, etcdctlRSS, backupdRSS []float64
+	before := os.Getenv(benchBeforeEnv)
+	var etcdctlT, backupdT, ratios, etcdctlRSS, backupdRSS, beforeT, beforeRatios, beforeRSS []float64
+	runOnce := func(bin, work string) benchkit.Usage {
+		if err := os.MkdirAll(work, 0o700); err != nil {
+			b.Fatal(err)
+		}
+		u, err := benchkit.Run(ctx, exec.Command(bin, "once", "--endpoints", ep, "--bucket", "file://"+filepath.Join(work, "bucket"),
+			"--prefix", "bench", "--spool-dir", work))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return u
+	}
 	b.SetBytes(size)
 	for b.Loop() {
 		b.StopTimer()
@@ -456,18 +474,21 @@ func BenchmarkOnceVsEtcdctl(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		once, err := benchkit.Run(ctx, exec.Command(backupdBin, "once", "--endpoints", ep, "--bucket", "file://"+filepath.Join(work, "bucket"),
-			"--prefix", "bench", "--spool-dir", work))
+		once := runOnce(backupdBin, work)
 		b.StopTimer()
-		if err != nil {
-			b.Fatal(err)
-		}
 		b.Logf("round %d: etcdctl %.2f s (%.2f cpu-s, %d MiB), backupd once %.2f s (%.2f cpu-s, %d MiB): %.2fx",
 			len(ratios)+1, save.Wall.Seconds(), save.CPU.Seconds(), save.PeakRSS>>20, once.Wall.Seconds(), once.CPU.Seconds(), once.PeakRSS>>20,
 			once.Wall.Seconds()/save.Wall.Seconds())
 		etcdctlT, backupdT = append(etcdctlT, save.Wall.Seconds()), append(backupdT, once.Wall.Seconds())
 		ratios = append(ratios, once.Wall.Seconds()/save.Wall.Seconds())
 		etcdctlRSS, backupdRSS = append(etcdctlRSS, float64(save.PeakRSS)/(1<<20)), append(backupdRSS, float64(once.PeakRSS)/(1<<20))
+		if before != "" {
+			prev := runOnce(before, filepath.Join(work, "before"))
+			b.Logf("round %d: %s once %.2f s (%.2f cpu-s, %d MiB): %.2fx", len(ratios), before, prev.Wall.Seconds(), prev.CPU.Seconds(),
+				prev.PeakRSS>>20, prev.Wall.Seconds()/save.Wall.Seconds())
+			beforeT, beforeRSS = append(beforeT, prev.Wall.Seconds()), append(beforeRSS, float64(prev.PeakRSS)/(1<<20))
+			beforeRatios = append(beforeRatios, prev.Wall.Seconds()/save.Wall.Seconds())
+		}
 		if err := os.RemoveAll(work); err != nil {
 			b.Fatal(err)
 		}
@@ -478,6 +499,11 @@ func BenchmarkOnceVsEtcdctl(b *testing.B) {
 	b.ReportMetric(median(ratios), "backupd/etcdctl")
 	b.ReportMetric(median(etcdctlRSS), "etcdctl-peak-RSS-MiB")
 	b.ReportMetric(median(backupdRSS), "backupd-peak-RSS-MiB")
+	if before != "" {
+		b.ReportMetric(median(beforeT), "before-s")
+		b.ReportMetric(median(beforeRatios), "before/etcdctl")
+		b.ReportMetric(median(beforeRSS), "before-peak-RSS-MiB")
+	}
 }
 
 // median of xs (not empty); xs is sorted in place.

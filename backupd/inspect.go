@@ -9,10 +9,10 @@ import (
 	"fmt"
 	"hash"
 	"hash/crc32"
+	"io"
 	"log/slog"
 	"os"
-
-	sysunix "golang.org/x/sys/unix"
+	"path/filepath"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 )
@@ -75,43 +75,44 @@ func (s *streamSums) check() (string, error) {
 
 // checkSpool reads the spool whole and compares its size and CRC-32C with
 // the stream's: the walk's facts are then those of the bytes the trailer
-// covered and the upload was made of. It maps the file a window at a time
-// (cheaper than copying it out with read), dropping each window after use.
+// covered and the upload was made of. It reads the file in
+// spoolReadSize reads into one buffer that stays in the CPU's cache: on
+// the benchmark's 820 MB this costs 0.21 cpu-s where mapping it 4 MiB at a
+// time cost 0.34 (page faults and unmapping; BENCHMARKS.md, backupd).
 func (s *streamSums) checkSpool(ctx context.Context, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	var crc uint32
-	for off := int64(0); off < fi.Size(); off += spoolWindow {
+	buf := make([]byte, spoolReadSize)
+	var (
+		crc uint32
+		n   int64
+	)
+	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n := int(min(spoolWindow, fi.Size()-off))
-		m, err := sysunix.Mmap(int(f.Fd()), off, n, sysunix.PROT_READ, sysunix.MAP_SHARED)
-		if err != nil {
-			return fmt.Errorf("spool %s: map %d bytes at %d: %w", path, n, off, err)
+		m, err := f.Read(buf)
+		crc = crc32.Update(crc, castagnoli, buf[:m])
+		n += int64(m)
+		if err == io.EOF {
+			break
 		}
-		_ = sysunix.Madvise(m, sysunix.MADV_SEQUENTIAL)
-		crc = crc32.Update(crc, castagnoli, m)
-		if err := sysunix.Munmap(m); err != nil {
+		if err != nil {
 			return fmt.Errorf("spool %s: %w", path, err)
 		}
 	}
-	if fi.Size() != s.total || crc != s.crc {
+	if n != s.total || crc != s.crc {
 		return fmt.Errorf("%w: spool %s differs from the stream: %d bytes, CRC-32C %08x; streamed %d bytes, %08x",
-			ErrSnapshot, path, fi.Size(), crc, s.total, s.crc)
+			ErrSnapshot, path, n, crc, s.total, s.crc)
 	}
 	return nil
 }
 
-// spoolWindow is how much of the spool checkSpool maps at a time.
-const spoolWindow = 4 << 20
+// spoolReadSize is the size of checkSpool's reads.
+const spoolReadSize = 1 << 20
 
 // inspectSpool runs snapkit on a snapshot file: the bbolt structure and
 // the schema, and HashKV at the current revision, all with snapkit's
@@ -141,9 +142,11 @@ func inspectSpool(ctx context.Context, path string, lg *slog.Logger, streamed *s
 }
 
 // walkSpool is snapkit's Inspect with HashKV, and its trailer check unless
-// skipTrailer.
+// skipTrailer; the walk spills what it records of the key bucket, past
+// its budget, beside the spool.
 func walkSpool(ctx context.Context, path string, lg *slog.Logger, skipTrailer bool) (facts, error) {
-	rep, err := snapkit.Inspect(ctx, path, snapkit.Options{Logger: lg, HashKV: true, SkipTrailer: skipTrailer})
+	rep, err := snapkit.Inspect(ctx, path, snapkit.Options{Logger: lg, HashKV: true, SkipTrailer: skipTrailer, SkipHash: true,
+		TempDir: filepath.Dir(path)})
 	if err != nil {
 		return facts{}, fmt.Errorf("%w: %v", ErrSnapshot, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -48,7 +49,8 @@ const compactedBatch = 32 << 20
 // first finds the last pair of each key, the second writes), and must be
 // sound: damage to its structure, or a key bucket pair that does not
 // decode, is ErrDamaged. The SHA-256 trailer is not read. Nothing is
-// synced; dst has its free page list on disk.
+// synced; dst has its free page list on disk. The first walk's record of
+// the key bucket spills, past its budget, to a file beside dst.
 func WriteCompacted(ctx context.Context, path, dst string) (*CompactedResult, error) {
 	return writeCompacted(ctx, path, dst, compactedBatch)
 }
@@ -66,7 +68,8 @@ func writeCompacted(ctx context.Context, path, dst string, batch int) (*Compacte
 	}
 	defer d.Close()
 	fs := &findings{}
-	kb := newKeyBucket(fs)
+	kb := newKeyBucket(fs, filepath.Dir(dst))
+	defer kb.close()
 	kb.wantPos = true
 	if _, err := walk(ctx, d, &keyBucketVisitor{keys: kb}, fs, nil); err != nil {
 		return nil, err
@@ -78,8 +81,10 @@ func writeCompacted(ctx context.Context, path, dst string, batch int) (*Compacte
 		return nil, fmt.Errorf("snapkit: %s: %d pairs in the key bucket", path, kb.st.Revisions)
 	}
 	var st Status
-	kb.finish(&st)
-	res := &CompactedResult{LastRevision: st.Revision, Revisions: kb.st.Revisions, Kept: len(kb.livePos)}
+	if err := kb.finish(&st); err != nil {
+		return nil, err
+	}
+	res := &CompactedResult{LastRevision: st.Revision, Revisions: kb.st.Revisions, Kept: st.TotalKey}
 
 	// Created here, so that what is there already is never opened, nor
 	// removed on failure.
@@ -151,8 +156,8 @@ type compactWriter struct {
 	b      *bolt.Bucket
 	name   []byte
 	isKey  bool
-	keep   []uint32 // ascending positions in the key bucket still to come
-	pos    uint32   // of the next pair of the key bucket
+	keep   bitset // the positions in the key bucket to write
+	pos    uint32 // of the next pair of the key bucket
 	marker *schema.Revision
 	bytes  int
 	err    error
@@ -207,10 +212,9 @@ func (w *compactWriter) kv(bucket, k, v []byte) {
 	if w.isKey {
 		pos := w.pos
 		w.pos++
-		if len(w.keep) == 0 || w.keep[0] != pos {
+		if !w.keep.has(uint64(pos)) {
 			return
 		}
-		w.keep = w.keep[1:]
 		if len(v) == 0 {
 			// Only a bump marker is empty: a put holds its key, a
 			// tombstone too and is not kept.

@@ -144,9 +144,9 @@ type hashKVVisitor struct {
 	crc        uint32
 	isKey      bool
 	compactRev int64
-	filter     bool     // some key is live: the keep set filters
-	keep       []uint32 // livePos, ascending, from the next pair on
-	pos        uint32   // of the next pair of the key bucket
+	filter     bool   // some key is live: the keep set filters
+	keep       bitset // livePos
+	pos        uint32 // of the next pair of the key bucket
 	err        error
 }
 
@@ -165,13 +165,12 @@ func (h *hashKVVisitor) kv(_, k, v []byte) {
 		return
 	}
 	if r.Main <= h.compactRev {
-		for len(h.keep) > 0 && h.keep[0] < pos {
-			h.keep = h.keep[1:]
-		}
 		if r.Main == h.compactRev && tomb {
 			return
 		}
-		if h.filter && (len(h.keep) == 0 || h.keep[0] != pos) {
+		// (A pair past the first walk's is in no keep set; the count of
+		// pairs then fails the walk.)
+		if h.filter && !h.keep.has(uint64(pos)) {
 			return
 		}
 	}
@@ -198,7 +197,7 @@ func hashKVWalk(ctx context.Context, d *dbFile, st *Status, kb *keyBucket, compa
 	}
 	// No live key: etcd's keep set is empty and filters nothing.
 	h := &hashKVVisitor{crc: crc32.Update(0, castagnoli, schema.KeyBucket), compactRev: compactRev,
-		filter: len(kb.livePos) > 0, keep: kb.livePos}
+		filter: st.TotalKey > 0, keep: kb.livePos}
 	fs := &findings{}
 	if _, err := walk(ctx, d, h, fs, nil); err != nil {
 		return HashKVResult{}, err

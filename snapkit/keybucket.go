@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/maphash"
-	"slices"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
@@ -30,7 +29,10 @@ type KeyBucketStatus struct {
 // 870,000 pairs of the benchmark, 0.5 s of CPU), so instead each pair is
 // recorded as a keyEvent in one of keyParts lists, picked by a hash of its
 // key: all the events of a key land in one list, in bucket order. finish
-// replays each list into a set small enough to stay in cache.
+// replays each list into a set small enough to stay in cache. The lists
+// hold at most budget events: past it they are compacted to the last event
+// of each key, and spilled to a file in spillDir if that is not enough
+// (keySpill), so memory does not grow with the keys either.
 type keyBucket struct {
 	fs   *findings
 	st   KeyBucketStatus
@@ -38,8 +40,13 @@ type keyBucket struct {
 	any  bool
 
 	parts [keyParts][]keyEvent
-	// partLimits is the length at which a part is next compacted.
-	partLimits [keyParts]int
+	// held is the number of events in parts, at most budget.
+	held, budget int
+	// spill holds what did not fit, once the parts first outgrew the
+	// budget (in spillDir; "" is os.TempDir()); err is its first error.
+	spillDir string
+	spill    *keySpill
+	err      error
 	// leasedPuts are the puts that hold a lease, to name the key of a
 	// finding of the lease check; compacted as the parts are.
 	leasedPuts      []leasedPut
@@ -48,10 +55,10 @@ type keyBucket struct {
 	liveLeased []leasedKey
 	// wantPos asks finish for livePos.
 	wantPos bool
-	// livePos are the positions in the bucket (0 for its first pair) of
-	// the last pair of each live key, ascending, once finished: the pairs
-	// that HashKV's keep set holds (see hashKVWalk).
-	livePos []uint32
+	// livePos has a bit set at the position in the bucket (0 for its
+	// first pair) of the last pair of each live key, once finished: the
+	// pairs that HashKV's keep set holds (see hashKVWalk). One bit a pair.
+	livePos bitset
 	// subGaps are revisions whose sub revision does not follow on; they
 	// are findings only above the compaction, known once meta is read.
 	subGaps []subGap
@@ -61,9 +68,9 @@ type keyBucket struct {
 // events each for a million revisions.
 const keyParts = 256
 
-// minCompactLen is the length at which a list of events is first compacted
-// to the last event of each key. After a compaction the next one waits
-// until the list has doubled, so that memory follows the number of
+// minCompactLen is the length at which the list of leased puts is first
+// compacted to the last put of each key. After a compaction the next one
+// waits until the list has doubled, so that memory follows the number of
 // distinct keys, not of revisions (a long history of a few hot keys), at
 // an amortized constant cost per event.
 const minCompactLen = 1 << 16
@@ -121,8 +128,15 @@ type subGap struct {
 	key  string
 }
 
-func newKeyBucket(fs *findings) *keyBucket {
-	return &keyBucket{fs: fs}
+func newKeyBucket(fs *findings, spillDir string) *keyBucket {
+	return &keyBucket{fs: fs, budget: keyBudget, spillDir: spillDir}
+}
+
+// close removes the spill file, if any.
+func (kb *keyBucket) close() {
+	if kb.spill != nil {
+		kb.spill.Close()
+	}
 }
 
 func (kb *keyBucket) finding(revKey []byte, format string, args ...any) {
@@ -194,8 +208,8 @@ func (kb *keyBucket) record(pos uint32, rev schema.Revision, tomb bool, kv *sche
 	id := idOf(kv.Key)
 	i := id[0] % keyParts
 	kb.parts[i] = append(kb.parts[i], keyEvent{id: id, lease: kv.Lease, pos: pos, tomb: tomb})
-	if len(kb.parts[i]) >= max(minCompactLen, kb.partLimits[i]) {
-		kb.parts[i], kb.partLimits[i] = keepLast(kb.parts[i], func(e *keyEvent) keyID { return e.id })
+	if kb.held++; kb.held >= kb.budget {
+		kb.shrink()
 	}
 	switch {
 	case tomb:
@@ -208,10 +222,40 @@ func (kb *keyBucket) record(pos uint32, rev schema.Revision, tomb bool, kv *sche
 	}
 }
 
+// shrink compacts the parts, once they hold the budget, to the last event
+// of each key; if that leaves half the budget or more, it spills them all.
+// Each event is compacted or spilled a bounded number of times on average.
+func (kb *keyBucket) shrink() {
+	kb.held = 0
+	for i := range kb.parts {
+		kb.parts[i], _ = keepLast(kb.parts[i], func(e *keyEvent) keyID { return e.id })
+		kb.held += len(kb.parts[i])
+	}
+	if kb.held < kb.budget/2 || kb.err != nil {
+		return
+	}
+	if kb.spill == nil {
+		if kb.spill, kb.err = newKeySpill(kb.spillDir); kb.err != nil {
+			return
+		}
+	}
+	if kb.err = kb.spill.write(&kb.parts); kb.err != nil {
+		return
+	}
+	for i := range kb.parts {
+		kb.parts[i] = kb.parts[i][:0]
+	}
+	kb.held = 0
+}
+
 // finish replays the puts and tombstones as etcdutl does (a put makes its
 // key live, an empty bump marker too, as the key ""; a tombstone makes it
-// dead), and fills in the status once the key bucket has been read.
-func (kb *keyBucket) finish(st *Status) {
+// dead), and fills in the status once the key bucket has been read. Its
+// error is the spill file's.
+func (kb *keyBucket) finish(st *Status) error {
+	if kb.err != nil {
+		return kb.err
+	}
 	if kb.any {
 		st.Revision = kb.last.Main
 		kb.st.LatestRevision = kb.last.String()
@@ -222,7 +266,19 @@ func (kb *keyBucket) finish(st *Status) {
 		pos   uint32
 	}
 	heads := map[keyID]head{}
+	if kb.wantPos {
+		kb.livePos = make(bitset, (kb.st.Revisions+63)/64)
+	}
+	var spilled []keyEvent
 	for i, events := range kb.parts {
+		if kb.spill != nil {
+			var err error
+			if spilled, err = kb.spill.read(i, spilled[:0]); err != nil {
+				return err
+			}
+			spilled = append(spilled, events...)
+			events = spilled
+		}
 		clear(heads)
 		for _, ev := range events {
 			heads[ev.id] = head{live: !ev.tomb, lease: ev.lease, pos: ev.pos}
@@ -234,16 +290,16 @@ func (kb *keyBucket) finish(st *Status) {
 			}
 			st.TotalKey++
 			if kb.wantPos {
-				kb.livePos = append(kb.livePos, h.pos)
+				kb.livePos.set(uint64(h.pos))
 			}
 			if h.lease != 0 {
 				kb.liveLeased = append(kb.liveLeased, leasedKey{id: id, lease: h.lease})
 			}
 		}
 	}
-	slices.Sort(kb.livePos)
 	kb.st.LiveWithLease = len(kb.liveLeased)
 	st.KeyBucket = kb.st
+	return nil
 }
 
 // lastLeasedPuts returns the revision of the last put of each of ids that

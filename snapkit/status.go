@@ -106,6 +106,13 @@ type Options struct {
 	Progress Progress
 	// SkipTrailer does not verify the SHA-256 trailer.
 	SkipTrailer bool
+	// TempDir is where the walk spills its record of the key bucket when
+	// that outgrows 8 MiB (a db of more than about 130,000 distinct keys),
+	// in a file removed as soon as it is created; "" is os.TempDir().
+	TempDir string
+	// SkipHash leaves Report.Hash, etcdutl's CRC-32C of every pair (no
+	// check: a figure to report), out: 0. The walk's checks are the same.
+	SkipHash bool
 	// HashKV also computes etcd's HashKV at the current revision
 	// (Report.HashKV), in a second walk, without bbolt or a key index (so
 	// with the walk's bounded resident set), while the trailer is hashed.
@@ -121,7 +128,7 @@ type Options struct {
 }
 
 // statusVisitor computes etcdutl's numbers from the walk, and hands the
-// key bucket's pairs to a keyBucket.
+// key bucket's pairs to a keyBucket. crc is nil with Options.SkipHash.
 type statusVisitor struct {
 	crc   hash.Hash32
 	st    *Status
@@ -131,7 +138,7 @@ type statusVisitor struct {
 }
 
 func (s *statusVisitor) start(bucket []byte) {
-	s.crc.Write(bucket)
+	s.data(bucket)
 	s.st.Buckets = append(s.st.Buckets, BucketStatus{Name: string(bucket)})
 	s.cur = &s.st.Buckets[len(s.st.Buckets)-1]
 	s.isKey = s.cur.Name == bucketKey
@@ -147,7 +154,11 @@ func (s *statusVisitor) kv(bucket, k, v []byte) {
 }
 
 // data hashes the keys and values as etcdutl does.
-func (s *statusVisitor) data(b []byte) { s.crc.Write(b) }
+func (s *statusVisitor) data(b []byte) {
+	if s.crc != nil {
+		s.crc.Write(b)
+	}
+}
 
 // Inspect reads a snapshot file, db file or data dir once: it verifies the
 // trailer in one goroutine while another walks the db, computes etcdutl's
@@ -185,9 +196,13 @@ func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
 		}()
 	}
 	fs := &findings{}
-	kb := newKeyBucket(fs)
+	kb := newKeyBucket(fs, opts.TempDir)
+	defer kb.close()
 	kb.wantPos = opts.HashKV
-	v := &statusVisitor{crc: crc32.New(castagnoli), st: &r.Status, keys: kb}
+	v := &statusVisitor{st: &r.Status, keys: kb}
+	if !opts.SkipHash {
+		v.crc = crc32.New(castagnoli)
+	}
 	// Everything up to the trailer's finding runs while the trailer is
 	// still being hashed.
 	stats, err := walk(ctx, d, v, fs, progress.part(1))
@@ -195,9 +210,14 @@ func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
 		wg.Wait()
 		return nil, err
 	}
-	kb.finish(&r.Status)
+	if err := kb.finish(&r.Status); err != nil {
+		wg.Wait()
+		return nil, err
+	}
 	lg.Debug("walked", "path", src.DBPath, "pages", stats.ReachablePages, "took", time.Since(start))
-	r.Hash = v.crc.Sum32()
+	if v.crc != nil {
+		r.Hash = v.crc.Sum32()
+	}
 	r.SizeInUse = stats.ReachablePages * int64(d.pageSize)
 	for _, b := range r.Buckets {
 		r.TotalKeyV35 += b.Pairs

@@ -171,11 +171,14 @@ func (d *dbFile) pickMeta() error {
 // Size is what bbolt's Tx.Size reports: high-water mark times page size.
 func (d *dbFile) Size() int64 { return int64(d.meta.HWM) * int64(d.pageSize) }
 
-// bitset marks page ids.
+// bitset marks page ids (or pairs' positions).
 type bitset []uint64
 
 func (b bitset) get(i uint64) bool { return b[i/64]&(1<<(i%64)) != 0 }
 func (b bitset) set(i uint64)      { b[i/64] |= 1 << (i % 64) }
+
+// has is get, false past the end of b.
+func (b bitset) has(i uint64) bool { return i < 64*uint64(len(b)) && b.get(i) }
 
 // pageView is one page's bytes (all of its overflow), from the mapping or
 // from an inline bucket value.
