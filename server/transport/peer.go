@@ -179,7 +179,7 @@ func (p *peer) stream() error {
 	defer cancel(nil)
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	silent := p.t.watchdog(cancel, pw)
+	silent := p.t.watchdog(ctx, cancel, pw)
 	defer silent.Stop()
 	fail := func(err error) error {
 		return fmt.Errorf("transport: stream to peer %x at %s: %w", p.id, u, silentCause(ctx, err))
@@ -290,14 +290,13 @@ func silentCause(ctx context.Context, err error) error {
 }
 
 // watchdog returns a timer that, unless reset within silentAfter, takes
-// the peer for dead: it cancels the request and closes its body.
-func (t *Transport) watchdog(cancel context.CancelCauseFunc, body *io.PipeWriter) *time.Timer {
+// the peer for dead and cancels the request's ctx. It closes the body when
+// ctx ends: Go's HTTP/1 transport gives a canceled request up only once
+// its body has ended.
+func (t *Transport) watchdog(ctx context.Context, cancel context.CancelCauseFunc, body *io.PipeWriter) *time.Timer {
+	context.AfterFunc(ctx, func() { body.CloseWithError(context.Cause(ctx)) })
 	d := t.silentAfter()
-	return time.AfterFunc(d, func() {
-		err := fmt.Errorf("%w for %s", errSilent, d)
-		cancel(err)
-		body.CloseWithError(err)
-	})
+	return time.AfterFunc(d, func() { cancel(fmt.Errorf("%w for %s", errSilent, d)) })
 }
 
 // writeFrame writes one length-prefixed message, reusing buf, and returns

@@ -32,7 +32,7 @@ func (t *Transport) postSnapshot(p *peer, m raftpb.Message) (int64, error) {
 	pr, pw := io.Pipe()
 	// A peer that takes no bytes of the body for silentAfter is taken for
 	// dead; waiting for its answer, TCP keepalives watch it.
-	silent := t.watchdog(cancel, pw)
+	silent := t.watchdog(ctx, cancel, pw)
 	defer silent.Stop()
 	go func() {
 		err := writeSnapshotBody(progressWriter{pw, func() { silent.Reset(t.silentAfter()) }}, &m, db, size)

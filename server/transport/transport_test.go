@@ -417,6 +417,29 @@ func proxy(t *testing.T, node, url string) (*netproxy.Network, string) {
 	return nw, "http://" + px.Addr()
 }
 
+// hung is a peer whose handlers never answer, until the test ends.
+type hung struct {
+	url     string
+	streams atomic.Int64 // stream requests received
+}
+
+func hungPeer(t *testing.T) *hung {
+	h := &hung{}
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == StreamPath {
+			h.streams.Add(1)
+		}
+		<-release
+	}))
+	t.Cleanup(func() {
+		close(release)
+		srv.Close()
+	})
+	h.url = srv.URL
+	return h
+}
+
 // TestSilentPeerIsNoticed: a peer that stops answering ends the stream at
 // both ends (the HTTP/2 pings of earlier versions did that), and the
 // sender connects again once the peer answers.
@@ -439,22 +462,34 @@ func TestSilentPeerIsNoticed(t *testing.T) {
 		waitFor(t, "a message", func() bool { return len(recB.messages()) == 1 })
 	})
 	t.Run("peer never answers the request", func(t *testing.T) {
-		var calls atomic.Int64
-		release := make(chan struct{})
-		hung := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-			calls.Add(1)
-			<-release
-		}))
-		t.Cleanup(func() {
-			close(release)
-			hung.Close()
-		})
 		rec := newRecorder(nil)
 		a := serveWith(t, 1, 7, rec, options{keepalive: keepalive})
-		a.AddPeer(2, []string{hung.URL})
+		calls := hungPeer(t)
+		a.AddPeer(2, []string{calls.url})
 		// Each attempt gives up and reports the peer unreachable, then
-		// tries again (the probe is one more request).
-		waitFor(t, "attempts given up", func() bool { return rec.unreachableCount(2) >= 3 && calls.Load() >= 3 })
+		// tries again.
+		waitFor(t, "attempts given up", func() bool { return rec.unreachableCount(2) >= 3 && calls.streams.Load() >= 3 })
+	})
+	t.Run("closing while the peer never answers", func(t *testing.T) {
+		// No watchdog fires during the test: Close itself must end the
+		// request that waits for an answer.
+		a := serveWith(t, 1, 7, newRecorder(nil), options{keepalive: time.Hour})
+		calls := hungPeer(t)
+		a.AddPeer(2, []string{calls.url})
+		waitFor(t, "the stream request", func() bool { return calls.streams.Load() == 1 })
+		closed := make(chan struct{})
+		go func() {
+			a.Close()
+			close(closed)
+		}()
+		waitFor(t, "Close", func() bool {
+			select {
+			case <-closed:
+				return true
+			default:
+				return false
+			}
+		})
 	})
 	t.Run("snapshot the peer stops taking", func(t *testing.T) {
 		// Far more than the socket buffers on both sides of the proxy hold.
