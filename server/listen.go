@@ -59,33 +59,42 @@ func listen(rawURL string) (net.Listener, *url.URL, error) {
 	return ln, u, nil
 }
 
-func (s *Server) newHTTPServer(h http.Handler, h2c bool) *http.Server {
+// The ALPN protocols a TLS listener offers: the client URLs serve gRPC
+// over HTTP/2 and HTTP/1.1, the peer URLs HTTP/1.1 only, as etcd's.
+var (
+	clientProtos = []string{"h2", "http/1.1"}
+	peerProtos   = []string{"http/1.1"}
+)
+
+// newHTTPServer serves h over HTTP/1.1 and, with http2, over HTTP/2 on
+// TLS connections.
+func (s *Server) newHTTPServer(h http.Handler, http2 bool) *http.Server {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.lg.Handler(), slog.LevelWarn)}
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetHTTP1(true)
-	srv.Protocols.SetHTTP2(true)
-	if h2c {
-		srv.Protocols.SetUnencryptedHTTP2(true)
-	}
-	srv.HTTP2 = &http.HTTP2Config{
-		MaxReceiveBufferPerConnection: 4 << 20,
-		MaxReceiveBufferPerStream:     4 << 20,
+	if http2 {
+		srv.Protocols.SetHTTP2(true)
+		srv.HTTP2 = &http.HTTP2Config{
+			MaxReceiveBufferPerConnection: 4 << 20,
+			MaxReceiveBufferPerStream:     4 << 20,
+		}
 	}
 	return srv
 }
 
-// tlsListener wraps ln in TLS with the side's certificates when the URL
-// asks for it.
-func tlsListener(ln net.Listener, u *url.URL, f *tlsFiles, set TLSSettings) net.Listener {
+// tlsListener wraps ln in TLS with the side's certificates, offering
+// protos, when the URL asks for it.
+func tlsListener(ln net.Listener, u *url.URL, f *tlsFiles, set TLSSettings, protos []string) net.Listener {
 	if !isTLSScheme(u.Scheme) {
 		return ln
 	}
-	return tls.NewListener(ln, f.serverConfig(set, []string{"h2", "http/1.1"}))
+	return tls.NewListener(ln, f.serverConfig(set, protos))
 }
 
-// listenPeers serves the peer URLs: the transport, the membership and the
-// hashkv of the corruption checks.
+// listenPeers serves the peer URLs over HTTP/1.1: the transport, the
+// membership, the forwarded requests and the hashkv of the corruption
+// checks.
 func (s *Server) listenPeers() error {
 	mux := http.NewServeMux()
 	mux.Handle("/", s.peerHandler())
@@ -96,9 +105,9 @@ func (s *Server) listenPeers() error {
 		if err != nil {
 			return err
 		}
-		srv := s.newHTTPServer(h, true)
+		srv := s.newHTTPServer(h, false)
 		s.httpSrvs = append(s.httpSrvs, srv)
-		go s.serveHTTP(srv, tlsListener(ln, u, s.sec.peerTLS, s.sec.settings), raw)
+		go s.serveHTTP(srv, tlsListener(ln, u, s.sec.peerTLS, s.sec.settings, peerProtos), raw)
 	}
 	return nil
 }
@@ -157,9 +166,9 @@ func (s *Server) listenClients() error {
 			return err
 		}
 		if g.secure && !g.plain {
-			srv := s.newHTTPServer(th, false)
+			srv := s.newHTTPServer(th, true)
 			s.httpSrvs = append(s.httpSrvs, srv)
-			go s.serveHTTP(srv, tlsListener(ln, u, s.sec.clientTLS, s.sec.settings), raw)
+			go s.serveHTTP(srv, tlsListener(ln, u, s.sec.clientTLS, s.sec.settings, clientProtos), raw)
 			continue
 		}
 		grpcL, httpL := newChanListener(ln.Addr()), newChanListener(ln.Addr())
@@ -170,9 +179,9 @@ func (s *Server) listenClients() error {
 			// told apart by their first byte.
 			tlsL = newChanListener(ln.Addr())
 			s.listeners = append(s.listeners, tlsL.Close)
-			srv := s.newHTTPServer(th, false)
+			srv := s.newHTTPServer(th, true)
 			s.httpSrvs = append(s.httpSrvs, srv)
-			go s.serveHTTP(srv, tls.NewListener(tlsL, s.sec.clientTLS.serverConfig(s.sec.settings, []string{"h2", "http/1.1"})), raw)
+			go s.serveHTTP(srv, tls.NewListener(tlsL, s.sec.clientTLS.serverConfig(s.sec.settings, clientProtos)), raw)
 		}
 		go s.splitConns(ln, grpcL, httpL, tlsL)
 		go func() {
@@ -181,7 +190,7 @@ func (s *Server) listenClients() error {
 			}
 		}()
 		if httpToo {
-			srv := s.newHTTPServer(h, false)
+			srv := s.newHTTPServer(h, true)
 			s.httpSrvs = append(s.httpSrvs, srv)
 			go s.serveHTTP(srv, httpL, raw)
 		} else {
@@ -193,9 +202,9 @@ func (s *Server) listenClients() error {
 		if err != nil {
 			return err
 		}
-		srv := s.newHTTPServer(h, false)
+		srv := s.newHTTPServer(h, true)
 		s.httpSrvs = append(s.httpSrvs, srv)
-		go s.serveHTTP(srv, tlsListener(ln, u, s.sec.clientTLS, s.sec.settings), raw)
+		go s.serveHTTP(srv, tlsListener(ln, u, s.sec.clientTLS, s.sec.settings, clientProtos), raw)
 	}
 	return nil
 }

@@ -107,12 +107,13 @@ func (s *Server) peerDialTLS() func(host string) *tls.Config {
 	return func(host string) *tls.Config { return s.sec.peerTLS.clientConfig(s.sec.settings, host) }
 }
 
-// peerHTTPClient is a client for the peer URLs (joining: the membership).
-// Over TLS it speaks HTTP/2, the only protocol the peer dialer offers.
+// peerHTTPClient is a client for the peer URLs (joining: the membership;
+// forwarded requests), over HTTP/1.1 as the peers serve.
 func (s *Server) peerHTTPClient(timeout time.Duration) *http.Client {
 	tr := &http.Transport{}
+	tr.Protocols = new(http.Protocols)
+	tr.Protocols.SetHTTP1(true)
 	if f := s.peerDialTLS(); f != nil {
-		tr.ForceAttemptHTTP2 = true
 		d := &net.Dialer{Timeout: timeout}
 		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			host, _, err := net.SplitHostPort(addr)

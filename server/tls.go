@@ -256,12 +256,12 @@ func (f *tlsFiles) serverConfig(s TLSSettings, nextProtos []string) *tls.Config 
 // clientConfig is the configuration a member dials the peer at host with:
 // its own certificate as client certificate and the trusted CA file as
 // roots, both as they are on disk at each handshake, and host checked
-// against the peer's certificate. A self-signed (auto TLS) member does not
-// verify its peers, as etcd.
+// against the peer's certificate, offering HTTP/1.1 only (peerProtos). A
+// self-signed (auto TLS) member does not verify its peers, as etcd.
 func (f *tlsFiles) clientConfig(s TLSSettings, host string) *tls.Config {
 	cfg := f.base(s)
 	cfg.ServerName = host
-	cfg.NextProtos = []string{"h2"}
+	cfg.NextProtos = peerProtos
 	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 		if cert := f.current().clientCert; cert != nil {
 			return cert, nil

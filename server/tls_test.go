@@ -434,7 +434,7 @@ func TestAutoTLS(t *testing.T) {
 
 // TestJoinOverPeerTLS adds a member to a cluster with peer TLS (auto TLS,
 // as etcd's e2e member tests): the new member fetches the membership from
-// a peer URL over https, where the peer serves HTTP/2.
+// a peer URL over https, which serves HTTP/1.1 only.
 func TestJoinOverPeerTLS(t *testing.T) {
 	c := newTestCluster(t, 1, func(cfg *Config) {
 		toHTTPS(cfg, false, true)
@@ -460,6 +460,57 @@ func TestJoinOverPeerTLS(t *testing.T) {
 	resp, err := c.client(1).Get(ctxT(t), "k")
 	if err != nil || len(resp.Kvs) != 1 {
 		t.Fatalf("get from the new member: %v %v", resp, err)
+	}
+}
+
+// TestPeerURLsSpeakHTTP1: the peer URLs serve HTTP/1.1 only, as etcd's,
+// cleartext and over TLS (where "h2" is not offered by ALPN): etcd's e2e
+// TestAuthority takes the first HTTP/2 request in a member's debug log for
+// a client's.
+func TestPeerURLsSpeakHTTP1(t *testing.T) {
+	clusters := map[bool]*testCluster{}
+	for _, https := range []bool{false, true} {
+		clusters[https] = newTestCluster(t, 1, func(cfg *Config) {
+			if https {
+				toHTTPS(cfg, false, true)
+				cfg.PeerTLSInfo.AutoTLS = true
+			}
+		})
+		clusters[https].waitLeader()
+	}
+	tests := []struct {
+		name  string
+		https bool
+		set   func(*http.Protocols)
+		err   bool // the request must fail
+	}{
+		{"cleartext HTTP/1.1", false, func(p *http.Protocols) { p.SetHTTP1(true) }, false},
+		{"h2c", false, func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) }, true},
+		{"TLS offering h2 and http/1.1", true, func(p *http.Protocols) { p.SetHTTP1(true); p.SetHTTP2(true) }, false},
+		{"TLS offering h2 only", true, func(p *http.Protocols) { p.SetHTTP2(true) }, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, Protocols: new(http.Protocols)}
+			tc.set(tr.Protocols)
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			resp, err := client.Get(clusters[tc.https].cfgs[0].ListenPeerURLs[0] + membersPath)
+			if tc.err {
+				if err == nil {
+					resp.Body.Close()
+					t.Fatalf("served over %s", resp.Proto)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 1 {
+				t.Fatalf("%s %s, want 200 over HTTP/1.1", resp.Proto, resp.Status)
+			}
+		})
 	}
 }
 

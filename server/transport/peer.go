@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -166,23 +167,33 @@ func (p *peer) drop() {
 }
 
 // stream opens one request to the peer and writes queued messages into it
-// until an error or stop.
+// until an error or stop. An idle stream carries a keepalive every
+// KeepaliveInterval; the peer answers with its own on the response, and a
+// peer silent for silentAfter (from the request on) ends the stream.
 func (p *peer) stream() error {
 	u := p.url()
 	if u == "" {
 		return fmt.Errorf("transport: peer %x has no URL", p.id)
 	}
+	ctx, cancel := context.WithCancelCause(p.t.ctx)
+	defer cancel(nil)
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	req, err := http.NewRequestWithContext(p.t.ctx, http.MethodPost, u+StreamPath, pr)
+	silent := p.t.watchdog(ctx, cancel, pw)
+	defer silent.Stop()
+	fail := func(err error) error {
+		return fmt.Errorf("transport: stream to peer %x at %s: %w", p.id, u, silentCause(ctx, err))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+StreamPath, pr)
 	if err != nil {
-		return fmt.Errorf("transport: stream to peer %x at %s: %w", p.id, u, err)
+		return fail(err)
 	}
 	p.t.setHeaders(req.Header)
 	req.Header.Set("Content-Type", "application/octet-stream")
+	// HTTP/1.1 hands over the response while the body is still written.
 	resp, err := p.t.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("transport: stream to peer %x at %s: %w", p.id, u, err)
+		return fail(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusGone {
@@ -190,19 +201,36 @@ func (p *peer) stream() error {
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("transport: stream to peer %x at %s: %s: %s", p.id, u, resp.Status, strings.TrimSpace(string(msg)))
+		return fail(fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg))))
 	}
-	// The response body ends when the peer closes the stream.
+	silent.Reset(p.t.silentAfter())
+	// The response carries the peer's keepalives and ends when the peer
+	// closes the stream.
 	closed := make(chan struct{})
 	go func() {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		close(closed)
+		defer close(closed)
+		var b [64]byte
+		for {
+			n, err := resp.Body.Read(b[:])
+			if n > 0 {
+				silent.Reset(p.t.silentAfter())
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		cancel(nil) // closes the connection, so the read above returns
+		<-closed
 	}()
 	p.activeSince.Store(time.Now().UnixNano())
 	p.t.lg.Info("peer stream connected", "peer-id", strconv.FormatUint(p.id, 16), "url", u)
 
 	sent := p.t.m.sentBytes.WithLabelValues(strconv.FormatUint(p.id, 16))
 	bw := bufio.NewWriterSize(pw, 64<<10)
+	idle := time.NewTimer(p.t.cfg.KeepaliveInterval)
+	defer idle.Stop()
 	var buf []byte
 	for {
 		var m raftpb.Message
@@ -210,7 +238,17 @@ func (p *peer) stream() error {
 		case <-p.done:
 			return nil
 		case <-closed:
-			return fmt.Errorf("transport: peer %x closed the stream", p.id)
+			return fail(errors.New("peer closed the stream"))
+		case <-idle.C:
+			if err := bw.WriteByte(keepalive); err != nil {
+				return fail(err)
+			}
+			sent.Add(1)
+			if err := bw.Flush(); err != nil {
+				return fail(err)
+			}
+			idle.Reset(p.t.cfg.KeepaliveInterval)
+			continue
 		case m = <-p.msgc:
 		}
 		// Write this message and every one already queued, then flush once.
@@ -218,7 +256,7 @@ func (p *peer) stream() error {
 			var n int
 			if buf, n, err = writeFrame(bw, buf, &m); err != nil {
 				p.t.m.sentFailures.WithLabelValues(strconv.FormatUint(p.id, 16)).Inc()
-				return fmt.Errorf("transport: write to peer %x: %w", p.id, err)
+				return fail(err)
 			}
 			sent.Add(float64(n))
 			select {
@@ -229,9 +267,36 @@ func (p *peer) stream() error {
 			break
 		}
 		if err := bw.Flush(); err != nil {
-			return fmt.Errorf("transport: write to peer %x: %w", p.id, err)
+			return fail(err)
 		}
+		idle.Reset(p.t.cfg.KeepaliveInterval)
 	}
+}
+
+// keepalive is an empty frame ([uvarint 0]): no message marshals to zero
+// bytes, and readers skip it.
+const keepalive = 0
+
+// errSilent ends a request to a peer that stopped answering.
+var errSilent = errors.New("peer silent")
+
+// silentCause is err, or the watchdog's verdict if it ended the request
+// of ctx.
+func silentCause(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, errSilent) {
+		return cause
+	}
+	return err
+}
+
+// watchdog returns a timer that, unless reset within silentAfter, takes
+// the peer for dead and cancels the request's ctx. It closes the body when
+// ctx ends: Go's HTTP/1 transport gives a canceled request up only once
+// its body has ended.
+func (t *Transport) watchdog(ctx context.Context, cancel context.CancelCauseFunc, body *io.PipeWriter) *time.Timer {
+	context.AfterFunc(ctx, func() { body.CloseWithError(context.Cause(ctx)) })
+	d := t.silentAfter()
+	return time.AfterFunc(d, func() { cancel(fmt.Errorf("%w for %s", errSilent, d)) })
 }
 
 // writeFrame writes one length-prefixed message, reusing buf, and returns
@@ -251,11 +316,15 @@ func writeFrame(w io.Writer, buf []byte, m *raftpb.Message) ([]byte, int, error)
 	return buf, w2, err
 }
 
-// readFrame reads one length-prefixed message into m, reusing buf.
+// readFrame reads one length-prefixed message into m, reusing buf, and
+// skips the keepalives before it.
 func readFrame(r *bufio.Reader, buf []byte, m *raftpb.Message) ([]byte, error) {
-	n, err := binary.ReadUvarint(r)
-	if err != nil {
-		return buf, err
+	var n uint64
+	for n == 0 {
+		var err error
+		if n, err = binary.ReadUvarint(r); err != nil {
+			return buf, err
+		}
 	}
 	if n > maxFrameSize {
 		return buf, fmt.Errorf("transport: frame of %d bytes exceeds the limit of %d", n, maxFrameSize)

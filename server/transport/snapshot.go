@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -26,20 +27,33 @@ func (t *Transport) postSnapshot(p *peer, m raftpb.Message) (int64, error) {
 	}
 	defer db.Close()
 	u := p.url()
+	ctx, cancel := context.WithCancelCause(t.ctx)
+	defer cancel(nil)
 	pr, pw := io.Pipe()
+	// A peer that takes no bytes of the body for silentAfter is taken for
+	// dead; waiting for its answer, TCP keepalives watch it.
+	silent := t.watchdog(ctx, cancel, pw)
+	defer silent.Stop()
 	go func() {
-		pw.CloseWithError(writeSnapshotBody(pw, &m, db, size))
+		err := writeSnapshotBody(progressWriter{pw, func() { silent.Reset(t.silentAfter()) }}, &m, db, size)
+		if err == nil {
+			silent.Stop()
+		}
+		pw.CloseWithError(err)
 	}()
 	defer pr.Close()
-	req, err := http.NewRequestWithContext(t.ctx, http.MethodPost, u+SnapshotPath, pr)
+	fail := func(err error) error {
+		return fmt.Errorf("transport: snapshot to peer %x at %s: %w", p.id, u, silentCause(ctx, err))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+SnapshotPath, pr)
 	if err != nil {
-		return 0, fmt.Errorf("transport: snapshot to peer %x at %s: %w", p.id, u, err)
+		return 0, fail(err)
 	}
 	t.setHeaders(req.Header)
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := t.client.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("transport: snapshot to peer %x at %s: %w", p.id, u, err)
+		return 0, fail(err)
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
@@ -47,6 +61,18 @@ func (t *Transport) postSnapshot(p *peer, m raftpb.Message) (int64, error) {
 		return 0, fmt.Errorf("transport: snapshot to peer %x at %s: %s: %s", p.id, u, resp.Status, strings.TrimSpace(string(msg)))
 	}
 	return size, nil
+}
+
+// progressWriter calls progress after every write.
+type progressWriter struct {
+	w        io.Writer
+	progress func()
+}
+
+func (pw progressWriter) Write(b []byte) (int, error) {
+	n, err := pw.w.Write(b)
+	pw.progress()
+	return n, err
 }
 
 // writeSnapshotBody writes [frame(m)][uint64 BE size][db][sha256(db)].

@@ -89,7 +89,20 @@ type Config struct {
 	// ProbeInterval is how often each peer's round trip time is measured
 	// (5s if 0).
 	ProbeInterval time.Duration
+	// KeepaliveInterval is how long a stream stays idle before each end
+	// writes a keepalive on it (DefaultKeepaliveInterval if 0); a stream
+	// silent for silentIntervals of them is taken for dead. Every member
+	// of a cluster must use the same.
+	KeepaliveInterval time.Duration
 }
+
+// DefaultKeepaliveInterval is Config.KeepaliveInterval's default: a dead
+// peer is noticed after 4s, as the HTTP/2 pings of earlier versions did.
+const DefaultKeepaliveInterval = time.Second
+
+// silentIntervals is how many keepalive intervals without a byte from the
+// other end end a stream (and a snapshot send that makes no progress).
+const silentIntervals = 4
 
 // Transport sends raft messages to peers and serves the peer endpoints.
 type Transport struct {
@@ -129,6 +142,9 @@ func New(cfg Config) (*Transport, error) {
 	if cfg.ProbeInterval <= 0 {
 		cfg.ProbeInterval = 5 * time.Second
 	}
+	if cfg.KeepaliveInterval <= 0 {
+		cfg.KeepaliveInterval = DefaultKeepaliveInterval
+	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
@@ -137,20 +153,17 @@ func New(cfg Config) (*Transport, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	// Peers speak HTTP/1.1, as etcd's. TCP keepalives notice a dead peer
+	// on a connection that waits with nothing in flight (a snapshot's
+	// answer); the streams carry their own keepalives.
+	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAliveConfig: net.KeepAliveConfig{
+		Enable: true, Idle: 5 * time.Second, Interval: time.Second, Count: 3}}
 	tr := &http.Transport{
 		DialContext:    dialer.DialContext,
 		DialTLSContext: dialTLS(dialer, cfg.TLS),
-		HTTP2: &http.HTTP2Config{
-			SendPingTimeout:               2 * time.Second,
-			PingTimeout:                   2 * time.Second,
-			MaxReceiveBufferPerConnection: 4 << 20,
-			MaxReceiveBufferPerStream:     4 << 20,
-		},
 	}
 	tr.Protocols = new(http.Protocols)
-	tr.Protocols.SetUnencryptedHTTP2(true)
-	tr.Protocols.SetHTTP2(true)
+	tr.Protocols.SetHTTP1(true)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Transport{
 		cfg:    cfg,
@@ -164,7 +177,7 @@ func New(cfg Config) (*Transport, error) {
 }
 
 // dialTLS returns the transport's TLS dialer: a handshake with the
-// configuration tlsFor gives for the peer's host.
+// configuration tlsFor gives for the peer's host, offering HTTP/1.1 only.
 func dialTLS(d *net.Dialer, tlsFor func(host string) *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if tlsFor == nil {
@@ -178,7 +191,10 @@ func dialTLS(d *net.Dialer, tlsFor func(host string) *tls.Config) func(ctx conte
 		if err != nil {
 			return nil, err
 		}
-		tc := tls.Client(c, tlsFor(host))
+		cfg := tlsFor(host).Clone()
+		// Offering h2 would let the peer choose it.
+		cfg.NextProtos = []string{"http/1.1"}
+		tc := tls.Client(c, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("transport: TLS handshake with peer %s: %w", addr, err)
@@ -282,6 +298,12 @@ func (t *Transport) ActiveSince(id uint64) time.Time {
 		return time.Unix(0, ns)
 	}
 	return time.Time{}
+}
+
+// silentAfter is how long a stream may stay silent before it is taken for
+// dead.
+func (t *Transport) silentAfter() time.Duration {
+	return silentIntervals * t.cfg.KeepaliveInterval
 }
 
 // Close stops every peer stream and waits for them.
