@@ -135,7 +135,7 @@ func (n *Network) Proxy(node, listen, target string) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netproxy: proxy for %s on %s: %w", node, listen, err)
 	}
-	p := &Proxy{net: n, node: node, target: target, ln: ln, conns: make(map[*conn]struct{})}
+	p := &Proxy{net: n, node: node, target: target, ln: ln, conns: make(map[*conn]struct{}), done: make(chan struct{})}
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -171,6 +171,7 @@ type Proxy struct {
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
 	closed bool
+	done   chan struct{} // closed by Close: wakes the pipes a fault holds
 	wg     sync.WaitGroup
 }
 
@@ -180,6 +181,9 @@ func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 // Close stops listening and cuts every connection.
 func (p *Proxy) Close() {
 	p.mu.Lock()
+	if !p.closed {
+		close(p.done)
+	}
 	p.closed = true
 	for c := range p.conns {
 		c.close()
@@ -323,7 +327,7 @@ func (p *Proxy) pipe(dst, src net.Conn, from, to string) {
 
 // await waits until bytes read at `at` may be delivered over from -> to
 // (zero at: until reading may go on). It returns false if the link is
-// refused or stop is closed.
+// refused, stop is closed or the proxy closes.
 func (p *Proxy) await(from, to string, at time.Time, stop <-chan struct{}) bool {
 	for {
 		f, changed := p.net.fault(from, to)
@@ -348,6 +352,8 @@ func (p *Proxy) await(from, to string, at time.Time, stop <-chan struct{}) bool 
 			return true
 		case <-changed:
 		case <-stop:
+			return false
+		case <-p.done:
 			return false
 		}
 		if timer != nil {

@@ -147,6 +147,21 @@ func TestLinks(t *testing.T) {
 			send(t, c.dialer, "again")
 			recv(t, c.target, "again")
 		}},
+		{"closing the network ends connections a blackhole holds", func(t *testing.T, n *Network, open func() pair) {
+			c := open()
+			n.Set(Anyone, "b", Fault{Blackhole: true})
+			n.Set("b", Anyone, Fault{Blackhole: true})
+			send(t, c.dialer, "held")
+			send(t, c.target, "held too")
+			closedNet := make(chan struct{})
+			go func() { n.Close(); close(closedNet) }()
+			select {
+			case <-closedNet:
+			case <-time.After(30 * time.Second):
+				t.Fatal("Close still waits for the connections the blackhole holds")
+			}
+			closed(t, c.dialer)
+		}},
 		{"faults of other links do not apply", func(t *testing.T, n *Network, open func() pair) {
 			n.Set("x", "b", Fault{Refuse: true})
 			n.Set("b", "y", Fault{Blackhole: true})
