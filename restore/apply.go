@@ -309,7 +309,7 @@ func runStep(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, step S
 			return fmt.Sprintf("forced a new cluster: removed %v, commit %d", r.Removed, r.LastIndex), nil
 		}
 		r, err := snapshot(ctx, lg, SnapshotOptions{Path: p.SourcePath, Name: m.Name, Cluster: p.specs(), Token: p.Token,
-			DataDir: dir, SkipHashCheck: p.SkipHashCheck, BumpRevision: p.BumpRevision, MarkCompacted: p.BumpRevision > 0}, sib.checked)
+			DataDir: dir, SkipHashCheck: p.SkipHashCheck, BumpRevision: p.BumpRevision, MarkCompacted: p.BumpRevision > 0, Compact: p.BumpRevision > 0}, sib.checked)
 		if err != nil {
 			return "", err
 		}

@@ -86,7 +86,7 @@ func TestApplyKilledRerunsToTheSameState(t *testing.T) {
 		// The new one: what restore writes for the plan.
 		ref := filepath.Join(t.TempDir(), "ref")
 		if _, err := Snapshot(context.Background(), nil, SnapshotOptions{Path: p.SourcePath, Name: m.Name, Cluster: p.specs(), Token: p.Token,
-			DataDir: ref, BumpRevision: p.BumpRevision, MarkCompacted: true}); err != nil {
+			DataDir: ref, BumpRevision: p.BumpRevision, MarkCompacted: true, Compact: true}); err != nil {
 			t.Fatal(err)
 		}
 		for _, d := range diffViews(viewDir(t, ref), viewDir(t, m.DataDir)) {

@@ -787,7 +787,7 @@ func (p *Plan) newCluster(ctx context.Context, lg *slog.Logger, o PlanOptions, c
 		}
 		pm.Steps = append(pm.Steps, fenceStep(m.Name, mdir), moveAsideStep(mdir, p),
 			Step{Name: "write", Auto: true, Detail: fmt.Sprintf("restore %s into %s as member %s", srcPath, mdir, pm.ID),
-				Run: fmt.Sprintf("restore snapshot %s --name %s --initial-cluster %s%s --initial-cluster-token %s --data-dir %s --bump-revision %d --mark-compacted%s",
+				Run: fmt.Sprintf("restore snapshot %s --name %s --initial-cluster %s%s --initial-cluster-token %s --data-dir %s --bump-revision %d --mark-compacted --compact%s",
 					srcPath, m.Name, FormatInitialCluster(targets), learners, p.Token, mdir, p.BumpRevision, skip)},
 			Step{Name: "check", Auto: true, Detail: fmt.Sprintf("member %s, cluster %s, revision %d compacted, HashKV %d", pm.ID, p.ClusterID, p.Revision, p.HashKV),
 				Run: "restore inspect " + mdir},

@@ -58,6 +58,14 @@ type SnapshotOptions struct {
 	// of being served events again.
 	BumpRevision  int64
 	MarkCompacted bool
+	// Compact (--compact, with a bump) writes only what the compaction at
+	// the bumped revision keeps, the last put of each live key
+	// (snapkit.WriteCompacted), and records that compaction finished: the
+	// db is smaller and a member starts on it without compacting, which
+	// is what a whole cluster restored at once wants (restore apply), but
+	// writing it costs more than the plain copy, which is what
+	// 'etcdutl snapshot restore' writes and the member then compacts.
+	Compact bool
 	// AllowSameClusterID restores even when the new cluster ID is the one
 	// that the input's own members make (the old token and peer URLs).
 	AllowSameClusterID bool
@@ -131,6 +139,9 @@ func (o *SnapshotOptions) normalize() error {
 	if (o.BumpRevision > 0) != o.MarkCompacted {
 		return usageErr("--mark-compacted is required with --bump-revision > 0, and only then")
 	}
+	if o.Compact && o.BumpRevision == 0 {
+		return usageErr("--compact needs --bump-revision and --mark-compacted (it writes what the compaction at the bumped revision keeps)")
+	}
 	return nil
 }
 
@@ -199,7 +210,7 @@ func restoreSnapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions, sr
 		compacted    *snapkit.CompactedResult
 		err          error
 	)
-	if o.BumpRevision > 0 && o.MarkCompacted {
+	if o.Compact {
 		sum, trailer, compacted, err = compactCheckedDB(ctx, lg, src, dbPath, check, hash, o.Progress)
 	} else {
 		sum, trailer, err = copyWithFreePages(ctx, lg, src, dbPath, check, hash, o.Progress)

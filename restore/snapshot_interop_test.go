@@ -20,12 +20,14 @@ type restoreCase struct {
 	self     string // --name
 	token    string
 	bump     int64
+	compact  bool // --compact (lifeboat only)
 	learners []string
 }
 
 var restoreCases = []restoreCase{
 	{name: "one", cluster: "a=http://127.0.0.1:2380", self: "a", token: "t1"},
 	{name: "three-bumped", cluster: "a=http://127.0.0.1:1,b=http://127.0.0.1:2,c=http://127.0.0.1:3,c=http://127.0.0.2:3", self: "b", token: "t3", bump: 1000},
+	{name: "three-bumped-compacted", cluster: "a=http://127.0.0.1:1,b=http://127.0.0.1:2,c=http://127.0.0.1:3,c=http://127.0.0.2:3", self: "b", token: "t3", bump: 1000, compact: true},
 }
 
 func (c restoreCase) etcdutlArgs(snapshot, dataDir string) []string {
@@ -51,14 +53,14 @@ func (c restoreCase) options(t *testing.T, snapshot, dataDir string) SnapshotOpt
 		t.Fatal(err)
 	}
 	return SnapshotOptions{Path: snapshot, Name: c.self, Cluster: specs, Token: c.token, DataDir: dataDir,
-		BumpRevision: c.bump, MarkCompacted: c.bump > 0}
+		BumpRevision: c.bump, MarkCompacted: c.bump > 0, Compact: c.compact}
 }
 
 // Restore writes the same WAL, .snap and db (keys, members, meta, hashkv)
 // as etcdutl snapshot restore, for both fixture sets, with and without a
-// bump; with one, the db as etcdutl's is once the member has finished the
-// compaction at the bumped revision that it starts with (only the last
-// put of each live key, and the bump marker). Only meta/confState
+// bump; with --compact, the db as etcdutl's is once the member has
+// finished the compaction at the bumped revision that it starts with (only
+// the last put of each live key, and the bump marker). Only meta/confState
 // differs: etcdutl leaves the old cluster's.
 func TestSnapshotMatchesEtcdutl(t *testing.T) {
 	etcdutl := interoptest.Binary(t, "etcdutl")
@@ -79,10 +81,10 @@ func TestSnapshotMatchesEtcdutl(t *testing.T) {
 				if !res.HashChecked {
 					t.Error("the trailer was not checked")
 				}
-				// With a bump, the db is written as the member holds it
-				// once it has finished the compaction it starts with.
+				// Compacted, the db is written as the member holds it once
+				// it has finished the compaction it starts with.
 				wantView := viewDir(t, want)
-				if c.bump > 0 {
+				if c.compact {
 					wantView = viewDirStarted(t, want)
 				}
 				for _, d := range diffViews(wantView, viewDir(t, got)) {
@@ -116,11 +118,15 @@ func TestSnapshotServesWhatEtcdutlServes(t *testing.T) {
 		t.Fatalf("etcd after etcdutl: revision %d compact %d, want %d", want.Revision, want.CompactRevision, 657+bump)
 	}
 
-	for _, kind := range []string{"etcd", "lifeboat"} {
-		t.Run(kind, func(t *testing.T) {
+	for _, run := range []struct {
+		kind    string
+		compact bool
+	}{{"etcd", false}, {"lifeboat", false}, {"etcd", true}, {"lifeboat", true}} {
+		kind := run.kind
+		t.Run(fmt.Sprintf("%s/compact=%v", kind, run.compact), func(t *testing.T) {
 			tc := newTestCluster(t, 1, etcd)
 			m := tc.layout.Members[0]
-			o := SnapshotOptions{Path: snapshot, Name: m.Name, Cluster: tc.specs(), Token: "ref", DataDir: m.DataDir, BumpRevision: bump, MarkCompacted: true}
+			o := SnapshotOptions{Path: snapshot, Name: m.Name, Cluster: tc.specs(), Token: "ref", DataDir: m.DataDir, BumpRevision: bump, MarkCompacted: true, Compact: run.compact}
 			if _, err := Snapshot(context.Background(), nil, o); err != nil {
 				t.Fatal(err)
 			}

@@ -60,14 +60,15 @@ func TestSnapshotRefusals(t *testing.T) {
 		{"data dir not empty", SnapshotOptions{Path: good, DataDir: nonEmpty}, ErrUsage},
 		{"bump without mark", SnapshotOptions{Path: good, BumpRevision: 5}, ErrUsage},
 		{"mark without bump", SnapshotOptions{Path: good, MarkCompacted: true}, ErrUsage},
+		{"compact without bump", SnapshotOptions{Path: good, Compact: true}, ErrUsage},
 		{"name not in cluster", SnapshotOptions{Path: good, Name: "x", Cluster: oldCluster}, ErrUsage},
 		{"peer URLs differ", SnapshotOptions{Path: good, Name: "m1", Cluster: oldCluster, PeerURLs: []string{"http://127.0.0.1:1"}}, ErrUsage},
 		{"old cluster ID", SnapshotOptions{Path: good, Name: "m1", Cluster: oldCluster, Token: "lifeboat-fixture-v3.6"}, ErrSameClusterID},
 		{"missing file", SnapshotOptions{Path: filepath.Join(t.TempDir(), "nope")}, os.ErrNotExist},
 		// A bump writes the compacted db (WriteCompacted), not a copy.
-		{"bad trailer, bumped", SnapshotOptions{Path: badTrailer, BumpRevision: 5, MarkCompacted: true}, snapkit.ErrSnapshotHash},
-		{"no trailer, bumped", SnapshotOptions{Path: noTrailer, BumpRevision: 5, MarkCompacted: true}, ErrNoHash},
-		{"not bbolt, unchecked, bumped", SnapshotOptions{Path: notBolt, SkipHashCheck: true, BumpRevision: 5, MarkCompacted: true}, snapkit.ErrNotBolt},
+		{"bad trailer, bumped, compacted", SnapshotOptions{Path: badTrailer, BumpRevision: 5, MarkCompacted: true, Compact: true}, snapkit.ErrSnapshotHash},
+		{"no trailer, bumped, compacted", SnapshotOptions{Path: noTrailer, BumpRevision: 5, MarkCompacted: true, Compact: true}, ErrNoHash},
+		{"not bbolt, unchecked, bumped, compacted", SnapshotOptions{Path: notBolt, SkipHashCheck: true, BumpRevision: 5, MarkCompacted: true, Compact: true}, snapkit.ErrNotBolt},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.o
@@ -171,7 +172,7 @@ func TestSnapshotFromDataDir(t *testing.T) {
 	}
 }
 
-// A restore with --bump-revision and --mark-compacted writes the db as the
+// A restore with --bump-revision, --mark-compacted and --compact writes the db as the
 // compaction at the bumped revision leaves it: that compaction, were it run
 // again, would delete nothing. A source restored so once already holds
 // etcdutl's bump marker (a put of the key "", which etcd keeps): the new
@@ -181,7 +182,7 @@ func TestSnapshotCompactedIsWhatTheCompactionKeeps(t *testing.T) {
 	restored := func(t *testing.T) string {
 		dir := filepath.Join(t.TempDir(), "once")
 		if _, err := Snapshot(context.Background(), nil, SnapshotOptions{Path: fixture.Path("v3.6", "snapshot.db"), DataDir: dir,
-			BumpRevision: bump, MarkCompacted: true}); err != nil {
+			BumpRevision: bump, MarkCompacted: true, Compact: true}); err != nil {
 			t.Fatal(err)
 		}
 		return dir
@@ -198,7 +199,7 @@ func TestSnapshotCompactedIsWhatTheCompactionKeeps(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out")
 			res, err := Snapshot(context.Background(), nil, SnapshotOptions{Path: tc.src(t), DataDir: out, SkipHashCheck: tc.skip,
-				BumpRevision: bump, MarkCompacted: true})
+				BumpRevision: bump, MarkCompacted: true, Compact: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -249,7 +250,7 @@ func TestSnapshotCancelled(t *testing.T) {
 			defer cancel()
 			out := filepath.Join(t.TempDir(), "out")
 			_, err := Snapshot(ctx, nil, SnapshotOptions{Path: src, DataDir: out,
-				BumpRevision: tc.bump, MarkCompacted: tc.bump > 0, Progress: func(done, total int64) { cancel() }})
+				BumpRevision: tc.bump, MarkCompacted: tc.bump > 0, Compact: tc.bump > 0, Progress: func(done, total int64) { cancel() }})
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("err %v, want context.Canceled", err)
 			}
