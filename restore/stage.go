@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/lifeboat-dev/lifeboat/internal/fsync"
 	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
 )
 
@@ -105,17 +106,10 @@ func removeStage(dataDir string) error {
 	return nil
 }
 
+// syncDir makes the renames and creations in dir durable.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
+	if err := fsync.Dir(dir); err != nil {
 		return fmt.Errorf("restore: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("restore: fsync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/lifeboat-dev/lifeboat/internal/fixture"
+	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 	"github.com/lifeboat-dev/lifeboat/snapkit/snap"
 	"github.com/lifeboat-dev/lifeboat/walkit"
 )
@@ -86,6 +88,30 @@ func cutWALAt(t *testing.T, walDir string, index uint64) {
 	}
 }
 
+// markInstalled leaves the marker of a db put in place from the snapshot at
+// index, as applySnapshot does.
+func markInstalled(t *testing.T, cfg *Config, index uint64) {
+	t.Helper()
+	if err := os.WriteFile(cfg.Layout().InstalledPath(index), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// addVoter adds a second voting member to the db's membership.
+func addVoter(t *testing.T, cfg *Config) {
+	t.Helper()
+	db, err := bolt.Open(cfg.Layout().DBPath(), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error {
+		return schema.PutMember(tx, schema.Member{ID: 0x1234, Name: "other", PeerURLs: []string{"http://127.0.0.1:1"}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // saveSnapAt writes a .snap file at index beside the fixture's, as a
 // snapshot from the leader leaves it when a crash comes before its WAL
 // record.
@@ -123,6 +149,34 @@ func TestBootRefusesWALBelowAppliedData(t *testing.T) {
 			"snap above the WAL",
 			func(t *testing.T, cfg *Config) { saveSnapAt(t, cfg, 200) },
 			[]string{"ends at index 125", "0000000000000002-00000000000000c8.snap at index 200"},
+		},
+		{
+			// The leader's db went in place (its marker written) and the
+			// member crashed before its WAL passed the db.
+			"db ahead of the WAL, installed from its snapshot",
+			func(t *testing.T, cfg *Config) {
+				cutWALAt(t, cfg.Layout().WALDir(), 110)
+				markInstalled(t, cfg, 102)
+				addVoter(t, cfg)
+			},
+			nil,
+		},
+		{
+			"db ahead of the WAL, installed, but the only voter",
+			func(t *testing.T, cfg *Config) {
+				cutWALAt(t, cfg.Layout().WALDir(), 110)
+				markInstalled(t, cfg, 102)
+			},
+			[]string{"ends at index 109", "the db's consistent index 125"},
+		},
+		{
+			"db ahead of the WAL, installed from an older snapshot",
+			func(t *testing.T, cfg *Config) {
+				cutWALAt(t, cfg.Layout().WALDir(), 110)
+				markInstalled(t, cfg, 50)
+				addVoter(t, cfg)
+			},
+			[]string{"ends at index 109", "the db's consistent index 125"},
 		},
 		{
 			"snap above the WAL with its received db",

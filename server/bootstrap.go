@@ -264,7 +264,13 @@ var ErrWALBehind = errors.New("server: the WAL ends below the member's applied d
 // the apply loop would skip those new entries as already applied: every
 // write would be acknowledged and dropped. A .snap above the WAL whose
 // received db still waits beside it is a snapshot from the leader that a
-// crash interrupted before its WAL record; the leader sends it again.
+// crash interrupted before its WAL record; the leader sends it again. A db
+// ahead of the WAL that was installed from the WAL's newest snapshot (its
+// marker says so) is the leader's backend, which may be past the
+// snapshot's index: the entries up to the db's consistent index are
+// committed, so the leader sends them again and the apply loop skips them
+// as applied; a member that is the only voter has no leader, though, and
+// is refused as before.
 func (s *Server) checkWALEnd(bs *bootState, ents []raftpb.Entry) error {
 	end := bs.snapshot.Metadata.Index
 	if n := len(ents); n > 0 {
@@ -273,7 +279,12 @@ func (s *Server) checkWALEnd(bs *bootState, ents []raftpb.Entry) error {
 	layout := s.cfg.Layout()
 	var above []string
 	if ci, _ := s.st.Load().kv.ConsistentIndex(); ci > end {
-		above = append(above, fmt.Sprintf("the db's consistent index %d (%s)", ci, layout.DBPath()))
+		if s.installedAhead(bs) {
+			s.lg.Info("the db, installed from the leader's snapshot, is ahead of the WAL; the entries up to its consistent index will be skipped as applied",
+				"snapshot-index", bs.snapshot.Metadata.Index, "wal-end", end, "consistent-index", ci)
+		} else {
+			above = append(above, fmt.Sprintf("the db's consistent index %d (%s)", ci, layout.DBPath()))
+		}
 	}
 	names, err := s.snapshotter.Names()
 	if err != nil {
@@ -304,6 +315,30 @@ func (s *Server) checkWALEnd(bs *bootState, ents []raftpb.Entry) error {
 		"or restore the data dir from a snapshot (restore)",
 		ErrWALBehind, layout.WALDir(), end, strings.Join(above, " and "), end,
 		schema.FormatID(bs.id), s.cfg.Name, strings.Join(s.cfg.AdvertisePeerURLs, ","))
+}
+
+// installedAhead reports whether the db was put in place from the WAL's
+// newest snapshot (applySnapshot's marker) in a cluster of more than one
+// voter.
+func (s *Server) installedAhead(bs *bootState) bool {
+	idx := bs.snapshot.Metadata.Index
+	if idx == 0 {
+		return false
+	}
+	if _, err := os.Stat(s.cfg.Layout().InstalledPath(idx)); err != nil {
+		return false
+	}
+	cl, err := s.st.Load().loadCluster(bs.clusterID)
+	if err != nil {
+		return false
+	}
+	voters := 0
+	for _, m := range cl.Members() {
+		if !m.IsLearner {
+			voters++
+		}
+	}
+	return voters > 1
 }
 
 // forceNewCluster rewrites membership as FORMATS.md §10: entries above the

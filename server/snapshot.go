@@ -15,6 +15,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/lifeboat-dev/lifeboat/internal/failpoint"
+	"github.com/lifeboat-dev/lifeboat/internal/fsync"
 	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 	"github.com/lifeboat-dev/lifeboat/snapkit/snap"
@@ -122,6 +123,12 @@ func (s *Server) applySnapshot(as *applyState, sn raftpb.Snapshot) error {
 	if err := old.closeForSnapshot(); err != nil {
 		return fmt.Errorf("server: close stores for snapshot %d: %w", idx, err)
 	}
+	// The leader's db may be ahead of idx (it sends its backend as it is):
+	// until this member's WAL passes the db, the marker tells its next
+	// start that the db came from the snapshot, not from a WAL cut short.
+	if err := fsync.File(s.cfg.Layout().InstalledPath(idx), nil); err != nil {
+		return fmt.Errorf("server: mark snapshot %d installed: %w", idx, err)
+	}
 	if err := os.Rename(recv, s.cfg.Layout().DBPath()); err != nil {
 		return fmt.Errorf("server: put snapshot db in place: %w", err)
 	}
@@ -213,7 +220,7 @@ func (s *Server) purgeFiles() {
 	if s.cfg.MaxSnapshots == 0 {
 		return
 	}
-	for _, suffix := range []string{snap.Ext, datadir.ReceivedDBSuffix} {
+	for _, suffix := range []string{snap.Ext, datadir.ReceivedDBSuffix, datadir.InstalledSuffix} {
 		ents, err := os.ReadDir(s.cfg.Layout().SnapDir())
 		if err != nil {
 			s.lg.Warn("purge: list snap dir", "error", err)

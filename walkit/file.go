@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/lifeboat-dev/lifeboat/internal/fsync"
 )
 
 // ErrLocked means another process (or another open file) holds a segment's lock.
@@ -64,13 +66,8 @@ func fdatasync(f *os.File) error {
 
 // fsyncDir syncs a directory so that renames in it are durable.
 func fsyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
+	if err := fsync.Dir(dir); err != nil {
 		return fmt.Errorf("walkit: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("walkit: fsync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -23,6 +23,10 @@ const (
 
 	// ReceivedDBSuffix ends the name of a db received with a snapshot.
 	ReceivedDBSuffix = ".snap.db"
+	// InstalledSuffix ends the name of the empty file that says the db
+	// was put in place from the snapshot at its index (whose db may be
+	// ahead of that index: the leader sends its backend as it is).
+	InstalledSuffix = ".snap.installed"
 )
 
 // ErrNotDataDir means a path holds no member dir.
@@ -63,6 +67,12 @@ func (l Layout) ReceivedDBPath(index uint64) string {
 
 // ReceivedDBName is the file name of the db received with the snapshot at index.
 func ReceivedDBName(index uint64) string { return fmt.Sprintf("%016x%s", index, ReceivedDBSuffix) }
+
+// InstalledPath is the file that says the db was put in place from the
+// snapshot at index.
+func (l Layout) InstalledPath(index uint64) string {
+	return filepath.Join(l.SnapDir(), fmt.Sprintf("%016x%s", index, InstalledSuffix))
+}
 
 // Dirs are the directories a member creates before it starts, parents
 // first. The WAL dir itself is not among them: walkit creates it whole,

@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/lifeboat-dev/lifeboat/internal/fsync"
 	"github.com/lifeboat-dev/lifeboat/walkit"
 )
 
@@ -66,23 +67,11 @@ func (s *Snapshotter) SaveSnap(snapshot raftpb.Snapshot) error {
 		os.Remove(tmp)
 		return fmt.Errorf("snap: save %s: %w", name, err)
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := fsync.Dir(s.dir); err != nil {
 		return fmt.Errorf("snap: save %s: %w", name, err)
 	}
 	s.lg.Info("snap: saved snapshot", "file", name, "term", snapshot.Metadata.Term, "index", snapshot.Metadata.Index)
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Names returns the .snap file names of the directory, newest first. Files
