@@ -82,9 +82,12 @@ func (s *Server) authUnaryInterceptor(ctx context.Context, req any, info *grpc.U
 
 func (s *Server) checkAPI(ctx context.Context, method string, req any) error {
 	needsCheck := adminMethods[method]
-	switch req.(type) {
-	case *pb.RangeRequest, *pb.TxnRequest, *pb.LeaseTimeToLiveRequest:
+	switch r := req.(type) {
+	case *pb.RangeRequest, *pb.TxnRequest:
 		needsCheck = true
+	case *pb.LeaseTimeToLiveRequest:
+		// As etcd: only a request for the lease's keys is checked.
+		needsCheck = r.Keys
 	}
 	if !needsCheck {
 		return nil
