@@ -58,11 +58,7 @@ func WriteCompacted(ctx context.Context, path, dst string) (*CompactedResult, er
 // writeCompacted is WriteCompacted with batch bytes of pairs per bbolt
 // transaction.
 func writeCompacted(ctx context.Context, path, dst string, batch int) (*CompactedResult, error) {
-	src, err := Resolve(path)
-	if err != nil {
-		return nil, err
-	}
-	d, err := openDBFile(src)
+	_, d, err := openPath(path)
 	if err != nil {
 		return nil, err
 	}

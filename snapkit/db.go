@@ -33,11 +33,7 @@ type DB struct {
 // restores its key index. Damage gives an error wrapping ErrDamaged that
 // names the first finding.
 func OpenDB(ctx context.Context, path string, lg *slog.Logger) (*DB, error) {
-	src, err := Resolve(path)
-	if err != nil {
-		return nil, err
-	}
-	d, err := openDBFile(src)
+	src, d, err := openPath(path)
 	if err != nil {
 		return nil, err
 	}

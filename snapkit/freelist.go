@@ -25,11 +25,7 @@ type FreePages struct {
 // dir) with the package's own bounded walk and returns its free pages; nil
 // when it has a freelist on disk already. Structural damage is ErrDamaged.
 func FindFreePages(ctx context.Context, path string) (*FreePages, error) {
-	src, err := Resolve(path)
-	if err != nil {
-		return nil, err
-	}
-	d, err := openDBFile(src)
+	_, d, err := openPath(path)
 	if err != nil {
 		return nil, err
 	}

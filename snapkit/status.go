@@ -171,11 +171,7 @@ func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
 		lg = slog.New(slog.DiscardHandler)
 	}
 	start := time.Now()
-	src, err := Resolve(path)
-	if err != nil {
-		return nil, err
-	}
-	d, err := openDBFile(src)
+	src, d, err := openPath(path)
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,17 @@ type dbFile struct {
 	metaPage int
 }
 
+// openPath resolves path (a snapshot file, a db file or a data dir) and
+// opens its db with openDBFile.
+func openPath(path string) (Source, *dbFile, error) {
+	src, err := Resolve(path)
+	if err != nil {
+		return Source{}, nil, err
+	}
+	d, err := openDBFile(src)
+	return src, d, err
+}
+
 // openDBFile maps src read-only, takes a shared lock (so it fails fast,
 // with ErrLocked, beside a running etcd) and picks the meta page.
 func openDBFile(src Source) (*dbFile, error) {
