@@ -2,8 +2,6 @@ package server
 
 import (
 	"fmt"
-	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -60,21 +58,10 @@ func testAuthStateInstalledBySnapshot(t *testing.T, etcdctl string, restart bool
 	// The others reach each member through a proxy at its advertised peer
 	// URL: refusing the links into one cuts it off (see
 	// TestWatchSurvivesSnapshotInstall).
-	peers := netproxy.New(nil)
-	t.Cleanup(peers.Close)
-	c := newTestCluster(t, 3, func(cfg *Config) {
+	c, peers := newProxiedCluster(t, 3, func(cfg *Config) {
 		cfg.BcryptCost = 4
 		cfg.SnapshotCount = snapshotCount
 		cfg.SnapshotCatchUpEntries = 5
-		u, err := url.Parse(cfg.AdvertisePeerURLs[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
-		cfg.ListenPeerURLs = []string{"http://" + listen}
-		if _, err := peers.Proxy(cfg.Name, u.Host, listen); err != nil {
-			t.Fatal(err)
-		}
 	})
 	lead := c.waitLeader()
 	interoptest.RunEtcdctl(t, etcdctl, c.endpoint(lead), interoptest.AuthSession)

@@ -25,20 +25,9 @@ func TestWatchSurvivesSnapshotInstall(t *testing.T) {
 	// The others reach each member through a proxy at its advertised peer
 	// URL; refusing the links into a member cuts it off from receiving raft
 	// messages and snapshots while it keeps serving clients and sending.
-	peers := netproxy.New(nil)
-	t.Cleanup(peers.Close)
-	c := newTestCluster(t, 3, func(cfg *Config) {
+	c, peers := newProxiedCluster(t, 3, func(cfg *Config) {
 		cfg.SnapshotCount = 20
 		cfg.SnapshotCatchUpEntries = 5
-		u, err := url.Parse(cfg.AdvertisePeerURLs[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
-		cfg.ListenPeerURLs = []string{"http://" + listen}
-		if _, err := peers.Proxy(cfg.Name, u.Host, listen); err != nil {
-			t.Fatal(err)
-		}
 	})
 	lead := c.waitLeader()
 	f := (lead + 1) % 3
@@ -141,4 +130,27 @@ func TestWatchSurvivesSnapshotInstall(t *testing.T) {
 		t.Errorf("watch stream ended: %v", err)
 	default:
 	}
+}
+
+// newProxiedCluster starts an n-member cluster (configured by configure)
+// whose members reach each other through proxies at their advertised peer
+// URLs: refusing the links into a member cuts it off from raft messages
+// and snapshots while it keeps serving clients and sending.
+func newProxiedCluster(t *testing.T, n int, configure func(*Config)) (*testCluster, *netproxy.Network) {
+	t.Helper()
+	peers := netproxy.New(nil)
+	t.Cleanup(peers.Close)
+	c := newTestCluster(t, n, func(cfg *Config) {
+		configure(cfg)
+		u, err := url.Parse(cfg.AdvertisePeerURLs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
+		cfg.ListenPeerURLs = []string{"http://" + listen}
+		if _, err := peers.Proxy(cfg.Name, u.Host, listen); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return c, peers
 }
