@@ -288,14 +288,29 @@ func (c *Cluster) Client(i int) *clientv3.Client {
 
 // status asks member i for its Status.
 func (c *Cluster) status(i int) (*clientv3.StatusResponse, error) {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.urls[i]}, DialTimeout: time.Second, Logger: zap.NewNop()})
+	return ask(c.urls[i], func(ctx context.Context, cli *clientv3.Client) (*clientv3.StatusResponse, error) {
+		return cli.Status(ctx, c.urls[i])
+	})
+}
+
+func (c *Cluster) memberList(i int) (*clientv3.MemberListResponse, error) {
+	return ask(c.urls[i], func(ctx context.Context, cli *clientv3.Client) (*clientv3.MemberListResponse, error) {
+		return cli.MemberList(ctx)
+	})
+}
+
+// ask makes one call to the member at url, through a client of its own,
+// within a second.
+func ask[T any](url string, call func(context.Context, *clientv3.Client) (T, error)) (T, error) {
+	var zero T
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{url}, DialTimeout: time.Second, Logger: zap.NewNop()})
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	return cli.Status(ctx, c.urls[i])
+	return call(ctx, cli)
 }
 
 // ID is member i's ID (it must be running).
@@ -313,8 +328,9 @@ func (c *Cluster) ID(i int) uint64 {
 	return id
 }
 
-// WaitReady waits until every running member names the same leader, and
-// returns its index.
+// WaitReady waits until every running member names the same leader and
+// lists every running member with its client URLs (etcd is ready to serve
+// once it has published its own), and returns the leader's index.
 func (c *Cluster) WaitReady() int {
 	c.t.Helper()
 	lead := -1
@@ -340,6 +356,29 @@ func (c *Cluster) WaitReady() int {
 			return fmt.Errorf("leader %x is not a running member", leader)
 		}
 		lead = i
+		return nil
+	})
+	// As etcd's "ready to serve": each member has published its client
+	// URLs, and every running member's list shows them.
+	c.waitFor("every running member's client URLs in every member list", func() error {
+		for i := range c.names {
+			if !c.Running(i) {
+				continue
+			}
+			ms, err := c.memberList(i)
+			if err != nil {
+				return err
+			}
+			published := make(map[string]bool)
+			for _, m := range ms.Members {
+				published[m.Name] = len(m.ClientURLs) > 0
+			}
+			for j, name := range c.names {
+				if c.Running(j) && !published[name] {
+					return fmt.Errorf("%s does not list the client URLs of %s yet", c.names[i], name)
+				}
+			}
+		}
 		return nil
 	})
 	return lead
