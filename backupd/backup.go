@@ -143,11 +143,12 @@ func (h *hashingWriter) uploaded() store.Uploaded {
 }
 
 // Backup takes one backup: it chooses a member, streams its snapshot into
-// a spool file while compressing, encrypting and uploading it to a staging
-// object in the same pass, verifies the spool with snapkit, then commits
-// (copy to the final name, check, manifest last). slot is the scheduled
-// time it is taken for (zero for once). On any failure nothing counts:
-// the staging object is an orphan and no manifest is written.
+// a spool file while a compressor behind the stream reads the spool,
+// hashes it and uploads it (compressed, encrypted) to a staging object,
+// verifies the spool with snapkit beside the compressor's end, then
+// commits (copy to the final name, check, manifest last). slot is the
+// scheduled time it is taken for (zero for once). On any failure nothing
+// counts: the staging object is an orphan and no manifest is written.
 func Backup(ctx context.Context, cfg *Config, slot time.Time) (*manifest.Manifest, error) {
 	lg := cfg.logger()
 	maxLag := cfg.MaxLag
@@ -178,29 +179,37 @@ func Backup(ctx context.Context, cfg *Config, slot time.Time) (*manifest.Manifes
 	defer os.Remove(spool.Name())
 	lg.Info("backup started", "endpoint", choice.Endpoint, "member", strconv.FormatUint(choice.ID, 16), "role", choice.Role,
 		"staging", staging, "spool", spool.Name())
-	up, sums, version, err := stream(ctx, cfg, choice.Endpoint, spool, staging)
+	comp, version, err := stream(ctx, cfg, choice.Endpoint, spool, staging)
 	if cerr := spool.Close(); err == nil && cerr != nil {
 		err = fail(CauseSpool, cerr)
 	}
+	if err == nil && cfg.AfterSpool != nil {
+		err = fail(CauseSpool, cfg.AfterSpool(spool.Name()))
+	}
 	if err != nil {
+		if comp != nil {
+			_, _, _ = comp.wait() // the upload is finished or aborted: its goroutine no longer reads the spool
+		}
 		return nil, err
 	}
-	if cfg.AfterSpool != nil {
-		if err := cfg.AfterSpool(spool.Name()); err != nil {
-			return nil, fail(CauseSpool, err)
-		}
-	}
-	return commit(ctx, cfg, choice, start, slot, spool.Name(), sums, staging, up, version)
+	return commit(ctx, cfg, choice, start, slot, spool.Name(), comp, staging, version)
 }
 
-// commit verifies a complete spool (the upload of the same bytes done):
-// the trailer against the stream's SHA-256, the spool against the stream,
-// snapkit's walks of the spool; then it commits the backup with its
-// manifest.
-func commit(ctx context.Context, cfg *Config, choice Choice, start, slot time.Time, spool string, sums *streamSums, staging string, up store.Uploaded, version string) (*manifest.Manifest, error) {
+// commit verifies a complete spool while its compressor ends: the trailer
+// against the SHA-256 of what the compressor read, the spool read back
+// against what it read, snapkit's walks of the spool; then, the upload of
+// the same bytes done, it commits the backup with its manifest.
+func commit(ctx context.Context, cfg *Config, choice Choice, start, slot time.Time, spool string, comp *compression, staging string, version string) (*manifest.Manifest, error) {
 	lg := cfg.logger()
 	objName := manifest.ObjectName(cfg.Codec.Codec, len(cfg.Codec.Recipients) > 0)
-	facts, err := inspectSpool(ctx, spool, lg, sums)
+	facts, err := inspectSpool(ctx, spool, lg, func() (*streamSums, error) {
+		_, sums, err := comp.wait()
+		return sums, err
+	})
+	up, _, cerr := comp.wait()
+	if cerr != nil {
+		return nil, cerr // the upload failed: the store's failure, whatever the spool's
+	}
 	if err != nil {
 		return nil, fail(CauseVerify, fmt.Errorf("snapshot from %s (member %x): %w", choice.Endpoint, choice.ID, err))
 	}
@@ -298,68 +307,46 @@ func (u *upload) finish() (store.Uploaded, error) {
 // (etcd sends 32 KiB) are gathered into writes this large.
 const spoolWriteSize = 1 << 20
 
-// tee writes each chunk of a snapshot to the spool, to its sums and,
-// through the codec, to the upload.
-type tee struct {
-	spool *bufio.Writer
-	name  string
-	sums  *streamSums
-	up    *upload
-}
-
-func newTee(spool *os.File, up *upload) *tee {
-	return &tee{spool: bufio.NewWriterSize(spool, spoolWriteSize), name: spool.Name(), up: up}
-}
-
-func (t *tee) write(p []byte) error {
-	if _, err := t.spool.Write(p); err != nil {
-		return fail(CauseSpool, fmt.Errorf("spool %s: %w", t.name, err))
-	}
-	t.sums.write(p)
-	if _, err := t.up.Write(p); err != nil {
-		return fail(CauseStore, err)
-	}
-	return nil
-}
-
-// flush writes what the spool's buffer holds.
-func (t *tee) flush() error {
-	if err := t.spool.Flush(); err != nil {
-		return fail(CauseSpool, fmt.Errorf("spool %s: %w", t.name, err))
-	}
-	return nil
-}
-
-// stream copies the endpoint's snapshot into spool and, through the codec,
-// into the staging object, in one pass, hashing it as it arrives. It
-// returns the stored object's sums, the stream's and the storage version
-// the member sent.
-func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, staging string) (store.Uploaded, *streamSums, string, error) {
+// stream copies the endpoint's snapshot into spool, which a compressor
+// reads behind it (compressSpool). It returns the compressor, running, and
+// the storage version the member sent; on an error the compressor, if one
+// started, is ending (wait for it before the spool goes).
+func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, staging string) (*compression, string, error) {
 	one := cfg.Client
 	one.Endpoints = []string{endpoint}
 	one.DialOptions = append(slices.Clip(one.DialOptions), snapshotDialOption)
 	cli, err := newClient(one)
 	if err != nil {
-		return store.Uploaded{}, nil, "", fail(CauseEndpoint, fmt.Errorf("connect %s: %w", endpoint, err))
+		return nil, "", fail(CauseEndpoint, fmt.Errorf("connect %s: %w", endpoint, err))
 	}
 	defer cli.Close()
-	up, err := newUpload(ctx, cfg, staging)
-	if err != nil {
-		return store.Uploaded{}, nil, "", fail(CauseStore, err)
-	}
-	abort := func(err error) (store.Uploaded, *streamSums, string, error) {
-		up.abort()
-		return store.Uploaded{}, nil, "", err
-	}
-	ss, err := pb.NewMaintenanceClient(cli.ActiveConnection()).Snapshot(ctx, &pb.SnapshotRequest{}, snapshotCallOption)
-	if err != nil {
-		return abort(fail(CauseEndpoint, fmt.Errorf("snapshot from %s: %w", endpoint, err)))
-	}
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
 	var (
 		done, total int64
 		version     string
-		t           = newTee(spool, up)
+		feed        = newSpoolFeed()
+		w           = bufio.NewWriterSize(feedWriter{f: spool, feed: feed}, spoolWriteSize)
+		comp        *compression
 	)
+	start := func() {
+		comp = compressSpool(ctx, cfg, staging, spool.Name(), feed, total, stop)
+	}
+	// abort ends the feed and returns why the backup failed: the
+	// compressor's own failure (which stopped the stream) comes first.
+	abort := func(err error) (*compression, string, error) {
+		feed.end(errStreamBroke)
+		if comp != nil {
+			if _, _, cerr := comp.wait(); cerr != nil && !errors.Is(cerr, errStreamBroke) {
+				return comp, "", cerr
+			}
+		}
+		return comp, "", err
+	}
+	ss, err := pb.NewMaintenanceClient(cli.ActiveConnection()).Snapshot(sctx, &pb.SnapshotRequest{}, snapshotCallOption)
+	if err != nil {
+		return abort(fail(CauseEndpoint, fmt.Errorf("snapshot from %s: %w", endpoint, err)))
+	}
 	for {
 		resp, err := ss.Recv()
 		if err == io.EOF {
@@ -371,11 +358,11 @@ func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, s
 		if total == 0 {
 			total = int64(len(resp.Blob)) + int64(resp.RemainingBytes) + snapkit.TrailerSize
 			version = resp.Version
-			t.sums = newStreamSums(total)
 			preallocate(spool, total)
+			start()
 		}
-		if err := t.write(resp.Blob); err != nil {
-			return abort(err)
+		if _, err := w.Write(resp.Blob); err != nil {
+			return abort(fail(CauseSpool, fmt.Errorf("spool %s: %w", spool.Name(), err)))
 		}
 		done += int64(len(resp.Blob))
 		if cfg.Progress != nil {
@@ -386,18 +373,15 @@ func stream(ctx context.Context, cfg *Config, endpoint string, spool *os.File, s
 		return abort(fail(CauseEndpoint, fmt.Errorf("snapshot from %s: stream ended after %d of %d bytes", endpoint, done, total)))
 	}
 	// The spool is not synced to disk: it is scratch, read back from the
-	// page cache (checkSpool) and removed once the backup is verified; the
-	// stored object is the backup. (An fsync of it cost 1.5 s of wall
-	// time on the benchmark's 820 MB.)
-	if err := t.flush(); err != nil {
-		return abort(err)
+	// page cache (by the compressor and the read-back) and removed once
+	// the backup is verified; the stored object is the backup. (An fsync
+	// of it cost 1.5 s of wall time on the benchmark's 820 MB.)
+	if err := w.Flush(); err != nil {
+		return abort(fail(CauseSpool, fmt.Errorf("spool %s: %w", spool.Name(), err)))
 	}
-	uploaded, err := up.finish()
-	if err != nil {
-		return store.Uploaded{}, nil, "", fail(CauseStore, err)
+	if comp == nil { // an empty stream
+		start()
 	}
-	if t.sums == nil { // an empty stream
-		t.sums = newStreamSums(0)
-	}
-	return uploaded, t.sums, version, nil
+	feed.end(nil)
+	return comp, version, nil
 }

@@ -106,8 +106,9 @@ func TestBackupVerifyFetchLifeboat(t *testing.T) {
 // fails the backup with cause verify, and leaves no backup, only a staging
 // orphan: a bit flipped in a meta page, in the last byte of the db (the
 // unused end of a page, which no walk reads) or in the trailer. The
-// trailer is checked on the stream, so only the read-back of the spool
-// against the stream sees the last two.
+// trailer is checked on what the compressor read behind the stream, so
+// when it read those bytes before the flip, only the read-back of the
+// spool against what it read sees the last two.
 func TestCorruptSpoolCountsNothing(t *testing.T) {
 	c := startLifeboat(t, 1)
 	put(t, c.Endpoints, clientv3.Config{}, "k", 50)

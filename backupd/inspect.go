@@ -32,8 +32,8 @@ type facts struct {
 	StorageVersion            string
 }
 
-// streamSums hashes a snapshot as it arrives: SHA-256 of its db part,
-// which the trailer at its end must equal, and CRC-32C of all of it,
+// streamSums hashes a snapshot as it is compressed: SHA-256 of its db
+// part, which the trailer at its end must equal, and CRC-32C of all of it,
 // which the spool must match when it is read back.
 type streamSums struct {
 	total   int64 // the stream's size, trailer included
@@ -73,68 +73,87 @@ func (s *streamSums) check() (string, error) {
 	return hex.EncodeToString(got), nil
 }
 
-// checkSpool reads the spool whole and compares its size and CRC-32C with
-// the stream's: the walk's facts are then those of the bytes the trailer
-// covered and the upload was made of. It reads the file in
-// spoolReadSize reads into one buffer that stays in the CPU's cache: on
-// the benchmark's 820 MB this costs 0.21 cpu-s where mapping it 4 MiB at a
-// time cost 0.34 (page faults and unmapping; BENCHMARKS.md, backupd).
-func (s *streamSums) checkSpool(ctx context.Context, path string) error {
+// readSpool reads the spool whole and returns its size and CRC-32C. It
+// reads the file in spoolReadSize reads into one buffer that stays in the
+// CPU's cache: on the benchmark's 820 MB this costs 0.21 cpu-s where
+// mapping it 4 MiB at a time cost 0.34 (page faults and unmapping;
+// BENCHMARKS.md, backupd).
+func readSpool(ctx context.Context, path string) (n int64, crc uint32, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("spool: %w", err)
+		return 0, 0, fmt.Errorf("spool: %w", err)
 	}
 	defer f.Close()
 	buf := make([]byte, spoolReadSize)
-	var (
-		crc uint32
-		n   int64
-	)
 	for {
 		if err := ctx.Err(); err != nil {
-			return err
+			return 0, 0, err
 		}
 		m, err := f.Read(buf)
 		crc = crc32.Update(crc, castagnoli, buf[:m])
 		n += int64(m)
 		if err == io.EOF {
-			break
+			return n, crc, nil
 		}
 		if err != nil {
-			return fmt.Errorf("spool %s: %w", path, err)
+			return 0, 0, fmt.Errorf("spool %s: %w", path, err)
 		}
 	}
+}
+
+// checkSpool compares the spool's size and CRC-32C, read back, with the
+// sums of what was compressed: the walk's facts are then those of the
+// bytes the trailer covered and the upload was made of.
+func (s *streamSums) checkSpool(path string, n int64, crc uint32) error {
 	if n != s.total || crc != s.crc {
-		return fmt.Errorf("%w: spool %s differs from the stream: %d bytes, CRC-32C %08x; streamed %d bytes, %08x",
+		return fmt.Errorf("%w: spool %s differs from what was compressed: %d bytes, CRC-32C %08x; compressed %d bytes, %08x",
 			ErrSnapshot, path, n, crc, s.total, s.crc)
 	}
 	return nil
 }
 
-// spoolReadSize is the size of checkSpool's reads.
+// spoolReadSize is the size of the compressor's and readSpool's reads.
 const spoolReadSize = 1 << 20
 
 // inspectSpool runs snapkit on a snapshot file: the bbolt structure and
 // the schema, and HashKV at the current revision, all with snapkit's
 // bounded walks (Inspect with HashKV). The SHA-256 trailer is checked by
-// snapkit beside the walks when streamed is nil; else it was checked on
-// the stream (streamed.check) and the spool is read back beside the walks
-// and compared with the stream (streamed.checkSpool). Any finding is an
-// error wrapping ErrSnapshot.
-func inspectSpool(ctx context.Context, path string, lg *slog.Logger, streamed *streamSums) (facts, error) {
-	if streamed == nil {
+// snapkit beside the walks when compressed is nil; else compressed waits
+// for the sums of what a compressor read of the spool (streamSums): their
+// SHA-256 is checked against their trailer, and the spool, read back
+// beside the walks, against their size and CRC-32C. An error of compressed
+// is returned as is; any finding is an error wrapping ErrSnapshot.
+func inspectSpool(ctx context.Context, path string, lg *slog.Logger, compressed func() (*streamSums, error)) (facts, error) {
+	if compressed == nil {
 		return walkSpool(ctx, path, lg, false)
 	}
-	dbSHA, err := streamed.check()
-	if err != nil {
-		return facts{}, err
+	type readBack struct {
+		n   int64
+		crc uint32
+		err error
 	}
-	// A spool that differs from the stream explains any finding of the
-	// walk, so its error comes first.
-	spoolCh := make(chan error, 1)
-	go func() { spoolCh <- streamed.checkSpool(ctx, path) }()
+	spoolCh := make(chan readBack, 1)
+	go func() {
+		var rb readBack
+		rb.n, rb.crc, rb.err = readSpool(ctx, path)
+		spoolCh <- rb
+	}()
 	f, err := walkSpool(ctx, path, lg, true)
-	if serr := <-spoolCh; serr != nil {
+	rb := <-spoolCh
+	sums, serr := compressed()
+	if serr != nil {
+		return facts{}, serr
+	}
+	// The trailer first, then a spool that differs from what was
+	// compressed: either explains any finding of the walk.
+	dbSHA, serr := sums.check()
+	if serr == nil {
+		serr = rb.err
+	}
+	if serr == nil {
+		serr = sums.checkSpool(path, rb.n, rb.crc)
+	}
+	if serr != nil {
 		return facts{}, serr
 	}
 	f.DBSHA256 = dbSHA
