@@ -27,11 +27,11 @@ const (
 
 // copyDB copies the db part of src (without any trailer) to a new file at
 // dst, which it creates, and returns the SHA-256 of the bytes copied when
-// sum is true. The copy is not synced: the caller syncs it once it is done
+// sum is true; scan, if not nil, is given the bytes copied too. The copy is not synced: the caller syncs it once it is done
 // changing it. It holds a shared flock on the source while it reads, as
 // bbolt's read-only open does, so a member that holds the db (a running
 // etcd takes an exclusive flock) makes it fail with snapkit.ErrLocked.
-func copyDB(ctx context.Context, src snapkit.Source, dst string, sum bool, progress Progress) ([]byte, error) {
+func copyDB(ctx context.Context, src snapkit.Source, dst string, sum bool, scan *snapkit.FreePageScan, progress Progress) ([]byte, error) {
 	in, err := os.Open(src.DBPath)
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
@@ -50,7 +50,9 @@ func copyDB(ctx context.Context, src snapkit.Source, dst string, sum bool, progr
 	var h hash.Hash
 	if sum {
 		h = sha256.New()
-		err = copyHashing(ctx, out, in, src.DBSize, h, progress)
+	}
+	if sum || scan != nil {
+		err = copyThrough(ctx, out, in, src.DBSize, h, scan, progress)
 	} else {
 		err = copyPlain(ctx, out, in, src.DBSize, progress)
 	}
@@ -90,10 +92,10 @@ func copyPlain(ctx context.Context, out, in *os.File, n int64, progress Progress
 	return nil
 }
 
-// copyHashing reads n bytes in large chunks and hands each to a writer and a
-// hasher running beside the reader, so that reading, writing and hashing
-// overlap; the bytes are read once.
-func copyHashing(ctx context.Context, out, in *os.File, n int64, h hash.Hash, progress Progress) error {
+// copyThrough reads n bytes in large chunks and hands each to a writer and
+// to a hasher (h and scan, either may be nil) running beside the reader, so
+// that reading, writing and hashing overlap; the bytes are read once.
+func copyThrough(ctx context.Context, out, in *os.File, n int64, h hash.Hash, scan *snapkit.FreePageScan, progress Progress) error {
 	const buffers = copyBuffers
 	type chunk struct {
 		b   []byte
@@ -123,7 +125,12 @@ func copyHashing(ctx context.Context, out, in *os.File, n int64, h hash.Hash, pr
 	}()
 	go func() { // hasher
 		for c := range toHash {
-			h.Write(c.b)
+			if h != nil {
+				h.Write(c.b)
+			}
+			if scan != nil {
+				scan.Scan(c.off, c.b)
+			}
 			free <- c.b[:cap(c.b)]
 		}
 		close(herr)

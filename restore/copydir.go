@@ -23,7 +23,7 @@ func copyMember(ctx context.Context, from datadir.Layout, to datadir.Layout, pro
 	if err != nil {
 		return err
 	}
-	if _, err := copyDB(ctx, src, to.DBPath(), false, progress); err != nil {
+	if _, err := copyDB(ctx, src, to.DBPath(), false, nil, progress); err != nil {
 		return err
 	}
 	ents, err := os.ReadDir(from.SnapDir())

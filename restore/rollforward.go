@@ -145,7 +145,7 @@ func RollForward(ctx context.Context, lg *slog.Logger, o RollForwardOptions) (*R
 
 func rollForward(ctx context.Context, lg *slog.Logger, o RollForwardOptions, src snapkit.Source, from datadir.Layout, st *stage) (*RollForwardResult, error) {
 	res := &RollForwardResult{DataDir: st.final.DataDir, WALDir: st.final.WALDir(), HashChecked: src.HasTrailer}
-	sum, _, err := copyCheckedDB(ctx, lg, src, st.tmp.DBPath(), src.HasTrailer, false, o.Progress)
+	sum, _, err := copyCheckedDB(ctx, lg, src, st.tmp.DBPath(), src.HasTrailer, false, nil, o.Progress)
 	if err != nil {
 		return nil, err
 	}

@@ -302,7 +302,7 @@ func copySibling(ctx context.Context, lg *slog.Logger, o SnapshotOptions, src sn
 	}
 	phase := time.Now()
 	dbPath := st.tmp.DBPath()
-	if _, err := copyDB(ctx, from, dbPath, false, o.Progress); err != nil {
+	if _, err := copyDB(ctx, from, dbPath, false, nil, o.Progress); err != nil {
 		return nil, err
 	}
 	if err := syncFile(dbPath); err != nil {
@@ -336,33 +336,25 @@ func copySibling(ctx context.Context, lg *slog.Logger, o SnapshotOptions, src sn
 	return res, nil
 }
 
-// copyWithFreePages is copyCheckedDB, and writes the source's free pages,
-// found while it is copied, into the copy: bbolt's read-write open would
-// otherwise walk every page to find them, mapping the whole db into this
-// process.
+// copyWithFreePages is copyCheckedDB, and writes the free pages of the
+// copy, found from the bytes on their way (snapkit.FreePageScan), into it:
+// bbolt's read-write open would otherwise walk every page to find them,
+// mapping the whole db into this process.
 func copyWithFreePages(ctx context.Context, lg *slog.Logger, src snapkit.Source, dst string, check, hash bool, progress Progress) (sum, trailer []byte, err error) {
-	type found struct {
-		fp  *snapkit.FreePages
-		err error
-	}
-	free := make(chan found, 1)
-	go func() {
-		fp, err := snapkit.FindFreePages(ctx, src.Path)
-		free <- found{fp, err}
-	}()
-	sum, trailer, err = copyCheckedDB(ctx, lg, src, dst, check, hash, progress)
-	f := <-free
-	if err != nil {
+	scan := snapkit.NewFreePageScan(src.DBSize)
+	if sum, trailer, err = copyCheckedDB(ctx, lg, src, dst, check, hash, scan, progress); err != nil {
 		return nil, nil, err
 	}
-	if f.err != nil {
-		return nil, nil, fmt.Errorf("restore: %s: %w", src.Path, f.err)
+	phase := time.Now()
+	fp, err := scan.Finish(ctx, dst)
+	if err != nil {
+		return nil, nil, fmt.Errorf("restore: %s: %w", src.Path, err)
 	}
-	if f.fp != nil {
-		if err := f.fp.Write(dst); err != nil {
+	if fp != nil {
+		if err := fp.Write(dst); err != nil {
 			return nil, nil, fmt.Errorf("restore: %w", err)
 		}
-		lg.Info("wrote the free page list", "db", dst, "pages", f.fp.Len())
+		lg.Info("wrote the free page list", "db", dst, "pages", fp.Len(), "took", time.Since(phase))
 	}
 	return sum, trailer, nil
 }
@@ -418,19 +410,20 @@ func compactCheckedDB(ctx context.Context, lg *slog.Logger, src snapkit.Source, 
 	return sum, trailer, res, nil
 }
 
-// copyCheckedDB copies the db part of src to a new file at dst. With
+// copyCheckedDB copies the db part of src to a new file at dst, giving
+// scan (if not nil) the bytes on the way. With
 // check it hashes the bytes on the way and compares them with src's
 // SHA-256 trailer (snapkit.ErrSnapshotHash); without, nothing vouches for
 // the bytes, so it walks the copy's structure before bbolt may open it.
 // hash asks for the SHA-256 of the copy even when it is not checked. It
 // returns the SHA-256 (nil when not hashed) and the trailer (nil if none).
-func copyCheckedDB(ctx context.Context, lg *slog.Logger, src snapkit.Source, dst string, check, hash bool, progress Progress) (sum, trailer []byte, err error) {
+func copyCheckedDB(ctx context.Context, lg *slog.Logger, src snapkit.Source, dst string, check, hash bool, scan *snapkit.FreePageScan, progress Progress) (sum, trailer []byte, err error) {
 	if trailer, err = snapkit.ReadTrailer(src); err != nil {
 		return nil, nil, err
 	}
 	hashing := check || hash
 	phase := time.Now()
-	if sum, err = copyDB(ctx, src, dst, hashing, progress); err != nil {
+	if sum, err = copyDB(ctx, src, dst, hashing, scan, progress); err != nil {
 		return nil, nil, err
 	}
 	lg.Info("copied db", "from", src.DBPath, "bytes", src.DBSize, "hashed", hashing, "took", time.Since(phase))

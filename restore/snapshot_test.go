@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -256,6 +257,84 @@ func TestSnapshotCancelled(t *testing.T) {
 			}
 			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("after a cancelled restore %s exists (%v)", out, err)
+			}
+		})
+	}
+}
+
+// The copy finds the free pages from the bytes it copies: the list it
+// writes into the copy is the one FindFreePages' walk of the source finds,
+// bbolt reads it, and the copy stays sound when bbolt reuses them. With
+// LIFEBOAT_RESTORE_BENCH_MB or LIFEBOAT_RESTORE_BENCH_SNAPSHOT set, also
+// on the benchmark snapshot.
+func TestCopyWritesTheFreePages(t *testing.T) {
+	type source struct {
+		name string
+		path func(t *testing.T) string
+	}
+	sources := []source{
+		{"fixture v3.6", func(*testing.T) string { return fixture.Path("v3.6", "snapshot.db") }},
+		{"fixture v3.5 data dir", func(t *testing.T) string { return fixture.DataDir(t, "v3.5", "m1") }},
+		{"generated", func(t *testing.T) string {
+			dir := t.TempDir()
+			src := filepath.Join(dir, "snapshot.db")
+			if err := genSnapshot(filepath.Join(dir, "db"), src, 8<<20); err != nil {
+				t.Fatal(err)
+			}
+			return src
+		}},
+	}
+	if os.Getenv(benchSizeEnv) != "" || os.Getenv(benchSnapshotEnv) != "" {
+		sources = append(sources, source{"benchmark snapshot", func(t *testing.T) string { snap, _ := benchSnapshot(t); return snap }})
+	}
+	for _, s := range sources {
+		t.Run(s.name, func(t *testing.T) {
+			ctx := context.Background()
+			src, err := snapkit.Resolve(s.path(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := snapkit.FindFreePages(ctx, src.Path)
+			if err != nil || want == nil {
+				t.Fatalf("FindFreePages: %v, %v", want, err)
+			}
+			dst := filepath.Join(t.TempDir(), "db")
+			if _, _, err := copyWithFreePages(ctx, slog.New(slog.DiscardHandler), src, dst, src.HasTrailer, false, nil); err != nil {
+				t.Fatal(err)
+			}
+			db, err := bolt.Open(dst, 0o600, &bolt.Options{NoFreelistSync: true, NoSync: true, FreelistType: bolt.FreelistMapType})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if got := db.Stats().FreePageN; got != want.Len() {
+				t.Fatalf("bbolt reads %d free pages in the copy; the walk of the source finds %d", got, want.Len())
+			}
+			// Reuse them (and more), then have bbolt check the db.
+			ps := db.Info().PageSize
+			val := make([]byte, 300)
+			err = db.Update(func(tx *bolt.Tx) error {
+				b, err := tx.CreateBucketIfNotExists([]byte("reused"))
+				if err != nil {
+					return err
+				}
+				for i := range (want.Len()+50)*ps/len(val) + 100 {
+					if err := b.Put(fmt.Appendf(nil, "k%08d", i), val); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err == nil {
+				err = db.View(func(tx *bolt.Tx) error {
+					for err := range tx.Check() {
+						return fmt.Errorf("bbolt check: %w", err)
+					}
+					return nil
+				})
+			}
+			if err != nil {
+				t.Fatal(err)
 			}
 		})
 	}
