@@ -91,13 +91,14 @@ func permutation(n int) []int {
 func TestRatios(t *testing.T) {
 	rep := func(ops, p99 float64) *Report { return &Report{Throughput: ops, Latency: Latency{P99: p99}} }
 	results := []SystemResult{
-		{System: SystemEtcd, Members: 1, Workload: Put, Clients: 64, Report: rep(16000, 10)},
-		{System: SystemLifeboat, Members: 1, Workload: Put, Clients: 64, Report: rep(8000, 20)},
+		{System: SystemEtcd, Members: 1, Workload: Put, Clients: 64, Report: rep(16000, 10), CPU: 100},
+		{System: SystemLifeboat, Members: 1, Workload: Put, Clients: 64, Report: rep(8000, 20), CPU: 80},
 		{System: SystemEtcd, Members: 3, Workload: Put, Clients: 64, Report: rep(10000, 30)},
 		{System: SystemLifeboat, Members: 3, Workload: Put, Clients: 64, Error: "no leader"},
 	}
 	want := []Ratio{
-		{Members: 1, Workload: Put, Clients: 64, EtcdOps: 16000, LifeboatOps: 8000, OpsRatio: 0.5, EtcdP99: 10, LifeboatP99: 20, P99Ratio: 2},
+		{Members: 1, Workload: Put, Clients: 64, EtcdOps: 16000, LifeboatOps: 8000, OpsRatio: 0.5, EtcdP99: 10, LifeboatP99: 20, P99Ratio: 2,
+			EtcdCPU: 100, LifeboatCPU: 80, CPURatio: 0.8},
 		{Members: 3, Workload: Put, Clients: 64, EtcdOps: 10000, EtcdP99: 30, LifeboatError: "no leader"},
 	}
 	got := ratios(results)

@@ -110,7 +110,11 @@ type SystemResult struct {
 	Clients  int       `json:"clients"`
 	Report   *Report   `json:"report,omitempty"` // the median round
 	Rounds   []float64 `json:"rounds_ops_per_s,omitempty"`
-	Error    string    `json:"error,omitempty"`
+	// RoundsCPU is every round's server CPU per request (µs), in run order,
+	// where it was measured (Linux); CPU its median.
+	RoundsCPU []float64 `json:"rounds_server_cpu_us_per_request,omitempty"`
+	CPU       float64   `json:"server_cpu_us_per_request,omitempty"`
+	Error     string    `json:"error,omitempty"`
 }
 
 // Ratio sets lifeboat's figures beside etcd's for one cell; a ratio is 0
@@ -125,6 +129,9 @@ type Ratio struct {
 	EtcdP99       float64  `json:"etcd_p99_ms"`
 	LifeboatP99   float64  `json:"lifeboat_p99_ms"`
 	P99Ratio      float64  `json:"p99_ratio"`
+	EtcdCPU       float64  `json:"etcd_server_cpu_us_per_request,omitempty"`
+	LifeboatCPU   float64  `json:"lifeboat_server_cpu_us_per_request,omitempty"`
+	CPURatio      float64  `json:"server_cpu_ratio,omitempty"`
 	LifeboatError string   `json:"lifeboat_error,omitempty"`
 }
 
@@ -225,11 +232,11 @@ func (c CompareConfig) security() Security {
 
 // running is one started system of a comparison.
 type running struct {
-	name   string
-	leader string       // client endpoint of the leader
-	err    error        // why it is not running
-	stop   func() error // nil when not running
-	sec    secured
+	name    string
+	leader  string            // client endpoint of the leader
+	err     error             // why it is not running
+	cluster *etcdproc.Cluster // nil when not running
+	sec     secured
 }
 
 // size runs every cell against both systems of one cluster size.
@@ -241,12 +248,12 @@ func (cfg CompareConfig) size(ctx context.Context, root string, members int) []S
 		}
 		r := &running{name: sys.name}
 		dir := filepath.Join(root, fmt.Sprintf("%s-%d", sys.name, members))
-		r.leader, r.stop, r.sec, r.err = cfg.startCluster(ctx, sys.bin, members, dir)
+		r.leader, r.cluster, r.sec, r.err = cfg.startCluster(ctx, sys.bin, members, dir)
 		if r.err != nil {
 			fmt.Fprintf(cfg.Log, "%s x%d: %v\n", sys.name, members, r.err)
 		} else {
 			defer func() {
-				if err := r.stop(); err != nil {
+				if err := r.cluster.Stop(); err != nil {
 					fmt.Fprintf(cfg.Log, "%s x%d: stopping: %v\n", r.name, members, err)
 				}
 				os.RemoveAll(dir)
@@ -266,6 +273,9 @@ func (cfg CompareConfig) size(ctx context.Context, root string, members int) []S
 					}
 					rc := cfg.run([]string{sys.leader}, w, n)
 					rc.TLS, rc.Username, rc.Password = sys.sec.tls, sys.sec.username, sys.sec.password
+					if cpuMeasured() {
+						rc.ServerCPU = func() (time.Duration, error) { return clusterCPU(sys.cluster) }
+					}
 					rep, err := Run(ctx, rc)
 					if err != nil {
 						errs[i] = err
@@ -273,7 +283,7 @@ func (cfg CompareConfig) size(ctx context.Context, root string, members int) []S
 						continue
 					}
 					rounds[i] = append(rounds[i], rep)
-					fmt.Fprintf(cfg.Log, "%s x%d %s %d clients, round %d: %.0f ops/s, p99 %.2f ms, %d errors\n", sys.name, members, w, n, round+1, rep.Throughput, rep.Latency.P99, rep.Errors)
+					fmt.Fprintf(cfg.Log, "%s x%d %s %d clients, round %d: %.0f ops/s, p99 %.2f ms, %d errors%s\n", sys.name, members, w, n, round+1, rep.Throughput, rep.Latency.P99, rep.Errors, cpuNote(rep))
 				}
 			}
 			for i, sys := range systems {
@@ -285,6 +295,7 @@ func (cfg CompareConfig) size(ctx context.Context, root string, members int) []S
 					r.Error = errs[i].Error()
 				default:
 					r.Report, r.Rounds = median(rounds[i])
+					r.RoundsCPU, r.CPU = cpuRounds(rounds[i])
 				}
 				out = append(out, r)
 			}
@@ -305,10 +316,34 @@ func median(reports []*Report) (*Report, []float64) {
 	return sorted[len(sorted)/2], ops
 }
 
+// cpuRounds is every round's server CPU per request and their median; nil
+// and 0 when it was not measured.
+func cpuRounds(reports []*Report) ([]float64, float64) {
+	var cpu []float64
+	for _, r := range reports {
+		if r.ServerCPUPerRequest > 0 {
+			cpu = append(cpu, r.ServerCPUPerRequest)
+		}
+	}
+	if len(cpu) == 0 {
+		return nil, 0
+	}
+	sorted := slices.Clone(cpu)
+	slices.Sort(sorted)
+	return cpu, sorted[len(sorted)/2]
+}
+
+func cpuNote(r *Report) string {
+	if r.ServerCPUPerRequest == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", server CPU %.0f µs/request", r.ServerCPUPerRequest)
+}
+
 // startCluster starts a cluster of the binary (etcd's flags), secured as
-// cfg.Security says, and returns the leader's client endpoint, a stop
-// function and what the runs need to connect.
-func (cfg CompareConfig) startCluster(ctx context.Context, bin string, members int, dir string) (string, func() error, secured, error) {
+// cfg.Security says, and returns the leader's client endpoint, the
+// cluster and what the runs need to connect.
+func (cfg CompareConfig) startCluster(ctx context.Context, bin string, members int, dir string) (string, *etcdproc.Cluster, secured, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", nil, secured{}, fmt.Errorf("bench: %w", err)
 	}
@@ -336,7 +371,7 @@ func (cfg CompareConfig) startCluster(ctx context.Context, bin string, members i
 	if err != nil {
 		return "", nil, secured{}, errors.Join(err, c.Stop())
 	}
-	return leader, c.Stop, sec, nil
+	return leader, c, sec, nil
 }
 
 // findLeader asks each endpoint for its status until one says it leads.
@@ -394,8 +429,10 @@ func ratios(results []SystemResult) []Ratio {
 		if l.Report != nil {
 			row.LifeboatOps, row.LifeboatP99 = l.Report.Throughput, l.Report.Latency.P99
 		}
+		row.EtcdCPU, row.LifeboatCPU = e.CPU, l.CPU
 		row.OpsRatio = ratio(row.LifeboatOps, row.EtcdOps)
 		row.P99Ratio = ratio(row.LifeboatP99, row.EtcdP99)
+		row.CPURatio = ratio(row.LifeboatCPU, row.EtcdCPU)
 		rows = append(rows, row)
 	}
 	return rows
@@ -414,7 +451,7 @@ func WriteCompareTable(w io.Writer, c *Comparison) error {
 		c.Date, c.Machine.OS, c.Machine.Arch, c.Machine.CPUs, c.Machine.CPU, c.Machine.Go,
 		c.Config.Total, c.Config.DurationSec, c.Config.Rounds, c.Config.KeySize, c.Config.ValSize, c.Config.KeySpace, c.Config.Security)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "MEMBERS\tWORKLOAD\tCLIENTS\tETCD OPS/S\tLIFEBOAT OPS/S\tRATIO\tETCD P99 ms\tLIFEBOAT P99 ms\tRATIO\t")
+	fmt.Fprintln(tw, "MEMBERS\tWORKLOAD\tCLIENTS\tETCD OPS/S\tLIFEBOAT OPS/S\tRATIO\tETCD P99 ms\tLIFEBOAT P99 ms\tRATIO\tETCD CPU µs/req\tLIFEBOAT CPU µs/req\tRATIO\t")
 	num := func(v float64, format string) string {
 		if v == 0 {
 			return "-"
@@ -422,9 +459,10 @@ func WriteCompareTable(w io.Writer, c *Comparison) error {
 		return fmt.Sprintf(format, v)
 	}
 	for _, r := range c.Rows {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Members, r.Workload, r.Clients,
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Members, r.Workload, r.Clients,
 			num(r.EtcdOps, "%.0f"), num(r.LifeboatOps, "%.0f"), num(r.OpsRatio, "%.2f"),
-			num(r.EtcdP99, "%.1f"), num(r.LifeboatP99, "%.1f"), num(r.P99Ratio, "%.2f"))
+			num(r.EtcdP99, "%.1f"), num(r.LifeboatP99, "%.1f"), num(r.P99Ratio, "%.2f"),
+			num(r.EtcdCPU, "%.0f"), num(r.LifeboatCPU, "%.0f"), num(r.CPURatio, "%.2f"))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("bench: writing table: %w", err)

@@ -69,6 +69,10 @@ type Config struct {
 	// authenticate every connection.
 	TLS                *tls.Config
 	Username, Password string
+	// ServerCPU, if set, is the CPU time the servers have used so far; Run
+	// reads it before and after the measured requests for
+	// Report.ServerCPUPerRequest.
+	ServerCPU func() (time.Duration, error)
 }
 
 // DefaultConfig is the put workload at 64 clients on 8 connections.

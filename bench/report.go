@@ -27,6 +27,11 @@ type Report struct {
 	ElapsedSec float64 `json:"elapsed_s"`
 	Throughput float64 `json:"ops_per_s"`
 	Latency    Latency `json:"latency_ms"`
+	// ServerCPUPerRequest is the servers' CPU time (user and system, every
+	// member) per successful request in microseconds, while the requests
+	// ran; 0 when not measured (Config.ServerCPU) or under the 10 ms
+	// resolution of /proc.
+	ServerCPUPerRequest float64 `json:"server_cpu_us_per_request,omitempty"`
 }
 
 // Latency is a latency distribution in milliseconds.

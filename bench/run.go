@@ -72,11 +72,35 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 	}
+	cpu, err := serverCPU(cfg)
+	if err != nil {
+		return nil, err
+	}
 	res := drive(ctx, cfg, clients, cfg.op())
 	if res.ok() == 0 {
 		return nil, fmt.Errorf("bench: %s on %s: no request succeeded (%d failed; first: %v)", cfg.Workload, strings.Join(cfg.Endpoints, ","), res.errors, res.firstErr)
 	}
-	return newReport(cfg, res), nil
+	rep := newReport(cfg, res)
+	if cfg.ServerCPU != nil {
+		after, err := serverCPU(cfg)
+		if err != nil {
+			return nil, err
+		}
+		rep.ServerCPUPerRequest = float64(after-cpu) / float64(time.Microsecond) / float64(rep.Requests)
+	}
+	return rep, nil
+}
+
+// serverCPU reads cfg.ServerCPU, 0 without it.
+func serverCPU(cfg Config) (time.Duration, error) {
+	if cfg.ServerCPU == nil {
+		return 0, nil
+	}
+	d, err := cfg.ServerCPU()
+	if err != nil {
+		return 0, fmt.Errorf("bench: reading the servers' CPU time: %w", err)
+	}
+	return d, nil
 }
 
 // dial opens n clients on the run's endpoints (with its TLS and

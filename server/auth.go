@@ -306,28 +306,34 @@ func (s *Server) authInfoFromCtx(ctx context.Context) (*authInfo, error) {
 	if !a.enabled {
 		return nil, nil
 	}
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok {
-		return &authInfo{user: rootUser, revision: a.revision}, nil
-	}
-	var token string
-	for _, k := range []string{tokenMetadataKey, "authorization"} {
-		if v := md.Get(k); len(v) > 0 {
-			token = v[0]
-			break
-		}
-	}
-	if token != "" {
+	// Looked up one key at a time: metadata.FromIncomingContext would copy
+	// every header of every request.
+	if token := incomingToken(ctx); token != "" {
 		ai, ok := s.sec.auth.tokens.info(ctx, token, a.revision)
 		if !ok {
 			return nil, rpctypes.ErrGRPCInvalidAuthToken
 		}
 		return ai, nil
 	}
+	if _, ok := metadata.FromIncomingContext(ctx); !ok {
+		return &authInfo{user: rootUser, revision: a.revision}, nil
+	}
 	if !s.cfg.ClientTLSInfo.ClientCertAuth {
 		return nil, nil
 	}
 	return certAuthInfo(ctx, a.revision), nil
+}
+
+// incomingToken is the request's auth token: gRPC metadata "token", else
+// "authorization" (from the gateway), the first of them present; "" if
+// it has neither.
+func incomingToken(ctx context.Context) string {
+	for _, k := range []string{tokenMetadataKey, "authorization"} {
+		if v := metadata.ValueFromIncomingContext(ctx, k); len(v) > 0 {
+			return v[0]
+		}
+	}
+	return ""
 }
 
 // certAuthInfo is the common name of the verified client certificate, as

@@ -24,19 +24,19 @@ func (s *Server) applyAuth(st *stores, r *pb.InternalRaftRequest) (res result, h
 	if err != nil {
 		return result{err: err}, true
 	}
-	ai := &authInfo{}
+	var ai authInfo
 	if r.Header != nil {
-		ai = &authInfo{user: r.Header.Username, revision: r.Header.AuthRevision}
+		ai = authInfo{user: r.Header.Username, revision: r.Header.AuthRevision}
 	}
 	if needsAdmin(r) {
-		if err := a.adminPermitted(ai); err != nil {
+		if err := a.adminPermitted(&ai); err != nil {
 			return result{err: err}, true
 		}
 	}
-	if err := s.checkApplyPermission(st, a, ai, r); err != nil {
+	if err := s.checkApplyPermission(st, a, &ai, r); err != nil {
 		return result{err: err}, true
 	}
-	resp, err, handled := s.applyAuthRequest(st, a, ai, r)
+	resp, err, handled := s.applyAuthRequest(st, a, &ai, r)
 	return result{resp, err}, handled
 }
 

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -43,7 +44,7 @@ func newTokenProvider(spec string, ttl time.Duration, applied func(uint64) <-cha
 		if len(opts) > 0 {
 			return nil, fmt.Errorf("--auth-token simple takes no options")
 		}
-		return &simpleTokens{ttl: ttl, applied: applied, tokens: map[string]simpleToken{}}, nil
+		return &simpleTokens{ttl: ttl, applied: applied, epoch: time.Now(), tokens: map[string]*simpleToken{}}, nil
 	case "jwt":
 		return newJWTTokens(opts)
 	}
@@ -56,14 +57,17 @@ func newTokenProvider(spec string, ttl time.Duration, applied func(uint64) <-cha
 type simpleTokens struct {
 	ttl     time.Duration
 	applied func(uint64) <-chan struct{}
+	epoch   time.Time // deadlines are monotonic offsets from it
 
-	mu     sync.Mutex
-	tokens map[string]simpleToken
+	// mu guards the map; every request looks its token up, so lookups
+	// share it and a use extends the deadline atomically.
+	mu     sync.RWMutex
+	tokens map[string]*simpleToken
 }
 
 type simpleToken struct {
 	user     string
-	deadline time.Time
+	deadline atomic.Int64 // time.Duration since epoch
 }
 
 const simpleTokenLetters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -82,8 +86,10 @@ func (t *simpleTokens) prefix() (string, error) {
 
 func (t *simpleTokens) assign(user string, _, index uint64, prefix string) (string, error) {
 	tok := fmt.Sprintf("%s.%d", prefix, index)
+	st := &simpleToken{user: user}
+	st.deadline.Store(int64(time.Since(t.epoch) + t.ttl))
 	t.mu.Lock()
-	t.tokens[tok] = simpleToken{user: user, deadline: time.Now().Add(t.ttl)}
+	t.tokens[tok] = st
 	t.mu.Unlock()
 	return tok, nil
 }
@@ -101,18 +107,22 @@ func (t *simpleTokens) info(ctx context.Context, token string, rev uint64) (*aut
 	case <-ctx.Done():
 		return nil, false
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	st, ok := t.tokens[token]
-	if !ok {
+	t.mu.RLock()
+	st := t.tokens[token]
+	t.mu.RUnlock()
+	if st == nil {
 		return nil, false
 	}
-	if time.Now().After(st.deadline) {
-		delete(t.tokens, token)
+	now := time.Since(t.epoch)
+	if int64(now) > st.deadline.Load() {
+		t.mu.Lock()
+		if t.tokens[token] == st {
+			delete(t.tokens, token)
+		}
+		t.mu.Unlock()
 		return nil, false
 	}
-	st.deadline = time.Now().Add(t.ttl)
-	t.tokens[token] = st
+	st.deadline.Store(int64(now + t.ttl))
 	return &authInfo{user: st.user, revision: rev}, true
 }
 
@@ -128,7 +138,7 @@ func (t *simpleTokens) invalidateUser(user string) {
 
 func (t *simpleTokens) disable() {
 	t.mu.Lock()
-	t.tokens = map[string]simpleToken{}
+	t.tokens = map[string]*simpleToken{}
 	t.mu.Unlock()
 }
 

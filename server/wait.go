@@ -1,6 +1,9 @@
 package server
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // result is what the apply loop hands to a waiting proposer.
 type result struct {
@@ -60,24 +63,34 @@ func (w *waitRegistry) cancel(id uint64) {
 
 // indexWaiter wakes waiters once the applied index reaches theirs.
 type indexWaiter struct {
+	// done is the applied index, read without mu by wait's fast path (every
+	// request with a simple token and every linearizable read waits).
+	done    atomic.Uint64
 	mu      sync.Mutex
 	applied uint64
 	waiters map[uint64][]chan struct{}
 }
 
+// closedCh is what wait returns for an index already applied.
+var closedCh = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
+
 func newIndexWaiter(applied uint64) *indexWaiter {
-	return &indexWaiter{applied: applied, waiters: make(map[uint64][]chan struct{})}
+	w := &indexWaiter{applied: applied, waiters: make(map[uint64][]chan struct{})}
+	w.done.Store(applied)
+	return w
 }
 
 // wait returns a channel closed once index is applied.
 func (w *indexWaiter) wait(index uint64) <-chan struct{} {
-	ch := make(chan struct{})
+	if index <= w.done.Load() {
+		return closedCh
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if index <= w.applied {
-		close(ch)
-		return ch
+		return closedCh
 	}
+	ch := make(chan struct{})
 	w.waiters[index] = append(w.waiters[index], ch)
 	return ch
 }
@@ -90,6 +103,7 @@ func (w *indexWaiter) setApplied(index uint64) {
 		return
 	}
 	w.applied = index
+	w.done.Store(index)
 	for i, chs := range w.waiters {
 		if i <= index {
 			for _, ch := range chs {

@@ -23,6 +23,7 @@ func TestUsageErrors(t *testing.T) {
 		{"compare without etcd", []string{"compare"}, "compare needs the etcd binary"},
 		{"compare with a missing binary", []string{"compare", "--etcd", "/nonexistent/etcd"}, "/nonexistent/etcd is not an executable"},
 		{"unknown flag", []string{"run", "--qps", "5"}, "unknown flag: --qps"},
+		{"user without password", []string{"run", "--user", "root"}, `--user "root": want name:password`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

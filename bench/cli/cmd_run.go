@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +16,7 @@ import (
 type runOptions struct {
 	cfg      bench.Config
 	workload string
+	user     string
 	out      *clikit.Output
 }
 
@@ -32,6 +35,7 @@ func (o *runOptions) AddFlags(cmd *cobra.Command) {
 	f.IntVar(&o.cfg.ValSize, "val-size", o.cfg.ValSize, "value size in bytes")
 	f.IntVar(&o.cfg.KeySpace, "key-space", o.cfg.KeySpace, "number of distinct keys, drawn uniformly")
 	f.DurationVar(&o.cfg.RequestTimeout, "request-timeout", 10*time.Second, "timeout of each request")
+	f.StringVar(&o.user, "user", "", "authenticate every connection as name:password (etcdctl's --user)")
 }
 
 func newRunCommand(e *env) *cobra.Command {
@@ -50,6 +54,13 @@ first, unmeasured.`,
 				return usage(err)
 			}
 			o.cfg.Workload = w
+			if o.user != "" {
+				name, password, ok := strings.Cut(o.user, ":")
+				if !ok || name == "" {
+					return usage(fmt.Errorf("--user %q: want name:password", o.user))
+				}
+				o.cfg.Username, o.cfg.Password = name, password
+			}
 			if err := o.cfg.Validate(); err != nil {
 				return usage(err)
 			}
