@@ -59,10 +59,14 @@ type simpleTokens struct {
 	applied func(uint64) <-chan struct{}
 	epoch   time.Time // deadlines are monotonic offsets from it
 
-	// mu guards the map; every request looks its token up, so lookups
-	// share it and a use extends the deadline atomically.
+	// mu guards the map and lastSweep; every request looks its token up,
+	// so lookups share it and a use extends the deadline atomically.
 	mu     sync.RWMutex
 	tokens map[string]*simpleToken
+	// lastSweep is when assign last dropped the expired tokens: a client
+	// that authenticates for each command (etcdctl does) never uses its
+	// token again, so only a sweep forgets it.
+	lastSweep time.Duration
 }
 
 type simpleToken struct {
@@ -86,12 +90,27 @@ func (t *simpleTokens) prefix() (string, error) {
 
 func (t *simpleTokens) assign(user string, _, index uint64, prefix string) (string, error) {
 	tok := fmt.Sprintf("%s.%d", prefix, index)
+	now := time.Since(t.epoch)
 	st := &simpleToken{user: user}
-	st.deadline.Store(int64(time.Since(t.epoch) + t.ttl))
+	st.deadline.Store(int64(now + t.ttl))
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if now-t.lastSweep >= t.ttl {
+		t.sweep(now)
+	}
 	t.tokens[tok] = st
-	t.mu.Unlock()
 	return tok, nil
+}
+
+// sweep drops the tokens expired at now, at most once a TTL (so the
+// tokens held are those used or issued in the last two TTLs). It needs mu.
+func (t *simpleTokens) sweep(now time.Duration) {
+	for k, v := range t.tokens {
+		if int64(now) > v.deadline.Load() {
+			delete(t.tokens, k)
+		}
+	}
+	t.lastSweep = now
 }
 
 // info waits until this member has applied the entry that issued the token,

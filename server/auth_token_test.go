@@ -54,6 +54,38 @@ func TestSimpleTokenLife(t *testing.T) {
 	}
 }
 
+// TestSimpleTokensExpiredAreForgotten: tokens nobody uses again (etcdctl
+// authenticates for each command) are dropped by a later assign once
+// they have expired, and a token in use is kept.
+func TestSimpleTokensExpiredAreForgotten(t *testing.T) {
+	p, err := newTokenProvider("simple", time.Hour, newIndexWaiter(100).wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := p.(*simpleTokens)
+	for i := range 10 {
+		if _, err := tp.assign("alice", 1, uint64(i+1), "abc"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept, err := tp.assign("bob", 1, 11, "abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two hours on: alice's ten expired unused; bob's was used just now.
+	tp.epoch = tp.epoch.Add(-2 * time.Hour)
+	tp.tokens[kept].deadline.Store(int64(time.Since(tp.epoch) + time.Hour))
+	if _, err := tp.assign("carol", 1, 12, "abc"); err != nil {
+		t.Fatal(err)
+	}
+	if len(tp.tokens) != 2 {
+		t.Fatalf("%d tokens held after the sweep, want bob's and carol's", len(tp.tokens))
+	}
+	if _, ok := tp.info(context.Background(), kept, 1); !ok {
+		t.Fatalf("token %q in use was dropped", kept)
+	}
+}
+
 // TestSimpleTokenWaitsForItsEntry: a token issued at an index this member
 // has not applied yet is looked up once it has, and refused if the request
 // ends first.
