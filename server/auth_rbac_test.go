@@ -180,6 +180,10 @@ func TestAuthTokensAcrossMembers(t *testing.T) {
 				t.Fatalf("token %q is no JWT", resp.Token)
 			}
 			other := (lead + 1) % 3
+			// As on etcd, a member that has not applied the auth enable
+			// yet takes the request as one without a user, which fails
+			// at apply: wait until it has the Authenticate entry.
+			c.waitApplied(other, c.srvs[lead].applied.Load())
 			req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint(other)+"/v3/kv/put",
 				strings.NewReader(`{"key":"`+b64("b")+`","value":"`+b64("v")+`"}`))
 			if err != nil {
