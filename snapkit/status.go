@@ -127,7 +127,10 @@ type Options struct {
 	// (every pair but the last put of each live key left out): what a db
 	// restored from this one with its revision bumped to HashKVCompactAt
 	// and marked compacted answers there, before its bump marker pair.
-	// 0 is the current revision and the db's own compaction.
+	// Every revision above the current one gives the same Hash (the same
+	// keep set, and no pair at the compaction), so a caller that does not
+	// know the bump yet may pass math.MaxInt64. 0 is the current revision
+	// and the db's own compaction.
 	HashKVCompactAt int64
 }
 
