@@ -59,7 +59,7 @@ type keyBucket struct {
 	// wantPos asks finish for livePos.
 	wantPos bool
 	// wantCRC asks for the CRC-32C of each pair, and finish for keptCRC:
-	// HashKV with the keep set of livePos (see keptHashKV).
+	// HashKV with the keep set of livePos (see keyBucket.hashKV).
 	wantCRC bool
 	keptCRC uint32
 	// livePos has a bit set at the position in the bucket (0 for its
