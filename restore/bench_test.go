@@ -277,12 +277,12 @@ func BenchmarkDrillOnlyTheBackup(b *testing.B) {
 		}
 		b.StartTimer()
 		start := time.Now()
-		p, err := MakePlan(ctx, nil, PlanOptions{From: []string{snap}, Cluster: tc.specs(), MemberDirs: dirs})
+		p, err := MakePlan(ctx, testLogger(), PlanOptions{From: []string{snap}, Cluster: tc.specs(), MemberDirs: dirs})
 		if err != nil {
 			b.Fatal(err)
 		}
 		plan += time.Since(start)
-		if _, err := Apply(ctx, nil, p, ApplyOptions{}); err != nil {
+		if _, err := Apply(ctx, testLogger(), p, ApplyOptions{}); err != nil {
 			b.Fatal(err)
 		}
 		apply += time.Since(start)

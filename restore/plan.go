@@ -951,25 +951,33 @@ func (p *Plan) rollForward(o PlanOptions, cs []*candidate, rf *rollForwardChoice
 // answers at its new revision: the source's key bucket hashed with the
 // compaction at the new revision (the last put of each live key), then,
 // with a bump, the marker pair that the restore writes last (its key the
-// new revision, its value empty). It is snapkit.Inspect's bounded walk,
-// without bbolt or a key index; a source with findings has none.
+// new revision, its value empty). The source's description holds the
+// first (Backup.CompactedHashKV, from the walk that described it); else it
+// is snapkit.Inspect's bounded walk, without bbolt or a key index; a
+// source with findings has none.
 func expectedHashKV(ctx context.Context, lg *slog.Logger, s *candidate, bump int64) (uint32, error) {
 	var at int64
 	if bump > 0 {
 		at = s.Revision + bump
 	}
-	rep, err := snapkit.Inspect(ctx, s.Backup.Location, snapkit.Options{Logger: lg, SkipTrailer: true, HashKV: true, HashKVCompactAt: at})
-	if err != nil {
-		return 0, fmt.Errorf("restore: hashkv of %s: %w", s.Backup.Location, err)
-	}
-	if rep.HashKV == nil {
-		return 0, fmt.Errorf("restore: hashkv of %s: %w: %v", s.Backup.Location, snapkit.ErrDamaged, rep.Findings)
+	var hash uint32
+	if h := s.Backup.CompactedHashKV; h != nil && bump > 0 {
+		hash = *h
+	} else {
+		rep, err := snapkit.Inspect(ctx, s.Backup.Location, snapkit.Options{Logger: lg, SkipTrailer: true, HashKV: true, HashKVCompactAt: at})
+		if err != nil {
+			return 0, fmt.Errorf("restore: hashkv of %s: %w", s.Backup.Location, err)
+		}
+		if rep.HashKV == nil {
+			return 0, fmt.Errorf("restore: hashkv of %s: %w: %v", s.Backup.Location, snapkit.ErrDamaged, rep.Findings)
+		}
+		hash = rep.HashKV.Hash
 	}
 	if bump == 0 {
-		return rep.HashKV.Hash, nil
+		return hash, nil
 	}
 	marker := schema.RevisionBytes(schema.Revision{Main: at})
-	return crc32.Update(rep.HashKV.Hash, crc32.MakeTable(crc32.Castagnoli), marker), nil
+	return crc32.Update(hash, crc32.MakeTable(crc32.Castagnoli), marker), nil
 }
 
 func fenceStep(name, dir string) Step {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -41,6 +42,11 @@ type Backup struct {
 	SHA256 string `json:"sha256,omitempty"`
 	HashOK bool   `json:"hashOK"`
 	Hash   uint32 `json:"hash,omitempty"`
+	// CompactedHashKV, if set, is HashKV of the db as compacted above its
+	// current revision (the last put of each live key): what a member
+	// restored from it with a bump answers at its new revision, before the
+	// bump's marker pair. DescribeDB computes it in its walk.
+	CompactedHashKV *uint32 `json:"compactedHashKV,omitempty"`
 	// Problems are what makes the backup unusable or doubtful (damage, a
 	// hash mismatch, no trailer).
 	Problems []string `json:"problems,omitempty"`
@@ -206,13 +212,22 @@ func (s *SnapshotFiles) Open(_ context.Context, id string) (string, func() error
 }
 
 // DescribeDB fills b from snapkit.Inspect of path (a snapshot file, a db
-// or a data dir): revision, meta, members, the trailer and any damage.
+// or a data dir): revision, meta, members, the trailer, any damage, and
+// (in the same walk, unless it found damage) CompactedHashKV, which the
+// plan of a new cluster expects.
 func DescribeDB(ctx context.Context, lg *slog.Logger, b *Backup, path string) error {
-	rep, err := snapkit.Inspect(ctx, path, snapkit.Options{Logger: lg})
+	rep, err := snapkit.Inspect(ctx, path, snapkit.Options{Logger: lg, HashKV: true, HashKVCompactAt: math.MaxInt64})
 	if err != nil {
 		return err
 	}
-	return describeReport(b, rep)
+	if err := describeReport(b, rep); err != nil {
+		return err
+	}
+	if rep.HashKV != nil {
+		h := rep.HashKV.Hash
+		b.CompactedHashKV = &h
+	}
+	return nil
 }
 
 // describeReport fills b from snapkit.Inspect's report.

@@ -92,7 +92,11 @@ func writeCompacted(ctx context.Context, path, dst string, batch int) (*Compacte
 		os.Remove(dst)
 		return nil, fmt.Errorf("snapkit: compacted copy of %s: %w", path, err)
 	}
-	out, err := bolt.Open(dst, 0o600, &bolt.Options{NoSync: true, NoGrowSync: true, FreelistType: bolt.FreelistMapType})
+	// Mapped at the source's size from the start: bbolt remaps a growing
+	// file at each doubling, and first copies every pair of the open
+	// transaction out of the old mapping (a third of the writes' CPU).
+	// The copy is no bigger than the source, unless its pages are fuller.
+	out, err := bolt.Open(dst, 0o600, &bolt.Options{NoSync: true, NoGrowSync: true, FreelistType: bolt.FreelistMapType, InitialMmapSize: int(d.Size())})
 	if err != nil {
 		os.Remove(dst)
 		return nil, fmt.Errorf("snapkit: open %s: %w", dst, err)

@@ -188,12 +188,9 @@ func hashKVWalk(ctx context.Context, d *dbFile, st *Status, kb *keyBucket, compa
 	if kb.st.Revisions > math.MaxUint32 {
 		return HashKVResult{}, fmt.Errorf("snapkit: hashkv: %d pairs in the key bucket", kb.st.Revisions)
 	}
-	compactRev := max(st.Meta.CompactRevision, st.Meta.ScheduledCompactRevision)
-	if compactAt > 0 {
-		if current := max(st.Revision, compactRev); compactAt < current {
-			return HashKVResult{}, fmt.Errorf("%w: hashkv compacted at %d, below the current revision %d", ErrBadRevision, compactAt, current)
-		}
-		compactRev = compactAt
+	compactRev, err := hashKVCompactRev(st, compactAt)
+	if err != nil {
+		return HashKVResult{}, err
 	}
 	// No live key: etcd's keep set is empty and filters nothing.
 	h := &hashKVVisitor{crc: crc32.Update(0, castagnoli, schema.KeyBucket), compactRev: compactRev,
@@ -210,4 +207,38 @@ func hashKVWalk(ctx context.Context, d *dbFile, st *Status, kb *keyBucket, compa
 	}
 	current := max(st.Revision, compactRev)
 	return HashKVResult{Hash: h.crc, CompactRevision: compactRev, HashRevision: current, Revision: current}, nil
+}
+
+// hashKVCompactRev is the compaction HashKV takes: the db's own (finished
+// or scheduled), or compactAt (> 0, at or above the current revision).
+func hashKVCompactRev(st *Status, compactAt int64) (int64, error) {
+	compactRev := max(st.Meta.CompactRevision, st.Meta.ScheduledCompactRevision)
+	if compactAt > 0 {
+		if current := max(st.Revision, compactRev); compactAt < current {
+			return 0, fmt.Errorf("%w: hashkv compacted at %d, below the current revision %d", ErrBadRevision, compactAt, current)
+		}
+		compactRev = compactAt
+	}
+	return compactRev, nil
+}
+
+// errHashKVWalk means HashKV needs hashKVWalk's second walk.
+var errHashKVWalk = errors.New("snapkit: hashkv needs a second walk")
+
+// hashKV is hashKVWalk's result without the second walk, from the CRC of
+// the last pair of each live key (kb finished with wantCRC), when every
+// pair is at or below the compaction and some key is live: the keep set
+// then decides every pair, and it holds those (a tombstone is never the
+// last pair of a live key, so the one at the compaction itself is left out
+// too). Otherwise it returns errHashKVWalk.
+func (kb *keyBucket) hashKV(st *Status, compactAt int64) (HashKVResult, error) {
+	compactRev, err := hashKVCompactRev(st, compactAt)
+	if err != nil {
+		return HashKVResult{}, err
+	}
+	if !kb.wantCRC || st.Revision > compactRev || st.TotalKey == 0 {
+		return HashKVResult{}, errHashKVWalk
+	}
+	current := max(st.Revision, compactRev)
+	return HashKVResult{Hash: kb.keptCRC, CompactRevision: compactRev, HashRevision: current, Revision: current}, nil
 }

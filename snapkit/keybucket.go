@@ -1,9 +1,12 @@
 package snapkit
 
 import (
+	"cmp"
 	"encoding/hex"
 	"fmt"
+	"hash/crc32"
 	"hash/maphash"
+	"slices"
 
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
@@ -55,6 +58,10 @@ type keyBucket struct {
 	liveLeased []leasedKey
 	// wantPos asks finish for livePos.
 	wantPos bool
+	// wantCRC asks for the CRC-32C of each pair, and finish for keptCRC:
+	// HashKV with the keep set of livePos (see keyBucket.hashKV).
+	wantCRC bool
+	keptCRC uint32
 	// livePos has a bit set at the position in the bucket (0 for its
 	// first pair) of the last pair of each live key, once finished: the
 	// pairs that HashKV's keep set holds (see hashKVWalk). One bit a pair.
@@ -101,6 +108,9 @@ type keyEvent struct {
 	lease int64  // a put's lease
 	pos   uint32 // the pair's position in the bucket
 	tomb  bool
+	// crc is the CRC-32C of the pair's key and value, n their length
+	// (with keyBucket.wantCRC).
+	crc, n uint32
 }
 
 // keyID is a 128-bit hash of a user key.
@@ -158,7 +168,12 @@ func (kb *keyBucket) add(k, v []byte) {
 		return
 	}
 	kb.checkKeyValue(k, rev, tomb, len(v) == 0, &kv)
-	kb.record(uint32(kb.st.Revisions-1), rev, tomb, &kv)
+	ev := keyEvent{id: idOf(kv.Key), lease: kv.Lease, pos: uint32(kb.st.Revisions - 1), tomb: tomb}
+	if kb.wantCRC {
+		ev.crc = crc32.Update(crc32.Update(0, castagnoli, k), castagnoli, v)
+		ev.n = uint32(len(k) + len(v))
+	}
+	kb.record(ev, rev)
 }
 
 // checkOrder checks that rev follows the previous pair's revision.
@@ -203,19 +218,18 @@ func (kb *keyBucket) checkKeyValue(k []byte, rev schema.Revision, tomb, empty bo
 	}
 }
 
-// record keeps a put or a tombstone of a user key for finish.
-func (kb *keyBucket) record(pos uint32, rev schema.Revision, tomb bool, kv *schema.KeyValueView) {
-	id := idOf(kv.Key)
-	i := id[0] % keyParts
-	kb.parts[i] = append(kb.parts[i], keyEvent{id: id, lease: kv.Lease, pos: pos, tomb: tomb})
+// record keeps a put or a tombstone of a user key, at rev, for finish.
+func (kb *keyBucket) record(ev keyEvent, rev schema.Revision) {
+	i := ev.id[0] % keyParts
+	kb.parts[i] = append(kb.parts[i], ev)
 	if kb.held++; kb.held >= kb.budget {
 		kb.shrink()
 	}
 	switch {
-	case tomb:
+	case ev.tomb:
 		kb.st.Tombstones++
-	case kv.Lease != 0:
-		kb.leasedPuts = append(kb.leasedPuts, leasedPut{id: id, rev: rev})
+	case ev.lease != 0:
+		kb.leasedPuts = append(kb.leasedPuts, leasedPut{id: ev.id, rev: rev})
 		if len(kb.leasedPuts) >= max(minCompactLen, kb.leasedPutsLimit) {
 			kb.leasedPuts, kb.leasedPutsLimit = keepLast(kb.leasedPuts, func(p *leasedPut) keyID { return p.id })
 		}
@@ -261,15 +275,17 @@ func (kb *keyBucket) finish(st *Status) error {
 		kb.st.LatestRevision = kb.last.String()
 	}
 	type head struct {
-		live  bool
-		lease int64
-		pos   uint32
+		live   bool
+		lease  int64
+		pos    uint32
+		crc, n uint32
 	}
 	heads := map[keyID]head{}
 	if kb.wantPos {
 		kb.livePos = make(bitset, (kb.st.Revisions+63)/64)
 	}
 	var spilled []keyEvent
+	var kept []keptPair // with wantCRC
 	for i, events := range kb.parts {
 		if kb.spill != nil {
 			var err error
@@ -281,7 +297,7 @@ func (kb *keyBucket) finish(st *Status) error {
 		}
 		clear(heads)
 		for _, ev := range events {
-			heads[ev.id] = head{live: !ev.tomb, lease: ev.lease, pos: ev.pos}
+			heads[ev.id] = head{live: !ev.tomb, lease: ev.lease, pos: ev.pos, crc: ev.crc, n: ev.n}
 		}
 		kb.parts[i] = nil
 		for id, h := range heads {
@@ -292,6 +308,9 @@ func (kb *keyBucket) finish(st *Status) error {
 			if kb.wantPos {
 				kb.livePos.set(uint64(h.pos))
 			}
+			if kb.wantCRC {
+				kept = append(kept, keptPair{pos: h.pos, crc: h.crc, n: h.n})
+			}
 			if h.lease != 0 {
 				kb.liveLeased = append(kb.liveLeased, leasedKey{id: id, lease: h.lease})
 			}
@@ -299,7 +318,20 @@ func (kb *keyBucket) finish(st *Status) error {
 	}
 	kb.st.LiveWithLease = len(kb.liveLeased)
 	st.KeyBucket = kb.st
+	if kb.wantCRC {
+		slices.SortFunc(kept, func(a, b keptPair) int { return cmp.Compare(a.pos, b.pos) })
+		var c crcCombiner
+		kb.keptCRC = crc32.Update(0, castagnoli, schema.KeyBucket)
+		for _, p := range kept {
+			kb.keptCRC = c.add(kb.keptCRC, p.crc, p.n)
+		}
+	}
 	return nil
+}
+
+// keptPair is the last pair of a live key, for keptCRC.
+type keptPair struct {
+	pos, crc, n uint32
 }
 
 // lastLeasedPuts returns the revision of the last put of each of ids that

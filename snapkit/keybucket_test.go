@@ -32,11 +32,11 @@ func TestKeyBucketMemoryFollowsKeysNotRevisions(t *testing.T) {
 	for r := int64(2); r < revisions+2; r++ {
 		key := []byte(fmt.Sprintf("hot/%d", r%keys))
 		tomb := r%keys == 0 && r > revisions-keys // the last round deletes hot/0
-		kv := schema.KeyValueView{Key: key, ModRevision: r, CreateRevision: 2, Version: r - 1}
+		ev := keyEvent{id: idOf(key), pos: uint32(r - 2), tomb: tomb}
 		if r%keys == 1 {
-			kv.Lease = 42
+			ev.lease = 42
 		}
-		kb.record(uint32(r-2), schema.Revision{Main: r}, tomb, &kv)
+		kb.record(ev, schema.Revision{Main: r})
 	}
 	held := len(kb.leasedPuts)
 	for _, p := range kb.parts {
@@ -60,7 +60,8 @@ func TestKeyBucketMemoryFollowsKeysNotRevisions(t *testing.T) {
 
 // Many distinct keys: the events held in memory never pass the budget
 // (the rest is spilled to a file), and the counts, HashKV's keep set and
-// the live leased keys come out as when everything fits.
+// the live leased keys, and the CRC of the kept pairs come out as when
+// everything fits.
 func TestKeyBucketSpillsPastItsBudget(t *testing.T) {
 	const keys, revisions, budget = 5000, 12000, 512
 	feed := func(kb *keyBucket) (maxHeld int) {
@@ -68,12 +69,12 @@ func TestKeyBucketSpillsPastItsBudget(t *testing.T) {
 			n := (r * 7919) % keys // every key, in a scattered order, more than once
 			key := []byte(fmt.Sprintf("k/%d", n))
 			tomb := r%11 == 0
-			kv := schema.KeyValueView{Key: key, ModRevision: r, CreateRevision: 2, Version: 1}
+			ev := keyEvent{id: idOf(key), pos: uint32(r - 2), tomb: tomb, crc: uint32(r * 2654435761), n: uint32(17 + r%1000)}
 			if !tomb && n%3 == 0 {
-				kv.Lease = n
+				ev.lease = n
 			}
 			kb.st.Revisions++
-			kb.record(uint32(r-2), schema.Revision{Main: r}, tomb, &kv)
+			kb.record(ev, schema.Revision{Main: r})
 			maxHeld = max(maxHeld, kb.held)
 		}
 		return maxHeld
@@ -83,7 +84,7 @@ func TestKeyBucketSpillsPastItsBudget(t *testing.T) {
 	for i, b := range []int{1 << 30, budget} {
 		kb := newKeyBucket(&findings{}, t.TempDir())
 		defer kb.close()
-		kb.budget, kb.wantPos = b, true
+		kb.budget, kb.wantPos, kb.wantCRC = b, true, true
 		if held := feed(kb); held > b {
 			t.Fatalf("budget %d: %d events held", b, held)
 		}
@@ -97,6 +98,9 @@ func TestKeyBucketSpillsPastItsBudget(t *testing.T) {
 	}
 	sortLeased := func(l []leasedKey) []leasedKey {
 		return slices.SortedFunc(slices.Values(l), func(a, b leasedKey) int { return cmp.Compare(a.lease, b.lease) })
+	}
+	if kbs[0].keptCRC != kbs[1].keptCRC {
+		t.Fatalf("CRC of the kept pairs %08x spilled, %08x in memory", kbs[1].keptCRC, kbs[0].keptCRC)
 	}
 	if sts[0].TotalKey == 0 || sts[0].TotalKey != sts[1].TotalKey || sts[0].KeyBucket != sts[1].KeyBucket || len(kbs[0].livePos) == 0 ||
 		!slices.Equal(kbs[0].livePos, kbs[1].livePos) || !slices.Equal(sortLeased(kbs[0].liveLeased), sortLeased(kbs[1].liveLeased)) {

@@ -6,8 +6,8 @@ import (
 	"os"
 )
 
-// keyBudget is how many key events (32 bytes each) a keyBucket holds in
-// memory, 8 MiB: past it, the events are compacted to the last one of each
+// keyBudget is how many key events (40 bytes each) a keyBucket holds in
+// memory, 10 MiB: past it, the events are compacted to the last one of each
 // key and, if that still holds half the budget, written to a spill file,
 // so that the walk's memory is bounded whatever the number of keys.
 const keyBudget = 1 << 18
@@ -29,7 +29,7 @@ type spillRun struct {
 	starts [keyParts + 1]int64
 }
 
-const keyEventSize = 32
+const keyEventSize = 40
 
 func newKeySpill(dir string) (*keySpill, error) {
 	f, err := os.CreateTemp(dir, "snapkit-keys-*")
@@ -87,7 +87,9 @@ func appendKeyEvent(b []byte, e keyEvent) []byte {
 	if e.tomb {
 		tomb = 1
 	}
-	return binary.LittleEndian.AppendUint32(b, tomb)
+	b = binary.LittleEndian.AppendUint32(b, tomb)
+	b = binary.LittleEndian.AppendUint32(b, e.crc)
+	return binary.LittleEndian.AppendUint32(b, e.n)
 }
 
 func parseKeyEvent(b []byte) keyEvent {
@@ -96,5 +98,7 @@ func parseKeyEvent(b []byte) keyEvent {
 		lease: int64(binary.LittleEndian.Uint64(b[16:])),
 		pos:   binary.LittleEndian.Uint32(b[24:]),
 		tomb:  binary.LittleEndian.Uint32(b[28:]) != 0,
+		crc:   binary.LittleEndian.Uint32(b[32:]),
+		n:     binary.LittleEndian.Uint32(b[36:]),
 	}
 }

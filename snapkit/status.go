@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
@@ -107,23 +108,29 @@ type Options struct {
 	// SkipTrailer does not verify the SHA-256 trailer.
 	SkipTrailer bool
 	// TempDir is where the walk spills its record of the key bucket when
-	// that outgrows 8 MiB (a db of more than about 130,000 distinct keys),
+	// that outgrows 10 MiB (a db of more than about 130,000 distinct keys),
 	// in a file removed as soon as it is created; "" is os.TempDir().
 	TempDir string
 	// SkipHash leaves Report.Hash, etcdutl's CRC-32C of every pair (no
 	// check: a figure to report), out: 0. The walk's checks are the same.
 	SkipHash bool
 	// HashKV also computes etcd's HashKV at the current revision
-	// (Report.HashKV), in a second walk, without bbolt or a key index (so
-	// with the walk's bounded resident set), while the trailer is hashed.
-	// It is left out when the first walk found anything.
+	// (Report.HashKV), without bbolt or a key index (so with the walk's
+	// bounded resident set): from the walk's CRC-32C of each pair when no
+	// pair is above the compaction (HashKVCompactAt, or a db compacted at
+	// its last revision, as a compacted restore writes) and some key is
+	// live, else in a second walk, while the trailer is hashed. It is left
+	// out when the first walk found anything.
 	HashKV bool
 	// HashKVCompactAt, with HashKV, is a revision at or above the current
 	// one: HashKV is then computed at it, as if the db were compacted there
 	// (every pair but the last put of each live key left out): what a db
 	// restored from this one with its revision bumped to HashKVCompactAt
 	// and marked compacted answers there, before its bump marker pair.
-	// 0 is the current revision and the db's own compaction.
+	// Every revision above the current one gives the same Hash (the same
+	// keep set, and no pair at the compaction), so a caller that does not
+	// know the bump yet may pass math.MaxInt64. 0 is the current revision
+	// and the db's own compaction.
 	HashKVCompactAt int64
 }
 
@@ -194,7 +201,7 @@ func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
 	fs := &findings{}
 	kb := newKeyBucket(fs, opts.TempDir)
 	defer kb.close()
-	kb.wantPos = opts.HashKV
+	kb.wantPos, kb.wantCRC = opts.HashKV, opts.HashKV
 	v := &statusVisitor{st: &r.Status, keys: kb}
 	if !opts.SkipHash {
 		v.crc = crc32.New(castagnoli)
@@ -224,7 +231,10 @@ func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
 		return nil, err
 	}
 	if opts.HashKV && len(fs.list) == 0 && fs.suppressed == 0 {
-		hk, err := hashKVWalk(ctx, d, &r.Status, kb, opts.HashKVCompactAt)
+		hk, err := kb.hashKV(&r.Status, opts.HashKVCompactAt)
+		if errors.Is(err, errHashKVWalk) {
+			hk, err = hashKVWalk(ctx, d, &r.Status, kb, opts.HashKVCompactAt)
+		}
 		if err != nil {
 			wg.Wait()
 			return nil, err

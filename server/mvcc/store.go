@@ -172,7 +172,7 @@ func (s *Store) restore() (int64, error) {
 	// The lease of each key whose last pair is a put with a lease, read in
 	// the index's pass over the key bucket (not looked up again after).
 	leased := map[string]int64{}
-	each := func(e schema.KeyEntry) {
+	each := func(e *schema.KeyView) {
 		switch {
 		case !e.Tombstone && e.KV.Lease != 0:
 			leased[string(e.KV.Key)] = e.KV.Lease

@@ -68,32 +68,52 @@ func BenchmarkPut(b *testing.B) {
 }
 
 // BenchmarkRestore275kKeys rebuilds the index of a key bucket that holds
-// one put of each of 275k keys in random key order: a db restored with
-// --bump-revision --mark-compacted from the restore benchmark's snapshot.
+// 275k keys in random key order, with 200-1000 byte values as the restore
+// benchmark's snapshot has: one put of each key (compacted: a db restored
+// with --bump-revision --mark-compacted --compact from that snapshot), or
+// four (history: a member's db before compaction).
 func BenchmarkRestore275kKeys(b *testing.B) {
-	const n = 275_000
+	for _, c := range []struct {
+		name string
+		puts int
+	}{{"compacted", 1}, {"history", 4}} {
+		b.Run(c.name, func(b *testing.B) { benchRestore(b, 275_000, c.puts) })
+	}
+}
+
+// benchRestore writes n keys puts times each, in random key order, and
+// rebuilds the index from them.
+func benchRestore(b *testing.B, n, puts int) {
 	db, err := schema.Open(filepath.Join(b.TempDir(), "db"), schema.Options{NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer db.Close()
 	rng := rand.New(rand.NewPCG(1, 1))
-	err = db.Update(func(tx *bolt.Tx) error {
-		if err := schema.CreateBuckets(tx); err != nil {
-			return err
-		}
-		for i, k := range rng.Perm(n) {
-			r := int64(i + 2)
-			kv := &mvccpb.KeyValue{Key: fmt.Appendf(nil, "/registry/pods/ns-%d/pod-%d", k%100, k), CreateRevision: r, ModRevision: r, Version: 1, Value: []byte("v")}
-			if err := schema.PutKeyValue(tx, schema.Revision{Main: r}, kv); err != nil {
+	value := make([]byte, 1000)
+	for i := range value {
+		value[i] = byte('a' + rng.IntN(26))
+	}
+	r := int64(1)
+	for range puts {
+		err = db.Update(func(tx *bolt.Tx) error {
+			if err := schema.CreateBuckets(tx); err != nil {
 				return err
 			}
+			for _, k := range rng.Perm(n) {
+				r++
+				kv := &mvccpb.KeyValue{Key: fmt.Appendf(nil, "/registry/pods/ns-%d/pod-%d", k%100, k), CreateRevision: r, ModRevision: r, Version: 1, Value: value[:200+rng.IntN(800)]}
+				if err := schema.PutKeyValue(tx, schema.Revision{Main: r}, kv); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
 		}
-		return nil
-	})
-	if err != nil {
-		b.Fatal(err)
 	}
+	b.ResetTimer()
 	for b.Loop() {
 		err := db.View(func(tx *bolt.Tx) error {
 			ix, _, err := Restore(nil, tx)

@@ -1,6 +1,11 @@
 package keyindex
 
-import "fmt"
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
+)
 
 func (g *generation) isEmpty() bool { return len(g.revs) == 0 }
 
@@ -48,17 +53,28 @@ func (ki *keyIndex) tombstone(rev Revision) error {
 	return nil
 }
 
-// restore starts the history of a key met first at modified, after a
-// compaction may have dropped its older revisions.
-func (ki *keyIndex) restore(created, modified Revision, ver int64) {
-	ki.modified = modified
-	ki.generations = []generation{{created: created, ver: ver, revs: []Revision{modified}}}
+// restoredKey is a key met first in a restore (after a compaction may
+// have dropped its older revisions), with room for its first generation
+// and revision: one allocation instead of three.
+type restoredKey struct {
+	ki  keyIndex
+	gen [1]generation
+	rev [1]Revision
 }
 
-// restoreTombstone starts the history of a key met first as a tombstone.
-func (ki *keyIndex) restoreTombstone(rev Revision) {
-	ki.restore(Revision{}, rev, 1)
-	ki.generations = append(ki.generations, generation{})
+// newRestoredKey starts the history of key at e, its first pair: a put,
+// or a tombstone that ends a generation whose older revisions are gone.
+func newRestoredKey(key []byte, e *schema.KeyView) *keyIndex {
+	rk := &restoredKey{ki: keyIndex{key: bytes.Clone(key), modified: e.Rev}, rev: [1]Revision{e.Rev}}
+	rk.gen[0] = generation{created: Revision{Main: e.KV.CreateRevision}, ver: e.KV.Version, revs: rk.rev[:]}
+	if e.Tombstone {
+		rk.gen[0].created, rk.gen[0].ver = Revision{}, 1
+	}
+	rk.ki.generations = rk.gen[:]
+	if e.Tombstone {
+		rk.ki.generations = append(rk.ki.generations, generation{})
+	}
+	return &rk.ki
 }
 
 // findGeneration returns the generation live at main revision rev, or nil.

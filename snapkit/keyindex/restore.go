@@ -3,6 +3,7 @@ package keyindex
 import (
 	"bytes"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"slices"
 
@@ -22,34 +23,56 @@ func Restore(lg *slog.Logger, tx *bolt.Tx) (*Index, int64, error) {
 
 // RestoreFunc is Restore that also hands each pair, decoded, to each
 // (if not nil) in the same pass, for what the caller rebuilds beside the
-// index (a server's lease attachments). e.KV is valid only during the call.
-func RestoreFunc(lg *slog.Logger, tx *bolt.Tx, each func(e schema.KeyEntry)) (*Index, int64, error) {
+// index (a server's lease attachments). e is valid only during the call.
+func RestoreFunc(lg *slog.Logger, tx *bolt.Tx, each func(e *schema.KeyView)) (*Index, int64, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
 	ix := New()
-	seen := make(map[string]*keyIndex)
+	// The keys seen, by a hash of the key: the index into keys of the
+	// first key with that hash, checked byte for byte; a key whose hash
+	// another key has already is in collided. (A map of strings would
+	// allocate a string for each key, and hash and compare longer keys.)
+	seed := maphash.MakeSeed()
+	seen := make(map[uint64]int32)
+	var collided map[string]*keyIndex
 	// The keys go into the tree once the bucket is read, in key order: an
 	// insert then follows the tree's rightmost path, which stays in the
 	// CPU caches, where inserts in revision order (random key order) miss
-	// them at every level.
-	var fresh []*keyIndex
+	// them at every level. Each key is beside its keyIndex so that the
+	// sort does not load the keyIndex.
+	var keys []freshKey
+	lookup := func(e *schema.KeyView) (ki *keyIndex, fresh bool) {
+		key := e.KV.Key
+		h := keyHash(seed, key)
+		i, ok := seen[h]
+		switch {
+		case !ok:
+			seen[h] = int32(len(keys))
+		case bytes.Equal(keys[i].key, key):
+			return keys[i].ki, false
+		case collided == nil:
+			collided = map[string]*keyIndex{}
+		default:
+			if ki, ok := collided[string(key)]; ok {
+				return ki, false
+			}
+		}
+		ki = newRestoredKey(key, e)
+		if ok {
+			collided[string(ki.key)] = ki
+		}
+		keys = append(keys, freshKey{key: ki.key, ki: ki})
+		return ki, true
+	}
 	var current int64
-	err := schema.ForEachKey(tx, Revision{}, func(e schema.KeyEntry) error {
+	err := schema.ForEachKeyView(tx, Revision{}, func(e *schema.KeyView) error {
 		current = e.Rev.Main
 		if each != nil {
 			each(e)
 		}
-		ki, ok := seen[string(e.KV.Key)]
-		if !ok {
-			ki = &keyIndex{key: bytes.Clone(e.KV.Key)}
-			if e.Tombstone {
-				ki.restoreTombstone(e.Rev)
-			} else {
-				ki.restore(Revision{Main: e.KV.CreateRevision}, e.Rev, e.KV.Version)
-			}
-			seen[string(ki.key)] = ki
-			fresh = append(fresh, ki)
+		ki, fresh := lookup(e)
+		if fresh {
 			return nil
 		}
 		if e.Tombstone {
@@ -66,9 +89,19 @@ func RestoreFunc(lg *slog.Logger, tx *bolt.Tx, each func(e schema.KeyEntry)) (*I
 	if err != nil {
 		return nil, 0, err
 	}
-	slices.SortFunc(fresh, func(a, b *keyIndex) int { return bytes.Compare(a.key, b.key) })
-	for _, ki := range fresh {
-		ix.tree.ReplaceOrInsert(ki)
+	seen, collided = nil, nil
+	slices.SortFunc(keys, func(a, b freshKey) int { return bytes.Compare(a.key, b.key) })
+	for _, f := range keys {
+		ix.tree.ReplaceOrInsert(f.ki)
 	}
 	return ix, current, nil
+}
+
+// keyHash is RestoreFunc's hash of a key (a test makes every key collide).
+var keyHash = maphash.Bytes
+
+// freshKey is a key met first in RestoreFunc's pass.
+type freshKey struct {
+	key []byte
+	ki  *keyIndex
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,7 +23,28 @@ import (
 // create revision and version that etcd stored in the KeyValue. Then it
 // computes HashKV (FORMATS.md §11) with Keep and compares it with what the
 // running etcd members answered.
-func TestRestoreFixtures(t *testing.T) {
+func TestRestoreFixtures(t *testing.T) { forEachKeyHash(t, testRestoreFixtures) }
+
+// forEachKeyHash runs test with Restore's hash of the keys, and with one
+// that makes every key collide with every other (the keys are then told
+// apart byte for byte).
+func forEachKeyHash(t *testing.T, test func(t *testing.T)) {
+	for _, h := range []struct {
+		name string
+		hash func(maphash.Seed, []byte) uint64
+	}{
+		{"maphash", maphash.Bytes},
+		{"all-collide", func(maphash.Seed, []byte) uint64 { return 7 }},
+	} {
+		t.Run(h.name, func(t *testing.T) {
+			defer func(old func(maphash.Seed, []byte) uint64) { keyHash = old }(keyHash)
+			keyHash = h.hash
+			test(t)
+		})
+	}
+}
+
+func testRestoreFixtures(t *testing.T) {
 	for _, set := range fixture.Sets {
 		var hashes []struct {
 			HashKV struct {
@@ -144,7 +166,9 @@ func hashKV(tx *bolt.Tx, compactRev, rev int64, keep map[Revision]struct{}) uint
 // TestRestoreReplaysTombstones writes a key bucket with a compacted history
 // (the first pair of a key is not its creation, a tombstone comes first,
 // the bump marker of etcdutl) and restores it.
-func TestRestoreReplaysTombstones(t *testing.T) {
+func TestRestoreReplaysTombstones(t *testing.T) { forEachKeyHash(t, testRestoreReplaysTombstones) }
+
+func testRestoreReplaysTombstones(t *testing.T) {
 	db, err := schema.Open(filepath.Join(t.TempDir(), "db"), schema.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -159,25 +160,45 @@ type KeyEntry struct {
 }
 
 // ForEachKey calls fn for every pair of the key bucket from revision from
-// (inclusive) onwards, in revision order, decoding each strictly. It stops at
-// the first error, from decoding or from fn. A db without a key bucket gives
+// (inclusive) onwards, in revision order, decoding each strictly into a
+// KeyValue of its own (ForEachKeyView's decoding, copied). It stops at the
+// first error, from decoding or from fn. A db without a key bucket gives
 // ErrBucketMissing.
 func ForEachKey(tx *bolt.Tx, from Revision, fn func(KeyEntry) error) error {
+	return ForEachKeyView(tx, from, func(e *KeyView) error {
+		kv := &mvccpb.KeyValue{Key: bytes.Clone(e.KV.Key), CreateRevision: e.KV.CreateRevision, ModRevision: e.KV.ModRevision,
+			Version: e.KV.Version, Value: bytes.Clone(e.KV.Value), Lease: e.KV.Lease}
+		return fn(KeyEntry{Rev: e.Rev, Tombstone: e.Tombstone, KV: kv})
+	})
+}
+
+// KeyView is one pair of the key bucket decoded without copying
+// (ViewKeyValue): its KV aliases the transaction's pages.
+type KeyView struct {
+	Rev       Revision
+	Tombstone bool
+	KV        KeyValueView
+}
+
+// ForEachKeyView is ForEachKey for readers that keep nothing of a pair but
+// what they copy: fn sees each pair as a KeyView, valid only during the
+// call, and nothing is allocated per pair.
+func ForEachKeyView(tx *bolt.Tx, from Revision, fn func(*KeyView) error) error {
 	b := tx.Bucket(KeyBucket)
 	if b == nil {
 		return fmt.Errorf("%w: %q", ErrBucketMissing, KeyBucket)
 	}
 	c := b.Cursor()
+	var e KeyView
 	for k, v := c.Seek(RevisionBytes(from)); k != nil; k, v = c.Next() {
-		rev, tomb, err := ParseRevision(k)
-		if err != nil {
+		var err error
+		if e.Rev, e.Tombstone, err = ParseRevision(k); err != nil {
 			return err
 		}
-		kv, err := UnmarshalKeyValue(k, v)
-		if err != nil {
+		if e.KV, err = ViewKeyValue(k, v); err != nil {
 			return err
 		}
-		if err := fn(KeyEntry{Rev: rev, Tombstone: tomb, KV: kv}); err != nil {
+		if err := fn(&e); err != nil {
 			return err
 		}
 	}
