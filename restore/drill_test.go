@@ -168,7 +168,7 @@ func (c *testCluster) startSurvivor(kind string, i int) {
 	if kind != "etcd" {
 		cfg := c.lifeboatConfig(i)
 		cfg.InitialCluster = map[string][]string{m.Name: {m.PeerURL}}
-		c.startServer(cfg)
+		c.startServers(cfg)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -248,7 +248,7 @@ func joinMember(t *testing.T, tc *testCluster, kind string, pm PlanMember, clust
 		for _, s := range specs {
 			cfg.InitialCluster[s.Name] = s.PeerURLs
 		}
-		tc.startServer(cfg)
+		tc.startServers(cfg)
 	}
 	promote := steps["promote"]
 	promote.Run = strings.Replace(promote.Run, "<the ID member add printed>", id, 1)

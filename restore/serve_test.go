@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,28 +90,49 @@ func (c *testCluster) lifeboatConfig(i int) *server.Config {
 	return cfg
 }
 
-// startLifeboat starts every member as a lifeboat server in this process.
+// startLifeboat starts every member as a lifeboat server in this process,
+// all at once as an operator starts restored members (server.New returns
+// once the member's store is rebuilt, which is most of a restored member's
+// start).
 func (c *testCluster) startLifeboat(mod func(*server.Config)) {
 	c.t.Helper()
-	for i := range c.layout.Members {
-		cfg := c.lifeboatConfig(i)
+	cfgs := make([]*server.Config, len(c.layout.Members))
+	for i := range cfgs {
+		cfgs[i] = c.lifeboatConfig(i)
 		if mod != nil {
-			mod(cfg)
+			mod(cfgs[i])
 		}
-		c.startServer(cfg)
 	}
+	c.startServers(cfgs...)
 }
 
-// startServer starts one lifeboat member; the test stops it at the end
-// unless stopServers did.
-func (c *testCluster) startServer(cfg *server.Config) {
+// startServers starts lifeboat members concurrently; the test stops them
+// at the end unless stopServers did. Members that started are kept (and
+// stopped at the end) even if another failed.
+func (c *testCluster) startServers(cfgs ...*server.Config) {
 	c.t.Helper()
-	s, err := server.New(cfg)
-	if err != nil {
-		c.t.Fatalf("start lifeboat %s: %v", cfg.Name, err)
+	servers := make([]*server.Server, len(cfgs))
+	errs := make([]error, len(cfgs))
+	var wg sync.WaitGroup
+	for i, cfg := range cfgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if servers[i], errs[i] = server.New(cfg); errs[i] != nil {
+				errs[i] = fmt.Errorf("start lifeboat %s: %w", cfg.Name, errs[i])
+			}
+		}()
 	}
-	c.servers = append(c.servers, s)
-	c.t.Cleanup(func() { c.stopServer(s) })
+	wg.Wait()
+	for _, s := range servers {
+		if s != nil {
+			c.servers = append(c.servers, s)
+			c.t.Cleanup(func() { c.stopServer(s) })
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 func (c *testCluster) stopServer(s *server.Server) {
