@@ -167,9 +167,14 @@ func Apply(ctx context.Context, lg *slog.Logger, p *Plan, o ApplyOptions) (*Appl
 // restored from the plan's source: restored once its write step wrote it,
 // checked once its check step passed too. The members after it copy the
 // checked one. A db found written already (by an earlier run, perhaps
-// started since) is never copied.
+// started since) is never copied. known is what the check of the first
+// found, with the SHA-256 of its bytes: the check of a member whose db
+// this run copied (a data dir in copies) takes the db's state from it when
+// the copy has the same SHA-256, instead of reading it again.
 type sibling struct {
 	restored, checked string
+	known             *knownDB
+	copies            []string
 }
 
 func applyMember(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, o ApplyOptions, sib *sibling) (*MemberResult, error) {
@@ -289,7 +294,7 @@ func runStep(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, step S
 		return "moved aside to " + moved, nil
 	case "write":
 		if datadir.New(dir, "").Exists() {
-			if err := checkIdentity(ctx, lg, p, m); err != nil {
+			if _, err := checkIdentity(ctx, lg, p, m, nil); err != nil {
 				return "", fmt.Errorf("%s already holds a member dir that is not this plan's: %w", dir, err)
 			}
 			return "written already", removeStage(dir)
@@ -314,6 +319,7 @@ func runStep(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, step S
 			return "", err
 		}
 		if sib.checked != "" {
+			sib.copies = append(sib.copies, dir)
 			return fmt.Sprintf("copied %s, restored from %s by this run and checked: member %s, revision %d", sib.checked, p.SourcePath, r.MemberID, r.RestoredRevision), nil
 		}
 		if sib.restored == "" {
@@ -321,8 +327,23 @@ func runStep(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, step S
 		}
 		return fmt.Sprintf("restored %s: member %s, revision %d", p.SourcePath, r.MemberID, r.RestoredRevision), nil
 	case "check":
-		if err := checkIdentity(ctx, lg, p, m); err != nil {
+		var known *knownDB
+		if slices.Contains(sib.copies, dir) {
+			known = sib.known
+		}
+		r, err := checkIdentity(ctx, lg, p, m, known)
+		if err != nil {
 			return "", err
+		}
+		if db := datadir.New(dir, "").DBPath(); db == sib.restored && sib.checked == "" {
+			sum, err := fileSHA256(db)
+			if err != nil {
+				return "", fmt.Errorf("restore: %w", err)
+			}
+			sib.known = &knownDB{state: r.DB, report: r.dbReport, sum: sum}
+		}
+		if known != nil && r.dbReport == known.report {
+			return fmt.Sprintf("member and cluster IDs, revision and HashKV as planned; the db is %s's as checked (SHA-256 %x)", sib.checked, known.sum), nil
 		}
 		return "member and cluster IDs, revision and HashKV as planned", nil
 	}
@@ -331,18 +352,19 @@ func runStep(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, step S
 
 // checkIdentity inspects a new member's dir against the plan: IDs,
 // revision, compaction and HashKV (new-cluster), or the commit of the
-// removals (force-new-cluster).
-func checkIdentity(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember) error {
-	r, err := Inspect(ctx, lg, m.DataDir, InspectOptions{SkipHashKV: !p.HashKVChecked})
+// removals (force-new-cluster). A db with known's bytes has known's state
+// (inspectDir). It returns the report of a dir that passes.
+func checkIdentity(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, known *knownDB) (*MemberReport, error) {
+	r, err := inspectDir(ctx, lg, m.DataDir, InspectOptions{SkipHashKV: !p.HashKVChecked}, known)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrCheckFailed, err)
+		return nil, fmt.Errorf("%w: %v", ErrCheckFailed, err)
 	}
 	var bad []string
 	if !r.OK() {
 		bad = append(bad, fmt.Sprintf("findings %q, errors %q", r.Findings, r.Errors))
 	}
 	if r.WAL == nil || r.DB == nil {
-		return fmt.Errorf("%w: %s: %v", ErrCheckFailed, m.DataDir, bad)
+		return nil, fmt.Errorf("%w: %s: %v", ErrCheckFailed, m.DataDir, bad)
 	}
 	if r.WAL.NodeID != m.ID || r.WAL.ClusterID != p.ClusterID {
 		bad = append(bad, fmt.Sprintf("member %s cluster %s, planned %s and %s", r.WAL.NodeID, r.WAL.ClusterID, m.ID, p.ClusterID))
@@ -376,9 +398,9 @@ func checkIdentity(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember) 
 		}
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("%w: %s: %v", ErrCheckFailed, m.DataDir, bad)
+		return nil, fmt.Errorf("%w: %s: %v", ErrCheckFailed, m.DataDir, bad)
 	}
-	return nil
+	return r, nil
 }
 
 // current is where a source path of the plan is now: moved aside, if it

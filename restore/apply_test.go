@@ -149,7 +149,8 @@ func TestApplyRefusals(t *testing.T) {
 // Apply restores the first new member from the plan's source and copies
 // its checked db for the others (every member's db is the same): each dir
 // then holds that db byte for byte, its own identity in its WAL, and
-// passes its check. A run for one member alone restores from the source,
+// passes its check, the copies by their SHA-256 against the first's db as
+// checked. A run for one member alone restores from the source,
 // and a member dir that an earlier run wrote (stopped before it recorded
 // the write) is not copied: the next member restores from the source.
 func TestApplyCopiesTheFirstMembersDB(t *testing.T) {
@@ -215,14 +216,21 @@ func TestApplyCopiesTheFirstMembersDB(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, mr := range res.Members {
-				var write StepRecord
+				var write, check StepRecord
 				for _, r := range mr.Steps {
-					if r.Name == "write" {
+					switch r.Name {
+					case "write":
 						write = r
+					case "check":
+						check = r
 					}
 				}
 				if got := strings.HasPrefix(write.Detail, "copied "); got != tc.copied[i] {
 					t.Errorf("member %s: write %q, copied %v, want %v", mr.Name, write.Detail, got, tc.copied[i])
+				}
+				// A copy is checked by its SHA-256 against the checked db.
+				if got := strings.Contains(check.Detail, "SHA-256"); got != tc.copied[i] {
+					t.Errorf("member %s: check %q, by SHA-256 %v, want %v", mr.Name, check.Detail, got, tc.copied[i])
 				}
 				m := p.Members[slices.IndexFunc(p.Members, func(m PlanMember) bool { return m.Name == mr.Name })]
 				if v := viewDir(t, m.DataDir); schema.FormatID(v.Metadata.NodeID) != m.ID {

@@ -1,7 +1,9 @@
 package restore
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -120,6 +122,20 @@ type InspectOptions struct {
 // usable .snap, and the db (through snapkit.Inspect). An error means the
 // path is not a data dir at all.
 func Inspect(ctx context.Context, lg *slog.Logger, dataDir string, o InspectOptions) (*MemberReport, error) {
+	return inspectDir(ctx, lg, dataDir, o, nil)
+}
+
+// knownDB is a db file that Inspect has read, with the same options: its
+// state and the SHA-256 of its bytes.
+type knownDB struct {
+	state  *DBState
+	report *snapkit.Report
+	sum    []byte
+}
+
+// inspectDir is Inspect; a db whose bytes have known's SHA-256 is known's db,
+// and its state is known's instead of read again. Any other db is read.
+func inspectDir(ctx context.Context, lg *slog.Logger, dataDir string, o InspectOptions, known *knownDB) (*MemberReport, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
@@ -150,13 +166,45 @@ func Inspect(ctx context.Context, lg *slog.Logger, dataDir string, o InspectOpti
 			r.Findings = append(r.Findings, fmt.Sprintf(".snap files that do not decode: %v", s.Broken))
 		}
 	}
-	if d, rep, err := readDBState(ctx, lg, layout, o); err != nil {
+	if same, err := known.same(layout.DBPath()); err != nil {
+		r.Errors = append(r.Errors, fmt.Sprintf("db: %v", err))
+	} else if same {
+		d := *known.state
+		d.Path = layout.DBPath()
+		r.DB, r.dbReport = &d, known.report
+	} else if d, rep, err := readDBState(ctx, lg, layout, o); err != nil {
 		r.Errors = append(r.Errors, fmt.Sprintf("db: %v", err))
 	} else {
 		r.DB, r.dbReport = d, rep
 	}
 	r.check()
 	return r, nil
+}
+
+// same reports whether the file at path has k's bytes; false if k is nil.
+func (k *knownDB) same(path string) (bool, error) {
+	if k == nil {
+		return false, nil
+	}
+	sum, err := fileSHA256(path)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(sum, k.sum), nil
+}
+
+// fileSHA256 is the SHA-256 of the file at path.
+func fileSHA256(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return h.Sum(nil), nil
 }
 
 // inUse probes the WAL's locks and the db's flock without taking them.

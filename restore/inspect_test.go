@@ -255,3 +255,46 @@ func TestInspectInUse(t *testing.T) {
 		})
 	}
 }
+
+// Inspect of a dir whose db has the bytes of a known db takes the known
+// db's state instead of reading it; a db with other bytes is read.
+func TestInspectKnownDB(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "m.etcd")
+	if _, err := Snapshot(context.Background(), nil, SnapshotOptions{Path: fixture.Path("v3.6", "snapshot.db"), Name: "m",
+		Cluster: []MemberSpec{{Name: "m", PeerURLs: []string{"http://127.0.0.1:2380"}}}, DataDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	o := InspectOptions{}
+	read, err := Inspect(context.Background(), nil, dir, o)
+	if err != nil || !read.OK() {
+		t.Fatalf("inspect: %v %v %v", err, read.Findings, read.Errors)
+	}
+	sum, err := fileSHA256(filepath.Join(dir, "member", "snap", "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A state that the file does not hold shows which one was used.
+	marked := *read.DB
+	marked.Revision = read.DB.Revision + 1000
+	other := slices.Clone(sum)
+	other[0] ^= 1
+	for _, tc := range []struct {
+		name  string
+		known *knownDB
+		want  int64
+	}{
+		{"none", nil, read.DB.Revision},
+		{"same bytes", &knownDB{state: &marked, report: read.dbReport, sum: sum}, marked.Revision},
+		{"other bytes", &knownDB{state: &marked, report: read.dbReport, sum: other}, read.DB.Revision},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := inspectDir(context.Background(), nil, dir, o, tc.known)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.DB == nil || r.DB.Revision != tc.want || r.DB.Path != read.DB.Path {
+				t.Fatalf("db %+v, want revision %d at %s", r.DB, tc.want, read.DB.Path)
+			}
+		})
+	}
+}
