@@ -8,9 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lifeboat-dev/lifeboat/internal/fsync"
 	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
 )
 
@@ -64,7 +69,7 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	_, err = f.Write(data)
 	if err == nil {
-		err = datasync(f)
+		err = fsync.Data(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -125,11 +130,14 @@ func statePath(p *Plan, m PlanMember) string {
 	return filepath.Join(filepath.Dir(m.DataDir), "."+filepath.Base(m.DataDir)+".restore-"+p.ID+".json")
 }
 
-// Apply carries out the plan's automatic steps for the chosen members, in
-// order, recording each step's completion so that a run stopped at any
+// Apply carries out the plan's automatic steps for the chosen members, each
+// member's in order, recording each step's completion so that a run stopped at any
 // point (a kill included) and run again ends in the same state. Every step
 // first checks whether it is done already. The old data dir is renamed,
 // never deleted; the new one is built in a temporary dir and renamed.
+// Members are applied one after another in the plan's order until one is
+// restored from the plan's source and checked; the members after it copy
+// that db, and are applied together.
 func Apply(ctx context.Context, lg *slog.Logger, p *Plan, o ApplyOptions) (*ApplyResult, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
@@ -143,11 +151,16 @@ func Apply(ctx context.Context, lg *slog.Logger, p *Plan, o ApplyOptions) (*Appl
 		}
 	}
 	res := &ApplyResult{PlanID: p.ID}
-	var sib sibling
+	var chosen []PlanMember
 	for _, m := range p.Members {
-		if o.Members != nil && !slices.Contains(o.Members, m.Name) {
-			continue
+		if o.Members == nil || slices.Contains(o.Members, m.Name) {
+			chosen = append(chosen, m)
 		}
+	}
+	var sib sibling
+	for len(chosen) > 0 && sib.checked == "" {
+		m := chosen[0]
+		chosen = chosen[1:]
 		mr, err := applyMember(ctx, lg, p, m, o, &sib)
 		if mr != nil {
 			res.Members = append(res.Members, *mr)
@@ -156,11 +169,31 @@ func Apply(ctx context.Context, lg *slog.Logger, p *Plan, o ApplyOptions) (*Appl
 			return res, fmt.Errorf("member %s: %w", m.Name, err)
 		}
 		// Its check step, after the write, passed.
-		if sib.checked == "" {
-			sib.checked = sib.restored
+		sib.checked = sib.restored
+	}
+	// The members left copy the checked db (or find their dir written
+	// already): nothing of one depends on another, so they run together,
+	// as many at once as there are CPUs (a copy's SHA-256 check is CPU).
+	results := make([]*MemberResult, len(chosen))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, m := range chosen {
+		g.Go(func() error {
+			mr, err := applyMember(gctx, lg, p, m, o, &sib)
+			results[i] = mr
+			if err != nil {
+				return fmt.Errorf("member %s: %w", m.Name, err)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	for _, mr := range results {
+		if mr != nil {
+			res.Members = append(res.Members, *mr)
 		}
 	}
-	return res, nil
+	return res, err
 }
 
 // sibling is, within one Apply, the db of the first member that this run
@@ -174,7 +207,21 @@ func Apply(ctx context.Context, lg *slog.Logger, p *Plan, o ApplyOptions) (*Appl
 type sibling struct {
 	restored, checked string
 	known             *knownDB
-	copies            []string
+
+	mu     sync.Mutex // copies is written by members applied together
+	copies []string
+}
+
+func (sib *sibling) copied(dir string) {
+	sib.mu.Lock()
+	defer sib.mu.Unlock()
+	sib.copies = append(sib.copies, dir)
+}
+
+func (sib *sibling) isCopy(dir string) bool {
+	sib.mu.Lock()
+	defer sib.mu.Unlock()
+	return slices.Contains(sib.copies, dir)
 }
 
 func applyMember(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, o ApplyOptions, sib *sibling) (*MemberResult, error) {
@@ -319,7 +366,7 @@ func runStep(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, step S
 			return "", err
 		}
 		if sib.checked != "" {
-			sib.copies = append(sib.copies, dir)
+			sib.copied(dir)
 			return fmt.Sprintf("copied %s, restored from %s by this run and checked: member %s, revision %d", sib.checked, p.SourcePath, r.MemberID, r.RestoredRevision), nil
 		}
 		if sib.restored == "" {
@@ -328,7 +375,7 @@ func runStep(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, step S
 		return fmt.Sprintf("restored %s: member %s, revision %d", p.SourcePath, r.MemberID, r.RestoredRevision), nil
 	case "check":
 		var known *knownDB
-		if slices.Contains(sib.copies, dir) {
+		if sib.isCopy(dir) {
 			known = sib.known
 		}
 		r, err := checkIdentity(ctx, lg, p, m, known)

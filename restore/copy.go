@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lifeboat-dev/lifeboat/internal/fsync"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 )
 
@@ -116,7 +117,7 @@ func copyThrough(ctx context.Context, out, in *os.File, n int64, h hash.Hash, sc
 			if err == nil {
 				// Start writing it out now, so that the one fdatasync at
 				// the end has little left to do.
-				startWriteback(out, c.off, int64(len(c.b)))
+				fsync.StartWriteback(out, c.off, int64(len(c.b)))
 			}
 			toHash <- c
 		}

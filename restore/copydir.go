@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/lifeboat-dev/lifeboat/internal/fsync"
 	"github.com/lifeboat-dev/lifeboat/snapkit"
 	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
 	"github.com/lifeboat-dev/lifeboat/snapkit/snap"
@@ -68,7 +69,7 @@ func copyWhole(src, dst string) error {
 	}
 	_, err = io.Copy(out, in)
 	if err == nil {
-		err = datasync(out)
+		err = fsync.Data(out)
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr

@@ -120,7 +120,7 @@ func syncFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	err = datasync(f)
+	err = fsync.Data(f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
