@@ -68,9 +68,14 @@ type Config struct {
 	SnapshotCatchUpEntries uint64 // entries kept in the raft log after a snapshot
 	HeartbeatMs            uint   // --heartbeat-interval
 	ElectionMs             uint   // --election-timeout
-	QuotaBackendBytes      int64  // --quota-backend-bytes
-	MaxWALs                uint   // --max-wals (0 keeps all)
-	MaxSnapshots           uint   // --max-snapshots (0 keeps all)
+	// InitialElectionTickAdvance fast-forwards a member of a larger
+	// cluster, at its start, to two ticks short of its election timeout
+	// once it reaches its peers (--initial-election-tick-advance, on in
+	// NewConfig as in etcd).
+	InitialElectionTickAdvance bool
+	QuotaBackendBytes          int64 // --quota-backend-bytes
+	MaxWALs                    uint  // --max-wals (0 keeps all)
+	MaxSnapshots               uint  // --max-snapshots (0 keeps all)
 	// LeaseCheckpointInterval is how often the leader persists leases'
 	// remaining TTLs, so that a new leader does not extend them
 	// (--experimental-lease-checkpoint-interval; 0 means 5 minutes).
@@ -127,33 +132,34 @@ type Config struct {
 // NewConfig returns a configuration with etcd's defaults.
 func NewConfig() *Config {
 	return &Config{
-		Name:                   DefaultName,
-		ListenClientURLs:       []string{DefaultListenClientURL},
-		AdvertiseClientURLs:    []string{DefaultListenClientURL},
-		ListenPeerURLs:         []string{DefaultListenPeerURL},
-		AdvertisePeerURLs:      []string{DefaultListenPeerURL},
-		InitialClusterToken:    DefaultInitialClusterToken,
-		NewCluster:             true,
-		StrictReconfigCheck:    true,
-		SnapshotCount:          DefaultSnapshotCount,
-		SnapshotCatchUpEntries: DefaultSnapshotCatchUp,
-		HeartbeatMs:            DefaultHeartbeatMs,
-		ElectionMs:             DefaultElectionMs,
-		QuotaBackendBytes:      DefaultQuotaBackendBytes,
-		MaxWALs:                DefaultMaxWALs,
-		MaxSnapshots:           DefaultMaxSnapshots,
-		SelfSignedCertValidity: 1,
-		MaxRequestBytes:        DefaultMaxRequestBytes,
-		MaxTxnOps:              DefaultMaxTxnOps,
-		GRPCKeepAliveMinTime:   DefaultGRPCKeepAliveMinTime,
-		GRPCKeepAliveInterval:  DefaultGRPCKeepAliveInterval,
-		GRPCKeepAliveTimeout:   DefaultGRPCKeepAliveTimeout,
-		MaxConcurrentStreams:   math.MaxUint32,
-		Metrics:                "basic",
-		AutoCompactionMode:     "periodic",
-		AuthToken:              "simple",
-		AuthTokenTTL:           300,
-		BcryptCost:             DefaultBcryptCost,
+		Name:                       DefaultName,
+		ListenClientURLs:           []string{DefaultListenClientURL},
+		AdvertiseClientURLs:        []string{DefaultListenClientURL},
+		ListenPeerURLs:             []string{DefaultListenPeerURL},
+		AdvertisePeerURLs:          []string{DefaultListenPeerURL},
+		InitialClusterToken:        DefaultInitialClusterToken,
+		NewCluster:                 true,
+		StrictReconfigCheck:        true,
+		SnapshotCount:              DefaultSnapshotCount,
+		SnapshotCatchUpEntries:     DefaultSnapshotCatchUp,
+		HeartbeatMs:                DefaultHeartbeatMs,
+		ElectionMs:                 DefaultElectionMs,
+		InitialElectionTickAdvance: true,
+		QuotaBackendBytes:          DefaultQuotaBackendBytes,
+		MaxWALs:                    DefaultMaxWALs,
+		MaxSnapshots:               DefaultMaxSnapshots,
+		SelfSignedCertValidity:     1,
+		MaxRequestBytes:            DefaultMaxRequestBytes,
+		MaxTxnOps:                  DefaultMaxTxnOps,
+		GRPCKeepAliveMinTime:       DefaultGRPCKeepAliveMinTime,
+		GRPCKeepAliveInterval:      DefaultGRPCKeepAliveInterval,
+		GRPCKeepAliveTimeout:       DefaultGRPCKeepAliveTimeout,
+		MaxConcurrentStreams:       math.MaxUint32,
+		Metrics:                    "basic",
+		AutoCompactionMode:         "periodic",
+		AuthToken:                  "simple",
+		AuthTokenTTL:               300,
+		BcryptCost:                 DefaultBcryptCost,
 	}
 }
 

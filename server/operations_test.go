@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -231,5 +232,43 @@ func TestDebugEndpointsAndLogs(t *testing.T) {
 		if !logs.contains(`"msg":"` + msg + `"`) {
 			t.Fatalf("no %q in the log:\n%s", msg, logs.String())
 		}
+	}
+}
+
+// Members started together are fast-forwarded, once they reach both their
+// peers, to two ticks short of their election timeout, as etcd's
+// --initial-election-tick-advance; with it off they are not.
+func TestInitialElectionTickAdvance(t *testing.T) {
+	const msg, ticks = `"msg":"initialized peer connections; fast-forwarding election ticks"`, `"forward-ticks":8,"election-ticks":10,"active-remote-members":2}`
+	advanced := func(logs string) (n int) {
+		for _, l := range strings.Split(logs, "\n") {
+			if strings.Contains(l, msg) && strings.HasSuffix(l, ticks) {
+				n++
+			}
+		}
+		return n
+	}
+	for _, advance := range []bool{true, false} {
+		t.Run(fmt.Sprint(advance), func(t *testing.T) {
+			var logs logBuffer
+			c := newTestCluster(t, 3, func(cfg *Config) {
+				cfg.HeartbeatMs, cfg.ElectionMs = 50, 500
+				cfg.InitialElectionTickAdvance = advance
+				cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+			})
+			c.waitLeader()
+			if _, err := c.client().Put(ctxT(t), "k", "v"); err != nil {
+				t.Fatal(err)
+			}
+			// The advance comes within peerWaitForTickAdvance of the start.
+			deadline := time.Now().Add(2 * peerWaitForTickAdvance)
+			for advance && advanced(logs.String()) < 3 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			got := advanced(logs.String())
+			if want := map[bool]int{true: 3, false: 0}[advance]; got != want {
+				t.Fatalf("%d members logged %s with %s, want %d:\n%s", got, msg, ticks, want, logs.String())
+			}
+		})
 	}
 }

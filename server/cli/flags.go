@@ -26,6 +26,7 @@ type memberOptions struct {
 	snapshotCount       uint64
 	heartbeatMs         uint
 	electionMs          uint
+	tickAdvance         bool
 	quotaBackendBytes   int64
 	maxWALs             uint
 	maxSnapshots        uint
@@ -82,6 +83,7 @@ func (o *memberOptions) addFlags(fs *pflag.FlagSet) {
 	fs.Uint64Var(&o.snapshotCount, "snapshot-count", d.SnapshotCount, "number of committed transactions that trigger a snapshot to disk")
 	fs.UintVar(&o.heartbeatMs, "heartbeat-interval", d.HeartbeatMs, "time (in milliseconds) of a heartbeat interval")
 	fs.UintVar(&o.electionMs, "election-timeout", d.ElectionMs, "time (in milliseconds) for an election to timeout")
+	fs.BoolVar(&o.tickAdvance, "initial-election-tick-advance", d.InitialElectionTickAdvance, "whether to fast-forward the initial election ticks on boot for faster election")
 	fs.Int64Var(&o.quotaBackendBytes, "quota-backend-bytes", d.QuotaBackendBytes, "raise the NOSPACE alarm when the backend exceeds this size")
 	fs.UintVar(&o.maxWALs, "max-wals", d.MaxWALs, "maximum number of WAL files to retain (0 is unlimited)")
 	fs.UintVar(&o.maxSnapshots, "max-snapshots", d.MaxSnapshots, "maximum number of snapshot files to retain (0 is unlimited)")
@@ -173,6 +175,7 @@ func (o *memberOptions) config() (*server.Config, error) {
 	c.SnapshotCount = o.snapshotCount
 	c.HeartbeatMs = o.heartbeatMs
 	c.ElectionMs = o.electionMs
+	c.InitialElectionTickAdvance = o.tickAdvance
 	c.QuotaBackendBytes = o.quotaBackendBytes
 	c.MaxWALs = o.maxWALs
 	c.MaxSnapshots = o.maxSnapshots
