@@ -378,15 +378,28 @@ func runStep(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, step S
 		if sib.isCopy(dir) {
 			known = sib.known
 		}
+		// The db that the members after this one will copy is hashed
+		// while it is checked, on the other core.
+		var sums chan error
+		var sum []byte
+		if db := datadir.New(dir, "").DBPath(); db == sib.restored && sib.checked == "" {
+			sums = make(chan error, 1)
+			go func() {
+				var err error
+				sum, err = fileSHA256(db)
+				sums <- err
+			}()
+		}
 		r, err := checkIdentity(ctx, lg, p, m, known)
+		if sums != nil {
+			if serr := <-sums; err == nil && serr != nil {
+				return "", fmt.Errorf("restore: %w", serr)
+			}
+		}
 		if err != nil {
 			return "", err
 		}
-		if db := datadir.New(dir, "").DBPath(); db == sib.restored && sib.checked == "" {
-			sum, err := fileSHA256(db)
-			if err != nil {
-				return "", fmt.Errorf("restore: %w", err)
-			}
+		if sums != nil {
 			sib.known = &knownDB{state: r.DB, report: r.dbReport, sum: sum}
 		}
 		if known != nil && r.dbReport == known.report {
