@@ -2,6 +2,8 @@ package restore
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lifeboat-dev/lifeboat/internal/fsync"
+	"github.com/lifeboat-dev/lifeboat/snapkit"
 	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
 )
 
@@ -47,11 +50,48 @@ func ReadPlan(path string) (*Plan, error) {
 	if p.ID != p.digest() {
 		return nil, fmt.Errorf("%w: %s was changed after it was made (ID %s, content %s); make a new plan", ErrBadPlan, path, p.ID, p.digest())
 	}
+	if p.KeepSet != nil {
+		if err := p.readKeepSet(KeepSetPath(path)); err != nil {
+			return nil, err
+		}
+	}
 	return &p, nil
 }
 
-// WritePlan writes p to path: a temporary file, synced, renamed.
+// readKeepSet reads the plan's keep set file, which must be the one the
+// plan records. None is no error: apply then walks the source twice.
+func (p *Plan) readKeepSet(path string) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != p.KeepSet.SHA256 {
+		return fmt.Errorf("%w: %s is not the plan's keep set (SHA-256 %x, the plan records %s); remove it, or make a new plan",
+			ErrBadPlan, path, sum, p.KeepSet.SHA256)
+	}
+	var k snapkit.KeepSet
+	if err := k.UnmarshalBinary(b); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrBadPlan, path, err)
+	}
+	p.keep = &k
+	return nil
+}
+
+// WritePlan writes p to path, and its keep set (if any) to
+// KeepSetPath(path) first: each a temporary file, synced, renamed.
 func WritePlan(p *Plan, path string) error {
+	if p.keep != nil {
+		kb, err := p.keep.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(KeepSetPath(path), kb); err != nil {
+			return err
+		}
+	}
 	b, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
 		return err
@@ -361,7 +401,8 @@ func runStep(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, step S
 			return fmt.Sprintf("forced a new cluster: removed %v, commit %d", r.Removed, r.LastIndex), nil
 		}
 		r, err := snapshot(ctx, lg, SnapshotOptions{Path: p.SourcePath, Name: m.Name, Cluster: p.specs(), Token: p.Token,
-			DataDir: dir, SkipHashCheck: p.SkipHashCheck, BumpRevision: p.BumpRevision, MarkCompacted: p.BumpRevision > 0, Compact: p.BumpRevision > 0}, sib.checked)
+			DataDir: dir, SkipHashCheck: p.SkipHashCheck, BumpRevision: p.BumpRevision, MarkCompacted: p.BumpRevision > 0, Compact: p.BumpRevision > 0,
+			keep: p.keep}, sib.checked)
 		if err != nil {
 			return "", err
 		}

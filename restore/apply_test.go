@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/lifeboat-dev/lifeboat/internal/fixture"
+	"github.com/lifeboat-dev/lifeboat/snapkit"
+	"github.com/lifeboat-dev/lifeboat/snapkit/datadir"
 	"github.com/lifeboat-dev/lifeboat/snapkit/schema"
 )
 
@@ -249,4 +252,102 @@ func TestApplyCopiesTheFirstMembersDB(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The plan keeps the keep set that its walk of a snapshot found beside
+// itself (KeepSetPath); apply's compacted write then walks the source once,
+// and the member passes its check (the plan's HashKV, which comes from the
+// source's pairs). Without the file apply walks the source twice, to the
+// same check; a file that is not the plan's is refused, and so is a source
+// that changed since the plan, which leaves no member dir.
+func TestApplyKeepSet(t *testing.T) {
+	specs, err := ParseInitialCluster("a=http://127.0.0.1:2380", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// plan makes and writes a plan from a copy of the v3.6 snapshot.
+	plan := func(t *testing.T) (planPath, src string) {
+		dir := t.TempDir()
+		src = copyFile(t, fixture.Path("v3.6", "snapshot.db"))
+		p, err := MakePlan(context.Background(), nil, PlanOptions{From: []string{src}, Cluster: specs, MemberDirs: map[string]string{"a": filepath.Join(dir, "a.etcd")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.KeepSet == nil || p.KeepSet.DBSHA256 != p.Sources[p.Chosen].Backup.SHA256 || p.KeepSet.Kept == 0 {
+			t.Fatalf("keep set %+v, want one of the db %s", p.KeepSet, p.Sources[p.Chosen].Backup.SHA256)
+		}
+		planPath = filepath.Join(dir, "plan.json")
+		if err := WritePlan(p, planPath); err != nil {
+			t.Fatal(err)
+		}
+		return planPath, src
+	}
+	apply := func(t *testing.T, planPath string) (string, error) {
+		p, err := ReadPlan(planPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		_, err = Apply(context.Background(), slog.New(slog.NewTextHandler(&logs, nil)), p, ApplyOptions{})
+		return logs.String(), err
+	}
+	t.Run("beside the plan", func(t *testing.T) {
+		planPath, _ := plan(t)
+		logs, err := apply(t, planPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(logs, "keep-set=true") {
+			t.Errorf("the compacted write did not take the keep set:\n%s", logs)
+		}
+	})
+	t.Run("missing", func(t *testing.T) {
+		planPath, _ := plan(t)
+		if err := os.Remove(KeepSetPath(planPath)); err != nil {
+			t.Fatal(err)
+		}
+		logs, err := apply(t, planPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(logs, "keep-set=false") {
+			t.Errorf("a keep set without its file:\n%s", logs)
+		}
+	})
+	t.Run("not the plan's", func(t *testing.T) {
+		planPath, _ := plan(t)
+		b, err := os.ReadFile(KeepSetPath(planPath))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)-1] ^= 1
+		if err := os.WriteFile(KeepSetPath(planPath), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadPlan(planPath); !errors.Is(err, ErrBadPlan) {
+			t.Errorf("ReadPlan: %v, want ErrBadPlan", err)
+		}
+	})
+	t.Run("the source changed", func(t *testing.T) {
+		planPath, src := plan(t)
+		other, err := os.ReadFile(fixture.Path("v3.5", "snapshot.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(src, other, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p, err := ReadPlan(planPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Apply(context.Background(), nil, p, ApplyOptions{})
+		if !errors.Is(err, ErrBadPlan) && !errors.Is(err, snapkit.ErrDamaged) {
+			t.Errorf("apply from a changed source: %v, want ErrBadPlan or snapkit.ErrDamaged", err)
+		}
+		t.Logf("refused: %v", err)
+		if exists(p.Members[0].DataDir) && datadir.New(p.Members[0].DataDir, "").Exists() {
+			t.Errorf("a member dir at %s", p.Members[0].DataDir)
+		}
+	})
 }

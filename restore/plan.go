@@ -122,11 +122,31 @@ type Plan struct {
 	// SourcePath is what every new member is restored from (new-cluster):
 	// a snapshot file, or a survivor's data dir (then SkipHashCheck), as
 	// it will be once moved aside. Copy it to each node at that path.
-	SourcePath    string       `json:"sourcePath,omitempty"`
-	SkipHashCheck bool         `json:"skipHashCheck,omitempty"`
-	Members       []PlanMember `json:"members"`
-	Warnings      []string     `json:"warnings"`
+	SourcePath    string `json:"sourcePath,omitempty"`
+	SkipHashCheck bool   `json:"skipHashCheck,omitempty"`
+	// KeepSet describes the keep set of SourcePath that the plan's walk
+	// found (new-cluster from a snapshot): WritePlan writes it beside the
+	// plan (KeepSetPath), and apply's compacted write then walks the
+	// source once instead of twice. Without the file apply walks twice.
+	KeepSet  *PlanKeepSet `json:"keepSet,omitempty"`
+	Members  []PlanMember `json:"members"`
+	Warnings []string     `json:"warnings"`
+
+	keep *snapkit.KeepSet // KeepSet's, once made or read
 }
+
+// PlanKeepSet is what the plan records of its keep set file.
+type PlanKeepSet struct {
+	// SHA256 is the file's (hex), DBSHA256 the source db's that the set
+	// was found in; Pairs are the key bucket's, Kept those written.
+	SHA256   string `json:"sha256"`
+	DBSHA256 string `json:"dbSHA256"`
+	Pairs    int    `json:"pairs"`
+	Kept     int    `json:"kept"`
+}
+
+// KeepSetPath is where the keep set of the plan at planPath lives.
+func KeepSetPath(planPath string) string { return planPath + ".keep" }
 
 // RankedSource is one candidate source and what it holds.
 type RankedSource struct {
@@ -796,6 +816,15 @@ func (p *Plan) newCluster(ctx context.Context, lg *slog.Logger, o PlanOptions, c
 		p.Members = append(p.Members, pm)
 	}
 	p.SourcePath, p.SkipHashCheck = srcPath, s.Kind == "data-dir"
+	if k := s.Backup.keep; k != nil && p.BumpRevision > 0 && !p.SkipHashCheck && k.DBSHA256() == s.Backup.SHA256 {
+		b, err := k.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		p.keep = k
+		p.KeepSet = &PlanKeepSet{SHA256: hex.EncodeToString(sum[:]), DBSHA256: k.DBSHA256(), Pairs: k.Revisions(), Kept: k.Kept()}
+	}
 	if len(p.Members) > 1 {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("every member is restored from %s: copy it to each member's node at that path before applying there", srcPath))
 	}

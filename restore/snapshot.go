@@ -66,6 +66,10 @@ type SnapshotOptions struct {
 	// writing it costs more than the plain copy, which is what
 	// 'etcdutl snapshot restore' writes and the member then compacts.
 	Compact bool
+	// keep, with Compact, is the source's keep set as a plan found it
+	// (snapkit.WriteCompactedKeeping): the source must be the db it was
+	// found in, which its SHA-256 then shows.
+	keep *snapkit.KeepSet
 	// AllowSameClusterID restores even when the new cluster ID is the one
 	// that the input's own members make (the old token and peer URLs).
 	AllowSameClusterID bool
@@ -211,7 +215,7 @@ func restoreSnapshot(ctx context.Context, lg *slog.Logger, o SnapshotOptions, sr
 		err          error
 	)
 	if o.Compact {
-		sum, trailer, compacted, err = compactCheckedDB(ctx, lg, src, dbPath, check, hash, o.Progress)
+		sum, trailer, compacted, err = compactCheckedDB(ctx, lg, src, dbPath, check, hash, o.keep, o.Progress)
 	} else {
 		sum, trailer, err = copyWithFreePages(ctx, lg, src, dbPath, check, hash, o.Progress)
 	}
@@ -366,8 +370,11 @@ func copyWithFreePages(ctx context.Context, lg *slog.Logger, src snapkit.Source,
 // compaction it starts with. With check it hashes the source beside it and
 // compares the sum with the trailer (snapkit.ErrSnapshotHash); hash asks
 // for the sum without the check. It returns the sum (nil when not hashed),
-// the trailer (nil if none) and what WriteCompacted found.
-func compactCheckedDB(ctx context.Context, lg *slog.Logger, src snapkit.Source, dst string, check, hash bool, progress Progress) (sum, trailer []byte, res *snapkit.CompactedResult, err error) {
+// the trailer (nil if none) and what WriteCompacted found. With keep (the
+// source's keep set, from a plan) it walks the source once
+// (snapkit.WriteCompactedKeeping), hashes it whatever check and hash say,
+// and refuses a source whose SHA-256 is not the one keep was found in.
+func compactCheckedDB(ctx context.Context, lg *slog.Logger, src snapkit.Source, dst string, check, hash bool, keep *snapkit.KeepSet, progress Progress) (sum, trailer []byte, res *snapkit.CompactedResult, err error) {
 	if trailer, err = snapkit.ReadTrailer(src); err != nil {
 		return nil, nil, nil, err
 	}
@@ -378,7 +385,7 @@ func compactCheckedDB(ctx context.Context, lg *slog.Logger, src snapkit.Source, 
 	sums := make(chan summed, 1)
 	hctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	hashing := check || hash
+	hashing := check || hash || keep != nil
 	if hashing {
 		go func() {
 			s, err := snapkit.SumDB(hctx, src, progress)
@@ -386,9 +393,15 @@ func compactCheckedDB(ctx context.Context, lg *slog.Logger, src snapkit.Source, 
 		}()
 	}
 	phase := time.Now()
-	res, werr := snapkit.WriteCompacted(ctx, src.Path, dst)
+	var werr error
+	if keep != nil {
+		res, werr = snapkit.WriteCompactedKeeping(ctx, src.Path, dst, keep)
+	} else {
+		res, werr = snapkit.WriteCompacted(ctx, src.Path, dst)
+	}
 	if werr == nil {
-		lg.Info("wrote the compacted db", "from", src.DBPath, "to", dst, "revisions", res.Revisions, "kept", res.Kept, "took", time.Since(phase))
+		lg.Info("wrote the compacted db", "from", src.DBPath, "to", dst, "revisions", res.Revisions, "kept", res.Kept,
+			"keep-set", keep != nil, "took", time.Since(phase))
 	}
 	if hashing {
 		if werr != nil {
@@ -398,6 +411,10 @@ func compactCheckedDB(ctx context.Context, lg *slog.Logger, src snapkit.Source, 
 		// A sum that does not match explains any damage the walk found.
 		if s.err == nil && check && !bytes.Equal(s.sum, trailer) {
 			return nil, nil, nil, hashMismatch(src, trailer, s.sum)
+		}
+		if s.err == nil && keep != nil && hex.EncodeToString(s.sum) != keep.DBSHA256() {
+			return nil, nil, nil, fmt.Errorf("%w: %s has SHA-256 %x, not %s, the db that the plan's keep set was found in: it changed since the plan was made",
+				ErrBadPlan, src.Path, s.sum, keep.DBSHA256())
 		}
 		if werr == nil && s.err != nil {
 			return nil, nil, nil, s.err

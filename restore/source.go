@@ -47,6 +47,9 @@ type Backup struct {
 	// restored from it with a bump answers at its new revision, before the
 	// bump's marker pair. DescribeDB computes it in its walk.
 	CompactedHashKV *uint32 `json:"compactedHashKV,omitempty"`
+	// keep is the keep set of a compaction above its revision, from the
+	// walk that described a snapshot whose trailer it verified.
+	keep *snapkit.KeepSet
 	// Problems are what makes the backup unusable or doubtful (damage, a
 	// hash mismatch, no trailer).
 	Problems []string `json:"problems,omitempty"`
@@ -227,6 +230,7 @@ func DescribeDB(ctx context.Context, lg *slog.Logger, b *Backup, path string) er
 		h := rep.HashKV.Hash
 		b.CompactedHashKV = &h
 	}
+	b.keep = rep.KeepSet
 	return nil
 }
 

@@ -54,35 +54,39 @@ const compactedBatch = 32 << 20
 // free page list on disk. The first walk's record of the key bucket
 // spills, past its budget, to a file beside dst.
 func WriteCompacted(ctx context.Context, path, dst string) (*CompactedResult, error) {
-	return writeCompacted(ctx, path, dst, compactedBatch)
+	return writeCompacted(ctx, path, dst, nil, compactedBatch)
+}
+
+// WriteCompactedKeeping is WriteCompacted with the keep set of the source
+// known already (Inspect's Report.KeepSet), so that it walks the source
+// once, to write. The caller must check that the source is the db the set
+// was found in (KeepSet.DBSHA256): a walk that finds another number of
+// pairs in the key bucket is ErrDamaged, but it does not decode the
+// pairs it leaves out.
+func WriteCompactedKeeping(ctx context.Context, path, dst string, keep *KeepSet) (*CompactedResult, error) {
+	if keep == nil {
+		return nil, errors.New("snapkit: WriteCompactedKeeping without a keep set")
+	}
+	return writeCompacted(ctx, path, dst, keep, compactedBatch)
 }
 
 // writeCompacted is WriteCompacted with batch bytes of pairs per bbolt
-// transaction.
-func writeCompacted(ctx context.Context, path, dst string, batch int) (*CompactedResult, error) {
+// transaction; with keep, WriteCompactedKeeping.
+func writeCompacted(ctx context.Context, path, dst string, keep *KeepSet, batch int) (*CompactedResult, error) {
 	_, d, err := openPath(path)
 	if err != nil {
 		return nil, err
 	}
 	defer d.Close()
-	fs := &findings{}
-	kb := newKeyBucket(fs, filepath.Dir(dst))
-	defer kb.close()
-	kb.wantPos = true
-	if _, err := walk(ctx, d, &keyBucketVisitor{keys: kb}, fs, nil); err != nil {
-		return nil, err
+	if keep == nil {
+		if keep, err = findKeepSet(ctx, d, path, filepath.Dir(dst)); err != nil {
+			return nil, err
+		}
 	}
-	if n := fs.damage(); n > 0 {
-		return nil, fmt.Errorf("%w: %s: %d findings; run snapkit verify", ErrDamaged, path, n)
+	if keep.revisions > math.MaxUint32 {
+		return nil, fmt.Errorf("snapkit: %s: %d pairs in the key bucket", path, keep.revisions)
 	}
-	if kb.st.Revisions > math.MaxUint32 {
-		return nil, fmt.Errorf("snapkit: %s: %d pairs in the key bucket", path, kb.st.Revisions)
-	}
-	var st Status
-	if err := kb.finish(&st); err != nil {
-		return nil, err
-	}
-	res := &CompactedResult{LastRevision: st.Revision, Revisions: kb.st.Revisions, Kept: st.TotalKey}
+	res := &CompactedResult{Revisions: int(keep.revisions), Kept: keep.Kept()}
 
 	// Created here, so that what is there already is never opened, nor
 	// removed on failure.
@@ -104,19 +108,48 @@ func writeCompacted(ctx context.Context, path, dst string, batch int) (*Compacte
 	}
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	w := &compactWriter{db: out, file: f, batch: batch, keep: kb.livePos, cancel: cancel}
+	w := &compactWriter{db: out, file: f, batch: batch, keep: keep.bits, cancel: cancel}
 	again := &findings{}
 	_, err = walk(wctx, d, w, again, nil)
 	err = errors.Join(w.finish(err), out.Close())
 	res.Marker = w.marker
-	if err == nil && (w.pos != uint32(kb.st.Revisions) || again.damage() > 0) {
-		err = fmt.Errorf("%w: %s: the key bucket changed between two walks", ErrDamaged, path)
+	if err == nil && (w.pos != uint32(keep.revisions) || again.damage() > 0) {
+		err = fmt.Errorf("%w: %s: the key bucket is not the one its keep set was found in (%d pairs, %d expected; %d findings)",
+			ErrDamaged, path, w.pos, keep.revisions, again.damage())
+	}
+	if err == nil && w.lastKey != nil {
+		var last schema.Revision
+		if last, _, err = schema.ParseRevision(w.lastKey); err != nil {
+			err = fmt.Errorf("%w: %s: the key bucket's last pair: %v", ErrDamaged, path, err)
+		}
+		res.LastRevision = last.Main
 	}
 	if err != nil {
 		os.Remove(dst)
 		return nil, fmt.Errorf("snapkit: compacted copy of %s to %s: %w", path, dst, err)
 	}
 	return res, nil
+}
+
+// findKeepSet walks d (of path) to find its keep set; the record of the
+// key bucket spills to spillDir past its budget. Damage is ErrDamaged.
+// The set's SHA-256 is not known (zero).
+func findKeepSet(ctx context.Context, d *dbFile, path, spillDir string) (*KeepSet, error) {
+	fs := &findings{}
+	kb := newKeyBucket(fs, spillDir)
+	defer kb.close()
+	kb.wantPos = true
+	if _, err := walk(ctx, d, &keyBucketVisitor{keys: kb}, fs, nil); err != nil {
+		return nil, err
+	}
+	if n := fs.damage(); n > 0 {
+		return nil, fmt.Errorf("%w: %s: %d findings; run snapkit verify", ErrDamaged, path, n)
+	}
+	var st Status
+	if err := kb.finish(&st); err != nil {
+		return nil, err
+	}
+	return &KeepSet{revisions: uint64(kb.st.Revisions), bits: kb.livePos}, nil
 }
 
 // damage counts the findings, but an invalid meta page beside the valid
@@ -160,9 +193,12 @@ type compactWriter struct {
 	isKey  bool
 	keep   bitset // the positions in the key bucket to write
 	pos    uint32 // of the next pair of the key bucket
-	marker *schema.Revision
-	bytes  int
-	err    error
+	// lastKey is the key of the last pair of the key bucket seen (in the
+	// source's mapping, which outlives the walk).
+	lastKey []byte
+	marker  *schema.Revision
+	bytes   int
+	err     error
 }
 
 func (w *compactWriter) fail(err error) {
@@ -214,6 +250,7 @@ func (w *compactWriter) kv(bucket, k, v []byte) {
 	if w.isKey {
 		pos := w.pos
 		w.pos++
+		w.lastKey = k
 		if !w.keep.has(uint64(pos)) {
 			return
 		}

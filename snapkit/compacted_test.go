@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -103,7 +105,7 @@ func TestWriteCompacted(t *testing.T) {
 			if batch == 0 {
 				batch = compactedBatch
 			}
-			res, err := writeCompacted(context.Background(), src, dst, batch)
+			res, err := writeCompacted(context.Background(), src, dst, nil, batch)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -123,7 +125,111 @@ func TestWriteCompacted(t *testing.T) {
 				t.Error("no free page list on disk")
 			}
 			d.Close()
+
+			// Given its keep set, the one walk writes the same.
+			ks := keepSetOf(t, src)
+			again := filepath.Join(t.TempDir(), "db")
+			res2, err := writeCompacted(context.Background(), src, again, ks, batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(res2, res) {
+				t.Errorf("with the keep set given: result %+v, want %+v", *res2, *res)
+			}
+			if got := allPairs(t, again, nil); !slices.Equal(got, want) {
+				t.Errorf("with the keep set given: %d pairs written, want %d: first difference %q", len(got), len(want), firstDiff(got, want))
+			}
 		})
+	}
+}
+
+// keepSetOf is the keep set that WriteCompacted's first walk finds in src.
+func keepSetOf(t *testing.T, src string) *KeepSet {
+	t.Helper()
+	_, d, err := openPath(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ks, err := findKeepSet(context.Background(), d, src, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
+}
+
+// Inspect finds the keep set of a sound snapshot whose trailer it
+// verified, with the db's SHA-256; the set survives its binary form, which
+// refuses what is not one.
+func TestKeepSet(t *testing.T) {
+	for _, set := range fixture.Sets {
+		t.Run(set, func(t *testing.T) {
+			src := fixture.Path(set, "snapshot.db")
+			rep, err := Inspect(context.Background(), src, Options{HashKV: true, HashKVCompactAt: math.MaxInt64})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ks := rep.KeepSet
+			if ks == nil {
+				t.Fatalf("no keep set (findings %v, trailer %+v)", rep.Findings, rep.Trailer)
+			}
+			if ks.DBSHA256() != rep.Trailer.Want {
+				t.Errorf("keep set of the db %s, the trailer says %s", ks.DBSHA256(), rep.Trailer.Want)
+			}
+			walked := keepSetOf(t, src)
+			if ks.Revisions() != walked.Revisions() || !slices.Equal(ks.bits, walked.bits) || ks.Kept() != rep.TotalKey {
+				t.Errorf("Inspect's keep set: %d pairs, %d kept; WriteCompacted's walk: %d, %d; live keys %d",
+					ks.Revisions(), ks.Kept(), walked.Revisions(), walked.Kept(), rep.TotalKey)
+			}
+			b, err := ks.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back KeepSet
+			if err := back.UnmarshalBinary(b); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(&back, ks) {
+				t.Errorf("read back %+v, want %+v", back, *ks)
+			}
+			for name, bad := range map[string][]byte{
+				"empty":     nil,
+				"bad magic": append([]byte("lifeboat-keepset\x02"), b[len(keepSetMagic):]...),
+				"cut short": b[:len(b)-1],
+				"longer":    append(slices.Clone(b), 0, 0, 0, 0, 0, 0, 0, 0),
+				"bit past end": func() []byte {
+					c := slices.Clone(b)
+					if ks.revisions%64 == 0 {
+						return append(c, 0xff, 0, 0, 0, 0, 0, 0, 0)
+					}
+					c[len(c)-1] |= 0x80
+					return c
+				}(),
+			} {
+				if err := new(KeepSet).UnmarshalBinary(bad); err == nil {
+					t.Errorf("%s: read as a keep set", name)
+				}
+			}
+		})
+	}
+	// A db without a trailer has none: nothing vouches for its bytes.
+	rep, err := Inspect(context.Background(), filepath.Join(fixture.DataDir(t, "v3.6", "m1"), "member", "snap", "db"), Options{HashKV: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.KeepSet != nil {
+		t.Error("a keep set for a db without a trailer")
+	}
+}
+
+// The keep set of another db is refused: its count of pairs is not the
+// source's.
+func TestWriteCompactedKeepingAnotherDB(t *testing.T) {
+	src := genSmall(t, nil)
+	other := genSmall(t, func(s *genSpec) { s.Keys = 3 })
+	_, err := WriteCompactedKeeping(context.Background(), src, filepath.Join(t.TempDir(), "db"), keepSetOf(t, other))
+	if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "not the one its keep set was found in") {
+		t.Fatalf("got %v, want ErrDamaged: not the one its keep set was found in", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package snapkit
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,6 +76,10 @@ type Report struct {
 	Took       time.Duration `json:"tookNanos"`
 	// HashKV is HashKV at the current revision, with Options.HashKV.
 	HashKV *HashKVResult `json:"hashKV,omitempty"`
+	// KeepSet, with Options.HashKV, is what a compaction above the
+	// current revision keeps, for a db whose trailer was verified and in
+	// which nothing was found.
+	KeepSet *KeepSet `json:"-"`
 }
 
 // OK reports whether no check found anything.
@@ -252,6 +257,12 @@ func Inspect(ctx context.Context, path string, opts Options) (*Report, error) {
 	// List each check's findings together, in key order.
 	slices.SortStableFunc(fs.list, func(a, b Finding) int { return cmp.Or(cmp.Compare(a.Check, b.Check), cmp.Compare(a.Key, b.Key)) })
 	r.Findings, r.Suppressed = fs.list, fs.suppressed
+	if r.HashKV != nil && trailer.Valid && r.OK() {
+		r.KeepSet = &KeepSet{revisions: uint64(kb.st.Revisions), bits: kb.livePos}
+		if _, err := hex.Decode(r.KeepSet.dbSHA256[:], []byte(trailer.Got)); err != nil {
+			return nil, fmt.Errorf("snapkit: %s: the trailer's sum %q: %w", src.Path, trailer.Got, err)
+		}
+	}
 	r.Took = time.Since(start)
 	return r, nil
 }

@@ -166,6 +166,9 @@ func printPlan(e *env, p *restore.Plan) error {
 	if p.BumpRevision > 0 {
 		f.add("revision", "bumped by %d to %d, marked compacted", p.BumpRevision, p.Revision)
 	}
+	if k := p.KeepSet; k != nil {
+		f.add("keep set", "%d of the source's %d pairs, in the file <plan>.keep beside the plan: copy it with the plan (without it apply walks the source twice)", k.Kept, k.Pairs)
+	}
 	for _, w := range p.Warnings {
 		f.add("WARNING", "%s", w)
 	}
