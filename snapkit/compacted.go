@@ -89,9 +89,9 @@ func writeCompacted(ctx context.Context, path, dst string, keep *KeepSet, batch 
 	res := &CompactedResult{Revisions: int(keep.revisions), Kept: keep.Kept()}
 
 	// Created here, so that what is there already is never opened, nor
-	// removed on failure.
-	// Kept open to start the writeback of each commit (NoSync: bbolt
-	// itself does not), so that the caller's fdatasync has little left.
+	// removed on failure; kept open to start the writeback of each commit
+	// (NoSync: bbolt itself does not), so that the caller's fdatasync has
+	// little left.
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("snapkit: compacted copy of %s: %w", path, err)
@@ -114,7 +114,7 @@ func writeCompacted(ctx context.Context, path, dst string, keep *KeepSet, batch 
 	err = errors.Join(w.finish(err), out.Close())
 	res.Marker = w.marker
 	if err == nil && (w.pos != uint32(keep.revisions) || again.damage() > 0) {
-		err = fmt.Errorf("%w: %s: the key bucket is not the one its keep set was found in (%d pairs, %d expected; %d findings)",
+		err = fmt.Errorf("%w: %s: the key bucket holds %d pairs, its keep set was found in one of %d (%d findings): not the same db",
 			ErrDamaged, path, w.pos, keep.revisions, again.damage())
 	}
 	if err == nil && w.lastKey != nil {

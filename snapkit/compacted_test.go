@@ -228,8 +228,8 @@ func TestWriteCompactedKeepingAnotherDB(t *testing.T) {
 	src := genSmall(t, nil)
 	other := genSmall(t, func(s *genSpec) { s.Keys = 3 })
 	_, err := WriteCompactedKeeping(context.Background(), src, filepath.Join(t.TempDir(), "db"), keepSetOf(t, other))
-	if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "not the one its keep set was found in") {
-		t.Fatalf("got %v, want ErrDamaged: not the one its keep set was found in", err)
+	if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "not the same db") {
+		t.Fatalf("got %v, want ErrDamaged: not the same db", err)
 	}
 }
 
