@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -381,7 +382,39 @@ func (c *Cluster) WaitReady() int {
 		}
 		return nil
 	})
+	// etcd v3.6 raises a member's storage version from 3.5.0 to its own
+	// some seconds after the cluster version is decided (its version
+	// monitor), where lifeboat writes it at once: what lbtop shows is the
+	// same once every member has.
+	c.waitFor("every running member's storage version at its server version", func() error {
+		for i := range c.names {
+			if !c.Running(i) {
+				continue
+			}
+			st, err := c.status(i)
+			if err != nil {
+				return err
+			}
+			if !sameMinor(st.StorageVersion, st.Version) {
+				return fmt.Errorf("%s: storage version %q, server version %q", c.names[i], st.StorageVersion, st.Version)
+			}
+		}
+		return nil
+	})
 	return lead
+}
+
+// sameMinor reports whether versions a and b ("3.6.0", "3.6.6") have the
+// same major and minor version.
+func sameMinor(a, b string) bool {
+	minor := func(v string) string {
+		parts := strings.SplitN(v, ".", 3)
+		if len(parts) < 2 {
+			return v
+		}
+		return parts[0] + "." + parts[1]
+	}
+	return a != "" && minor(a) == minor(b)
 }
 
 // MoveLeader makes member i the leader and waits until every running
