@@ -394,7 +394,7 @@ func runStep(ctx context.Context, lg *slog.Logger, p *Plan, m PlanMember, step S
 			return fmt.Sprintf("rolled %s forward with entries %d-%d: removed %v, applied %d, revision %d", p.RollForward.Base, r.From, r.To, r.Removed, r.Applied, r.Revision), nil
 		}
 		if m.Survivor {
-			r, err := ForceNewCluster(ctx, lg, ForceNewClusterOptions{DataDir: moved, OutputDir: dir, RepairWAL: m.RepairWAL})
+			r, err := ForceNewCluster(ctx, lg, ForceNewClusterOptions{DataDir: moved, OutputDir: dir, RepairWAL: m.RepairWAL, KeepPastCommit: m.KeepPastCommit})
 			if err != nil {
 				return "", err
 			}

@@ -45,6 +45,13 @@ type ForceNewClusterOptions struct {
 	// RepairWAL cuts a damaged WAL at its first bad record (walkit.PlanRepair)
 	// in the copy; a torn tail is always cut, as etcd does on start.
 	RepairWAL bool
+	// KeepPastCommit keeps the WAL's entries past its recorded commit and
+	// commits them, as raft would if this member were elected leader with
+	// this log, where etcd's --force-new-cluster drops them: a write that
+	// was acknowledged before the member recorded its commit (etcd records
+	// it only with its next synced write) is then kept. A write that was
+	// never acknowledged may be kept too, as raft allows.
+	KeepPastCommit bool
 	// Name and PeerURLs describe this member if the membership lacks it
 	// (etcd adds it then); otherwise they are not needed.
 	Name     string
@@ -63,6 +70,9 @@ type ForceNewClusterResult struct {
 	Commit uint64 `json:"commit"`
 	// Dropped counts the uncommitted entries that the new ones replace.
 	Dropped int `json:"dropped"`
+	// KeptPastCommit counts the entries past the recorded commit that
+	// KeepPastCommit kept.
+	KeptPastCommit int `json:"keptPastCommit,omitempty"`
 	// Removed are the other members' IDs, removed by the appended entries
 	// (indexes Commit+1 on, at Term); AddedSelf says this member was missing.
 	Removed   []string `json:"removed"`
@@ -160,6 +170,10 @@ func forceNewCluster(ctx context.Context, lg *slog.Logger, o ForceNewClusterOpti
 	commit := max(hs.Commit, applied)
 	if commit > last {
 		return nil, fmt.Errorf("%w: it applied index %d, the WAL (commit %d) holds entries only to %d", ErrDBAheadOfWAL, applied, hs.Commit, last)
+	}
+	if o.KeepPastCommit {
+		res.KeptPastCommit = int(last - commit)
+		commit = last
 	}
 	for i, e := range ents {
 		if e.Index > commit {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -246,5 +247,26 @@ func appendCommitted(t *testing.T, dataDir string, cc raftpb.ConfChange) {
 	hs.Commit = last.Index + 1
 	if err := w.Save(hs, []raftpb.Entry{{Type: raftpb.EntryConfChange, Term: last.Term, Index: last.Index + 1, Data: data}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// With KeepPastCommit the entries past the recorded commit are kept and
+// committed, where etcd's --force-new-cluster drops them: the member
+// serves the put that only its WAL's tail held.
+func TestForceNewClusterKeepsPastCommit(t *testing.T) {
+	input := fixture.DataDir(t, "v3.6", "m1")
+	appendUncommitted(t, input, "/past-commit")
+	offline := newTestCluster(t, 1, "")
+	res, err := ForceNewCluster(context.Background(), nil, ForceNewClusterOptions{DataDir: input, OutputDir: offline.layout.Members[0].DataDir, KeepPastCommit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Dropped != 0 || res.KeptPastCommit != 1 {
+		t.Errorf("dropped %d, kept %d entries past the commit; want 0 and 1", res.Dropped, res.KeptPastCommit)
+	}
+	offline.startLifeboat(nil)
+	got := offline.serve(0)
+	if !slices.ContainsFunc(got.KVs, func(kv string) bool { return strings.Contains(kv, "/past-commit") }) {
+		t.Errorf("the put past the commit is not served (%d keys)", len(got.KVs))
 	}
 }

@@ -199,6 +199,13 @@ type Loss struct {
 	// Evidence says where the latest state was seen.
 	Evidence string `json:"evidence"`
 	Accepted bool   `json:"accepted"`
+	// PastCommit (force-new-cluster) are the entries of the survivor's
+	// WAL past its last recorded commit. Some may have been acknowledged:
+	// etcd writes the commit index to its WAL only with its next synced
+	// write, so a member killed right after a write often records the one
+	// before. etcd's --force-new-cluster drops them; the plan keeps them
+	// (PlanMember.KeepPastCommit), so nothing is lost.
+	PastCommit uint64 `json:"pastCommit,omitempty"`
 }
 
 // PlanMember is one member of the recovered cluster and its steps.
@@ -213,9 +220,12 @@ type PlanMember struct {
 	OldClientURLs []string `json:"oldClientURLs,omitempty"`
 	// Survivor is set for the member kept by force-new-cluster, and
 	// RepairWAL when its WAL must be cut at damage first.
-	Survivor  bool   `json:"survivor,omitempty"`
-	RepairWAL bool   `json:"repairWAL,omitempty"`
-	Steps     []Step `json:"steps"`
+	Survivor  bool `json:"survivor,omitempty"`
+	RepairWAL bool `json:"repairWAL,omitempty"`
+	// KeepPastCommit when its WAL holds entries past its recorded commit
+	// (Loss.PastCommit): force-new-cluster keeps and commits them.
+	KeepPastCommit bool   `json:"keepPastCommit,omitempty"`
+	Steps          []Step `json:"steps"`
 }
 
 // Step is one idempotent step on a member's node. Apply carries out the
@@ -603,11 +613,21 @@ func (p *Plan) forceNewCluster(o PlanOptions, cs []*candidate, ev evidence) erro
 	if p.Loss.Entries > 0 {
 		p.Reason += fmt.Sprintf(" Another source (%s) saw %d more committed entries, which are lost.", ev.where, p.Loss.Entries)
 	}
+	if s.LastIndex > s.Commit {
+		p.Loss.PastCommit = s.LastIndex - s.Commit
+		p.Warnings = append(p.Warnings, fmt.Sprintf("%s's WAL holds %d entries past its last recorded commit (%d-%d). Some may have been acknowledged to clients "+
+			"(etcd records the commit index in its WAL only with its next synced write), so the plan keeps and commits them (--keep-past-commit), as raft would if this member led; "+
+			"etcd's own --force-new-cluster would drop them. A write whose client saw it time out may appear.",
+			s.Source, p.Loss.PastCommit, s.Commit+1, s.LastIndex))
+	}
 	repair := len(r.WAL.Damage) > 0 && r.WAL.Damage[0].Kind != walkit.TornTail
 	return p.keepSurvivor(o, s, self, r.DB.Members, repair, func(mdir string) []Step {
 		flag := ""
 		if repair {
 			flag = " --repair-wal"
+		}
+		if p.Loss.PastCommit > 0 {
+			flag += " --keep-past-commit"
 		}
 		return []Step{
 			{Name: "write", Auto: true, Detail: "force-new-cluster from the moved-aside dir into " + mdir,
@@ -695,7 +715,7 @@ func (p *Plan) keepSurvivor(o PlanOptions, s *candidate, self schema.Member, mem
 		pm := PlanMember{Name: t.Name, PeerURLs: t.PeerURLs, Learner: t.Learner, DataDir: mdir, OldClientURLs: oldClientURLs(members, t.Name)}
 		pm.Steps = append(pm.Steps, fenceStep(t.Name, mdir), moveAsideStep(mdir, p))
 		if t.Name == self.Name {
-			pm.ID, pm.Survivor, pm.RepairWAL = s.MemberID, true, repairWAL
+			pm.ID, pm.Survivor, pm.RepairWAL, pm.KeepPastCommit = s.MemberID, true, repairWAL, p.Loss.PastCommit > 0
 			pm.Steps = append(pm.Steps, write(mdir)...)
 			pm.Steps = append(pm.Steps,
 				Step{Name: "start", Detail: "start the member as usual; it comes up alone", Run: fmt.Sprintf("etcd --name %s --data-dir %s --initial-advertise-peer-urls %s --listen-peer-urls %s ...", t.Name, mdir, strings.Join(t.PeerURLs, ","), strings.Join(t.PeerURLs, ","))})

@@ -43,6 +43,9 @@ refused unless --repair-wal, which cuts the copy at the first bad record.`,
 					f.add("written", "%s (wal %s)", res.DataDir, res.WALDir)
 					f.add("member", "%s, cluster %s (unchanged)", res.MemberID, res.ClusterID)
 					f.add("kept", "everything committed, to index %d", res.Commit)
+					if res.KeptPastCommit > 0 {
+						f.add("kept", "%d entries past the recorded commit", res.KeptPastCommit)
+					}
 					if res.Dropped > 0 {
 						f.add("dropped", "%d uncommitted entries", res.Dropped)
 					}
@@ -60,6 +63,7 @@ refused unless --repair-wal, which cuts the copy at the first bad record.`,
 	fl.StringVar(&o.OutputDir, "output-dir", "", "the new data dir, absent or empty (default <data-dir>.force-new-cluster)")
 	fl.StringVar(&o.OutputWALDir, "output-wal-dir", "", "a dedicated WAL dir for the copy, absent")
 	fl.BoolVar(&o.RepairWAL, "repair-wal", false, "cut a damaged WAL copy at its first bad record, losing what follows")
+	fl.BoolVar(&o.KeepPastCommit, "keep-past-commit", false, "keep and commit the WAL's entries past its recorded commit, which etcd's --force-new-cluster drops (some may have been acknowledged)")
 	fl.StringVar(&o.Name, "name", "", "this member's name, if its membership lacks it")
 	fl.StringVar(&peerURLs, "initial-advertise-peer-urls", "", "this member's peer URLs, if its membership lacks it")
 	return cmd
