@@ -338,10 +338,7 @@ func (c *Cluster) WaitReady() int {
 	c.waitFor("a leader every running member agrees on", func() error {
 		var leader uint64
 		ids := make(map[uint64]int)
-		for i := range c.names {
-			if !c.Running(i) {
-				continue
-			}
+		if err := c.eachRunning(func(i int) error {
 			st, err := c.status(i)
 			if err != nil {
 				return err
@@ -351,6 +348,9 @@ func (c *Cluster) WaitReady() int {
 				return fmt.Errorf("%s reports leader %x", c.names[i], st.Leader)
 			}
 			leader = st.Leader
+			return nil
+		}); err != nil {
+			return err
 		}
 		i, ok := ids[leader]
 		if !ok {
@@ -362,10 +362,7 @@ func (c *Cluster) WaitReady() int {
 	// As etcd's "ready to serve": each member has published its client
 	// URLs, and every running member's list shows them.
 	c.waitFor("every running member's client URLs in every member list", func() error {
-		for i := range c.names {
-			if !c.Running(i) {
-				continue
-			}
+		return c.eachRunning(func(i int) error {
 			ms, err := c.memberList(i)
 			if err != nil {
 				return err
@@ -379,18 +376,15 @@ func (c *Cluster) WaitReady() int {
 					return fmt.Errorf("%s does not list the client URLs of %s yet", c.names[i], name)
 				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	// etcd v3.6 raises a member's storage version from 3.5.0 to its own
 	// some seconds after the cluster version is decided (its version
 	// monitor), where lifeboat writes it at once: what lbtop shows is the
 	// same once every member has.
 	c.waitFor("every running member's storage version at its server version", func() error {
-		for i := range c.names {
-			if !c.Running(i) {
-				continue
-			}
+		return c.eachRunning(func(i int) error {
 			st, err := c.status(i)
 			if err != nil {
 				return err
@@ -398,10 +392,24 @@ func (c *Cluster) WaitReady() int {
 			if !sameMinor(st.StorageVersion, st.Version) {
 				return fmt.Errorf("%s: storage version %q, server version %q", c.names[i], st.StorageVersion, st.Version)
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	return lead
+}
+
+// eachRunning calls fn for each running member, in order, up to its first
+// error.
+func (c *Cluster) eachRunning(fn func(i int) error) error {
+	for i := range c.names {
+		if !c.Running(i) {
+			continue
+		}
+		if err := fn(i); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sameMinor reports whether versions a and b ("3.6.0", "3.6.6") have the
