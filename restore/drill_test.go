@@ -390,12 +390,9 @@ func TestDrillOnlyTheBackup(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			tc := startCluster(t, kind, 3)
 			workload(t, tc.client(), "/drill-c/before", 100)
-			snapPath := filepath.Join(t.TempDir(), "backup.db")
+			snapPath := tc.saveBackup()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			if _, err := save.Snapshot(ctx, nil, clientv3.Config{Endpoints: tc.layout.Endpoints()[:1], DialTimeout: 5 * time.Second}, snapPath, nil); err != nil {
-				t.Fatal(err)
-			}
 			atSnapshot := tc.serve(0)
 			lastRev := workload(t, tc.client(), "/drill-c/after", 60)
 			old := tc.serve(0)
@@ -472,12 +469,7 @@ func TestDrillWALSurvivesDBLost(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			tc := startCluster(t, kind, 3)
 			workload(t, tc.client(), "/drill-b/before", 100)
-			snapPath := filepath.Join(t.TempDir(), "backup.db")
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			if _, err := save.Snapshot(ctx, nil, clientv3.Config{Endpoints: tc.layout.Endpoints()[:1], DialTimeout: 5 * time.Second}, snapPath, nil); err != nil {
-				t.Fatal(err)
-			}
+			snapPath := tc.saveBackup()
 			acks := ackedWrites(t, tc, 1, "/drill-b/after", 60)
 			m1 := tc.layout.Members[0]
 			// The survivor's HardState carries the commit of the last write.
@@ -629,6 +621,19 @@ func waitCommitted(t *testing.T, cli *clientv3.Client, url string, index uint64)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// saveBackup saves a snapshot from the first member, as
+// `etcdctl snapshot save` does, to a file of the test's, and returns its path.
+func (c *testCluster) saveBackup() string {
+	c.t.Helper()
+	path := filepath.Join(c.t.TempDir(), "backup.db")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := save.Snapshot(ctx, nil, clientv3.Config{Endpoints: c.layout.Endpoints()[:1], DialTimeout: 5 * time.Second}, path, nil); err != nil {
+		c.t.Fatal(err)
+	}
+	return path
 }
 
 // kill ends every member process with SIGKILL.
